@@ -1,0 +1,1 @@
+//! Confab client SDK.

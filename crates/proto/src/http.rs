@@ -1,0 +1,331 @@
+//! HTTP request and response bodies of the API under `/v1`.
+
+use crate::{ConversationId, DeviceId, MessageId, PushSubscriptionId, Timestamp, UserId};
+use serde::{Deserialize, Serialize};
+
+/// A user's public profile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    /// The user's id.
+    pub id: UserId,
+    /// Unique, 3-32 characters of `a-z 0-9 _ . -`.
+    pub username: String,
+    /// Shown to others; at most 64 characters.
+    pub display_name: String,
+    /// When the account was made.
+    pub created_at: Timestamp,
+}
+
+/// `POST /v1/auth/signup`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SignupRequest {
+    /// The wanted username.
+    pub username: String,
+    /// At least 8 characters.
+    pub password: String,
+    /// Defaults to the username.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+}
+
+/// `POST /v1/auth/login`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoginRequest {
+    /// The username.
+    pub username: String,
+    /// The password.
+    pub password: String,
+    /// A name for the device this login creates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_name: Option<String>,
+}
+
+/// The answer to a login: a new device and its token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoginResponse {
+    /// The bearer token of the new device. Shown once; the server keeps only its hash.
+    pub token: String,
+    /// The new device.
+    pub device_id: DeviceId,
+    /// The user.
+    pub user: User,
+}
+
+/// `{user}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UserResponse {
+    /// The user.
+    pub user: User,
+}
+
+/// `PATCH /v1/me`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UpdateMeRequest {
+    /// The new display name.
+    pub display_name: String,
+}
+
+/// One logged-in device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Device {
+    /// The device's id.
+    pub id: DeviceId,
+    /// The name given at login.
+    pub name: String,
+    /// When it logged in.
+    pub created_at: Timestamp,
+    /// When it was last seen.
+    pub last_active_at: Timestamp,
+    /// The highest inbox entry it has acknowledged.
+    pub cursor: u64,
+    /// True for the device making the request.
+    #[serde(default)]
+    pub current: bool,
+}
+
+/// `{devices: [...]}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DevicesResponse {
+    /// The user's devices.
+    pub devices: Vec<Device>,
+}
+
+/// Direct chat or group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConversationKind {
+    /// Exactly two users; one per pair.
+    Direct,
+    /// Up to 100 members with an admin.
+    Group,
+}
+
+/// A member's role in a conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// May rename the group and add or remove members.
+    Admin,
+    /// May read and post.
+    Member,
+}
+
+/// A current member of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// Who.
+    pub user_id: UserId,
+    /// Admin or member.
+    pub role: Role,
+    /// The highest seq any of this user's devices has.
+    #[serde(default)]
+    pub delivered_seq: u64,
+    /// The highest seq this user has read.
+    #[serde(default)]
+    pub read_seq: u64,
+}
+
+/// A conversation as its caller sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Conversation {
+    /// The conversation's id.
+    pub id: ConversationId,
+    /// Direct or group.
+    pub kind: ConversationKind,
+    /// The group's title; null for direct conversations.
+    pub title: Option<String>,
+    /// The current members.
+    pub members: Vec<Member>,
+    /// The newest seq the caller can see.
+    pub last_seq: u64,
+    /// The caller's read watermark.
+    pub read_seq: u64,
+    /// Messages after the read watermark that the caller can see.
+    pub unread: u64,
+    /// The newest message the caller can see.
+    pub last_message: Option<Message>,
+    /// False once the caller has left or was removed; the history up to then stays readable.
+    #[serde(default = "yes")]
+    pub active: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `{conversation}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConversationResponse {
+    /// The conversation.
+    pub conversation: Conversation,
+}
+
+/// `{conversations: [...]}`, most recent activity first.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConversationsResponse {
+    /// The conversations.
+    pub conversations: Vec<Conversation>,
+}
+
+/// `POST /v1/conversations/direct`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DirectRequest {
+    /// The other user.
+    pub user_id: UserId,
+}
+
+/// `POST /v1/groups`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreateGroupRequest {
+    /// 1-64 characters.
+    pub title: String,
+    /// The other members; the caller is added as admin.
+    #[serde(default)]
+    pub member_ids: Vec<UserId>,
+}
+
+/// `PATCH /v1/groups/{id}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RenameGroupRequest {
+    /// 1-64 characters.
+    pub title: String,
+}
+
+/// `POST /v1/groups/{id}/members`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AddMemberRequest {
+    /// Who to add.
+    pub user_id: UserId,
+}
+
+/// A user's text, or a membership change recorded by the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageKind {
+    /// Written by a user.
+    Text,
+    /// Written by the server: a group was made, renamed, joined or left. The body is JSON.
+    System,
+}
+
+/// A stored message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    /// Globally unique and time-sortable.
+    pub id: MessageId,
+    /// Where it was sent.
+    pub conversation_id: ConversationId,
+    /// Its place in the conversation: gap-free from 1.
+    pub seq: u64,
+    /// Who sent it (for system messages, who caused it).
+    pub sender_id: UserId,
+    /// The sender's id for it.
+    pub client_msg_id: String,
+    /// Text or system.
+    pub kind: MessageKind,
+    /// The text.
+    pub body: String,
+    /// When it was stored.
+    pub created_at: Timestamp,
+}
+
+/// `POST /v1/conversations/{id}/messages`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SendRequest {
+    /// The client's id; a retry with the same id returns the original.
+    pub client_msg_id: String,
+    /// 1 to 99,999 characters.
+    pub body: String,
+}
+
+/// `{message}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MessageResponse {
+    /// The message.
+    pub message: Message,
+}
+
+/// `{messages: [...]}`, ascending by seq.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MessagesResponse {
+    /// The page.
+    pub messages: Vec<Message>,
+}
+
+/// `POST /v1/conversations/{id}/read`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReadRequest {
+    /// The highest seq read.
+    pub seq: u64,
+}
+
+/// One entry of a user's inbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncEntry {
+    /// Its position in the inbox.
+    pub inbox_seq: u64,
+    /// The message.
+    pub message: Message,
+}
+
+/// `GET /v1/sync`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SyncResponse {
+    /// Entries after the asked position, ascending.
+    pub entries: Vec<SyncEntry>,
+    /// The inbox head.
+    pub inbox_seq: u64,
+}
+
+/// Online or not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PresenceStatus {
+    /// A device heartbeats.
+    Online,
+    /// No device heartbeats.
+    Offline,
+}
+
+/// A user's presence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Presence {
+    /// Whose.
+    pub user_id: UserId,
+    /// Online or offline.
+    pub status: PresenceStatus,
+    /// When the user was last active; null if never.
+    pub last_active_at: Option<Timestamp>,
+}
+
+/// `{presence: [...]}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PresenceResponse {
+    /// One per asked user that exists.
+    pub presence: Vec<Presence>,
+}
+
+/// A node to connect to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerInfo {
+    /// Its base URL (HTTP; the WebSocket is at `/v1/ws` under it).
+    pub url: String,
+    /// Its node id.
+    pub node_id: u16,
+    /// Open sessions divided by capacity, 0.0 to 1.0 (as thousandths, to stay an integer).
+    pub load: u32,
+}
+
+/// `GET /v1/discovery`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DiscoveryResponse {
+    /// Best first.
+    pub servers: Vec<ServerInfo>,
+}
+
+/// `{id}` of a new push subscription.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PushSubscriptionResponse {
+    /// The subscription.
+    pub id: PushSubscriptionId,
+}

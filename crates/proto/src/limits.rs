@@ -1,0 +1,85 @@
+//! Limits of contract v1. Clients check them before sending; the server enforces them.
+
+/// A message body holds at least this many Unicode scalar values.
+pub const BODY_MIN_CHARS: usize = 1;
+/// A message body holds at most this many Unicode scalar values.
+pub const BODY_MAX_CHARS: usize = 99_999;
+/// A group holds at most this many members, its creator included.
+pub const GROUP_MAX_MEMBERS: usize = 100;
+/// Usernames are 3 to 32 characters of `a-z 0-9 _ . -`.
+pub const USERNAME_MIN: usize = 3;
+/// See [`USERNAME_MIN`].
+pub const USERNAME_MAX: usize = 32;
+/// Passwords are at least this many characters.
+pub const PASSWORD_MIN: usize = 8;
+/// Passwords longer than this are refused, so hashing stays bounded.
+pub const PASSWORD_MAX: usize = 1024;
+/// Display names, group titles and device names are at most this many characters.
+pub const DISPLAY_NAME_MAX: usize = 64;
+/// A `client_msg_id` is 1 to 64 characters.
+pub const CLIENT_MSG_ID_MAX: usize = 64;
+/// A `req` tag on a frame is at most this many bytes.
+pub const REQ_MAX: usize = 64;
+/// A WebSocket frame (one JSON object) is at most 1 MiB.
+pub const FRAME_MAX_BYTES: usize = 1 << 20;
+/// History pages hold 50 messages unless asked otherwise.
+pub const PAGE_DEFAULT: usize = 50;
+/// History and sync pages hold at most 200 entries.
+pub const PAGE_MAX: usize = 200;
+/// `GET /v1/presence` answers for at most this many users.
+pub const PRESENCE_QUERY_MAX: usize = 200;
+/// The first frame must be `hello`, within this many milliseconds.
+pub const HELLO_TIMEOUT_MS: u64 = 10_000;
+
+/// WebSocket close codes.
+pub mod close {
+    /// Going away: the node is draining; connect elsewhere.
+    pub const GOING_AWAY: u16 = 1001;
+    /// A frame was larger than [`super::FRAME_MAX_BYTES`].
+    pub const TOO_BIG: u16 = 1009;
+    /// Bad or missing token, or the device was logged out.
+    pub const UNAUTHORIZED: u16 = 4001;
+    /// No `hello` in time.
+    pub const NO_HELLO: u16 = 4002;
+    /// The client did not keep up; reconnect and resync from the cursor.
+    pub const TOO_SLOW: u16 = 4008;
+    /// A frame was not JSON, or not an object.
+    pub const NOT_JSON: u16 = 4009;
+}
+
+/// True when `name` is a valid username.
+pub fn valid_username(name: &str) -> bool {
+    (USERNAME_MIN..=USERNAME_MAX).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-".contains(&b))
+}
+
+/// True when `id` is a valid `client_msg_id`: 1 to 64 printable ASCII characters.
+pub fn valid_client_msg_id(id: &str) -> bool {
+    (1..=CLIENT_MSG_ID_MAX).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames() {
+        assert!(valid_username("ada"));
+        assert!(valid_username("a.b-c_9"));
+        assert!(!valid_username("ab"));
+        assert!(!valid_username("Ada"));
+        assert!(!valid_username("a b c"));
+        assert!(!valid_username(&"a".repeat(33)));
+        assert!(valid_username(&"a".repeat(32)));
+    }
+
+    #[test]
+    fn client_msg_ids() {
+        assert!(valid_client_msg_id("c-1"));
+        assert!(!valid_client_msg_id(""));
+        assert!(!valid_client_msg_id("has space"));
+        assert!(!valid_client_msg_id(&"x".repeat(65)));
+    }
+}
