@@ -1,1 +1,112 @@
-fn main() {}
+//! `confab`: the one binary. `confab serve` runs every role of a node in one process;
+//! `confab config` prints a config file with every setting at its default.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use confab_server::config::{Config, LogFormat};
+use confab_server::{App, run};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+/// Confab: a chat server. One binary on a laptop; the same code scaled out.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a node: HTTP API, WebSocket gateway and the web client, on the embedded store.
+    Serve {
+        /// TOML config file; settings there are overridden by CONFAB_* variables and flags.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// HTTP and WebSocket address [default: 127.0.0.1:8080].
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Where the embedded store keeps its files [default: ./confab-data].
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Print a config file with every setting at its default.
+    Config,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Config => {
+            print!("{}", Config::example_toml());
+            Ok(())
+        }
+        Command::Serve {
+            config,
+            listen,
+            data_dir,
+        } => {
+            let mut overrides = Vec::new();
+            if let Some(listen) = listen {
+                overrides.push(("listen", listen.to_string()));
+            }
+            if let Some(dir) = data_dir {
+                overrides.push(("data_dir", dir.display().to_string()));
+            }
+            let config = Config::load(config.as_deref(), &overrides)?;
+            init_logs(config.log_format, &config.log);
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?
+                .block_on(serve(config))
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let listen = config.listen;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| {
+            format!("cannot listen on {listen}; is another server using it? Set --listen")
+        })?;
+    let app = App::open(config).await?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            wait_for_signal().await;
+            tracing::info!("shutdown signal received");
+            shutdown.cancel();
+        }
+    });
+    run(listener, app, shutdown)
+        .await
+        .context("the server failed")
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+fn init_logs(format: LogFormat, filter: &str) {
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Json => logs.json().init(),
+        LogFormat::Text => logs.init(),
+    }
+}

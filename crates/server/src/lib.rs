@@ -1,1 +1,27 @@
-//! Confab server.
+//! The Confab server.
+//!
+//! Layout, one responsibility per module:
+//! - `config`: settings; `state`: the node's parts; `server`: `router` and `run`.
+//! - `api`: HTTP handlers; `gateway`: WebSocket sessions and the node-local hub.
+//! - `accounts`, `conversations`, `messaging`: the services behind both transports.
+//! - `store`: the storage seam and its backends; `bus`: the event seam and its backends.
+//! - `ids`, `metrics`, `ratelimit`, `error`: shared pieces.
+
+mod accounts;
+mod api;
+pub mod bus;
+pub mod config;
+mod conversations;
+mod error;
+pub mod gateway;
+pub mod ids;
+mod messaging;
+pub mod metrics;
+mod ratelimit;
+mod server;
+mod state;
+pub mod store;
+
+pub use config::Config;
+pub use server::{router, run};
+pub use state::{App, AppState, StartError};

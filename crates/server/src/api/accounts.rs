@@ -1,0 +1,132 @@
+//! Signup, login, logout, profiles, user lookup and devices.
+
+use super::extract::{Authed, Json, Path, Query};
+use crate::accounts::check_display_name;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use axum::extract::{ConnectInfo, State};
+use axum::http::StatusCode;
+use confab_proto::{
+    Device, DeviceId, DevicesResponse, LoginRequest, LoginResponse, SignupRequest, UpdateMeRequest,
+    UserId, UserResponse,
+};
+use serde::Deserialize;
+use std::net::SocketAddr;
+
+fn limit_auth(app: &AppState, peer: SocketAddr) -> ApiResult<()> {
+    app.auth_limiter.check(peer.ip()).map_err(|ms| {
+        app.metrics.rate_limited.inc();
+        ApiError::rate_limited(ms)
+    })
+}
+
+pub async fn signup(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Json(req): Json<SignupRequest>,
+) -> ApiResult<(StatusCode, axum::Json<UserResponse>)> {
+    limit_auth(&app, peer)?;
+    let user = app
+        .accounts
+        .signup(&req.username, &req.password, req.display_name.as_deref())
+        .await?;
+    Ok((StatusCode::CREATED, axum::Json(UserResponse { user })))
+}
+
+pub async fn login(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Json(req): Json<LoginRequest>,
+) -> ApiResult<axum::Json<LoginResponse>> {
+    limit_auth(&app, peer)?;
+    Ok(axum::Json(
+        app.accounts
+            .login(&req.username, &req.password, req.device_name.as_deref())
+            .await?,
+    ))
+}
+
+pub async fn logout(State(app): State<AppState>, me: Authed) -> ApiResult<StatusCode> {
+    app.accounts.revoke(me.user_id, me.device_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn me(State(app): State<AppState>, me: Authed) -> ApiResult<axum::Json<UserResponse>> {
+    let user = app
+        .store
+        .user(me.user_id)
+        .await?
+        .ok_or_else(ApiError::unauthorized)?;
+    Ok(axum::Json(UserResponse { user }))
+}
+
+pub async fn update_me(
+    State(app): State<AppState>,
+    me: Authed,
+    Json(req): Json<UpdateMeRequest>,
+) -> ApiResult<axum::Json<UserResponse>> {
+    let name = check_display_name(&req.display_name)?;
+    let user = app.store.update_display_name(me.user_id, &name).await?;
+    Ok(axum::Json(UserResponse { user }))
+}
+
+pub async fn user(
+    State(app): State<AppState>,
+    _me: Authed,
+    Path(id): Path<UserId>,
+) -> ApiResult<axum::Json<UserResponse>> {
+    let user = app
+        .store
+        .user(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("user"))?;
+    Ok(axum::Json(UserResponse { user }))
+}
+
+#[derive(Deserialize)]
+pub struct ByUsername {
+    username: String,
+}
+
+pub async fn user_by_username(
+    State(app): State<AppState>,
+    _me: Authed,
+    Query(q): Query<ByUsername>,
+) -> ApiResult<axum::Json<UserResponse>> {
+    let record = app
+        .store
+        .user_by_username(&q.username)
+        .await?
+        .ok_or_else(|| ApiError::not_found("user"))?;
+    Ok(axum::Json(UserResponse { user: record.user }))
+}
+
+pub async fn devices(
+    State(app): State<AppState>,
+    me: Authed,
+) -> ApiResult<axum::Json<DevicesResponse>> {
+    let devices = app
+        .store
+        .devices(me.user_id)
+        .await?
+        .into_iter()
+        .map(|d| Device {
+            id: d.id,
+            name: d.name,
+            created_at: d.created_at,
+            last_active_at: d.last_active_at,
+            cursor: d.cursor,
+            current: d.id == me.device_id,
+        })
+        .collect();
+    Ok(axum::Json(DevicesResponse { devices }))
+}
+
+pub async fn remove_device(
+    State(app): State<AppState>,
+    me: Authed,
+    Path(id): Path<DeviceId>,
+) -> ApiResult<StatusCode> {
+    app.accounts.revoke(me.user_id, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

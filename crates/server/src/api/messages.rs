@@ -1,0 +1,115 @@
+//! History, sending over HTTP, read watermarks, and inbox sync for HTTP-only devices.
+
+use super::extract::{Authed, Json, Path, Query};
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use crate::store::SeqWindow;
+use axum::extract::State;
+use axum::http::StatusCode;
+use confab_proto::limits::{PAGE_DEFAULT, PAGE_MAX};
+use confab_proto::{
+    ConversationId, MessageResponse, MessagesResponse, ReadRequest, SendRequest, SyncResponse,
+};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+pub struct HistoryQuery {
+    before_seq: Option<u64>,
+    after_seq: Option<u64>,
+    limit: Option<usize>,
+}
+
+fn page_limit(limit: Option<usize>) -> ApiResult<usize> {
+    match limit {
+        None => Ok(PAGE_DEFAULT),
+        Some(0) => Err(ApiError::invalid("limit must be 1 to 200")),
+        Some(n) => Ok(n.min(PAGE_MAX)),
+    }
+}
+
+/// A page of history, ascending by seq: the newest page, the page before `before_seq`, or
+/// the page after `after_seq`. A member sees only the messages from when they joined until
+/// they left.
+pub async fn history(
+    State(app): State<AppState>,
+    me: Authed,
+    Path(id): Path<ConversationId>,
+    Query(q): Query<HistoryQuery>,
+) -> ApiResult<axum::Json<MessagesResponse>> {
+    let limit = page_limit(q.limit)?;
+    let member = app.conversations.membership(me.user_id, id).await?;
+    let visible_after = member.joined_seq.saturating_sub(1);
+    let visible_before = member.left_seq.map_or(u64::MAX, |left| left + 1);
+    let window = SeqWindow {
+        after: q.after_seq.unwrap_or(0).max(visible_after),
+        before: q.before_seq.unwrap_or(u64::MAX).min(visible_before),
+        limit,
+        newest: q.after_seq.is_none(),
+    };
+    let messages = if window.after + 1 >= window.before {
+        Vec::new()
+    } else {
+        app.store.messages(id, window).await?
+    };
+    Ok(axum::Json(MessagesResponse { messages }))
+}
+
+/// Sends a message: 201 when stored now, 200 with the original for a retried client_msg_id.
+pub async fn send(
+    State(app): State<AppState>,
+    me: Authed,
+    Path(id): Path<ConversationId>,
+    Json(req): Json<SendRequest>,
+) -> ApiResult<(StatusCode, axum::Json<MessageResponse>)> {
+    let sent = app
+        .messaging
+        .send(me.user_id, id, req.client_msg_id, req.body)
+        .await?;
+    let status = if sent.duplicate {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((
+        status,
+        axum::Json(MessageResponse {
+            message: sent.message,
+        }),
+    ))
+}
+
+pub async fn read(
+    State(app): State<AppState>,
+    me: Authed,
+    Path(id): Path<ConversationId>,
+    Json(req): Json<ReadRequest>,
+) -> ApiResult<StatusCode> {
+    app.messaging.read(me.user_id, id, req.seq).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+pub struct SyncQuery {
+    after: Option<u64>,
+    limit: Option<usize>,
+}
+
+/// Inbox entries after `after` for devices without a WebSocket. Asking from `after` also
+/// acknowledges everything up to it, moving the device's cursor.
+pub async fn sync(
+    State(app): State<AppState>,
+    me: Authed,
+    Query(q): Query<SyncQuery>,
+) -> ApiResult<axum::Json<SyncResponse>> {
+    let after = q.after.unwrap_or(0);
+    let limit = page_limit(q.limit.or(Some(PAGE_MAX)))?;
+    let head = app.store.inbox_head(me.user_id).await?;
+    let entries = app.store.inbox_after(me.user_id, after, limit).await?;
+    if after > 0 {
+        app.cursors.note(me.device_id, after.min(head));
+    }
+    Ok(axum::Json(SyncResponse {
+        entries,
+        inbox_seq: head,
+    }))
+}

@@ -1,0 +1,54 @@
+//! The HTTP API under `/v1`, plus `/healthz` and `/metrics`. One file per resource; each
+//! handler checks its input, calls a service, and answers with the contract's bodies.
+
+mod accounts;
+mod conversations;
+mod extract;
+mod messages;
+mod ops;
+
+use crate::error::ApiError;
+use crate::gateway;
+use crate::state::AppState;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{delete, get, patch, post};
+use confab_proto::limits::FRAME_MAX_BYTES;
+
+/// Every route.
+pub fn routes(app: AppState) -> Router {
+    Router::new()
+        .route("/v1/auth/signup", post(accounts::signup))
+        .route("/v1/auth/login", post(accounts::login))
+        .route("/v1/auth/logout", post(accounts::logout))
+        .route("/v1/me", get(accounts::me).patch(accounts::update_me))
+        .route("/v1/users", get(accounts::user_by_username))
+        .route("/v1/users/{id}", get(accounts::user))
+        .route("/v1/devices", get(accounts::devices))
+        .route("/v1/devices/{id}", delete(accounts::remove_device))
+        .route("/v1/conversations", get(conversations::list))
+        .route("/v1/conversations/direct", post(conversations::direct))
+        .route("/v1/conversations/{id}", get(conversations::get))
+        .route("/v1/groups", post(conversations::create_group))
+        .route("/v1/groups/{id}", patch(conversations::rename_group))
+        .route("/v1/groups/{id}/members", post(conversations::add_member))
+        .route(
+            "/v1/groups/{id}/members/{user_id}",
+            delete(conversations::remove_member),
+        )
+        .route(
+            "/v1/conversations/{id}/messages",
+            get(messages::history).post(messages::send),
+        )
+        .route("/v1/conversations/{id}/read", post(messages::read))
+        .route("/v1/sync", get(messages::sync))
+        .route("/v1/presence", get(ops::presence))
+        .route("/v1/discovery", get(ops::discovery))
+        .route("/v1/ws", get(gateway::upgrade))
+        .route("/healthz", get(ops::healthz))
+        .route("/metrics", get(ops::metrics))
+        .fallback(|| async { ApiError::not_found("route") })
+        // A request body holds at most one 99,999-character message, like a frame.
+        .layer(DefaultBodyLimit::max(FRAME_MAX_BYTES))
+        .with_state(app)
+}

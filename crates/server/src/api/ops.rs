@@ -1,0 +1,82 @@
+//! Health, metrics, discovery and presence lookups.
+
+use super::extract::{Authed, Query};
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
+use confab_proto::limits::PRESENCE_QUERY_MAX;
+use confab_proto::{
+    DiscoveryResponse, Presence, PresenceResponse, PresenceStatus, ServerInfo, UserId,
+};
+use serde::Deserialize;
+
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
+    (
+        [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        app.metrics.render(),
+    )
+}
+
+/// Nodes to open a WebSocket on, least loaded first. A single node answers with itself.
+pub async fn discovery(State(app): State<AppState>) -> axum::Json<DiscoveryResponse> {
+    let load = (app.hub.count().saturating_mul(1000) / app.config.max_sessions.max(1)).min(1000);
+    axum::Json(DiscoveryResponse {
+        servers: vec![ServerInfo {
+            url: app.config.public_url(),
+            node_id: app.config.node_id,
+            load: u32::try_from(load).unwrap_or(1000),
+        }],
+    })
+}
+
+#[derive(Deserialize)]
+pub struct PresenceQuery {
+    user_ids: String,
+}
+
+/// Presence of up to 200 users: online while any of their devices has a session.
+pub async fn presence(
+    State(app): State<AppState>,
+    _me: Authed,
+    Query(q): Query<PresenceQuery>,
+) -> ApiResult<axum::Json<PresenceResponse>> {
+    let ids = q
+        .user_ids
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| s.trim().parse().map(UserId))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| ApiError::invalid("user_ids is a comma-separated list of user ids"))?;
+    if ids.len() > PRESENCE_QUERY_MAX {
+        return Err(ApiError::invalid("ask for at most 200 users at once"));
+    }
+    let presence = app
+        .store
+        .last_seen(&ids)
+        .await?
+        .into_iter()
+        .map(|(user_id, last_active_at)| {
+            let online = app.hub.is_online(user_id);
+            Presence {
+                user_id,
+                status: if online {
+                    PresenceStatus::Online
+                } else {
+                    PresenceStatus::Offline
+                },
+                last_active_at: if online {
+                    Some(confab_proto::Timestamp::now())
+                } else {
+                    last_active_at
+                },
+            }
+        })
+        .collect();
+    Ok(axum::Json(PresenceResponse { presence }))
+}

@@ -1,0 +1,244 @@
+//! Settings: one typed struct, layered defaults -> TOML file -> `CONFAB_*` environment ->
+//! command-line flags, validated once at start and then passed down.
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Every setting of a node. Each field is also `CONFAB_<FIELD>` in the environment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// HTTP and WebSocket address.
+    pub listen: SocketAddr,
+    /// Where the embedded store keeps its files.
+    pub data_dir: PathBuf,
+    /// The base URL clients use to reach this node (told by discovery and `reconnect`).
+    /// Empty: `http://` + `listen`.
+    pub public_url: String,
+    /// This node's id, 0-1023; part of every message id it assigns.
+    pub node_id: u16,
+    /// How often clients should heartbeat, told to them in `welcome`.
+    pub heartbeat_interval_ms: u64,
+    /// Silence after which a device (and a user with no other device) is offline.
+    pub presence_timeout_ms: u64,
+    /// Sessions this node accepts before answering `overloaded`.
+    pub max_sessions: usize,
+    /// Frames a session may have waiting to be written before it is closed with 4008.
+    pub session_queue: usize,
+    /// Messages a user may send per second, sustained.
+    pub send_rate_per_sec: u32,
+    /// Messages a user may send in a burst.
+    pub send_burst: u32,
+    /// Signups and logins one IP address may attempt per minute.
+    pub auth_rate_per_min: u32,
+    /// Most writes the store commits in one transaction (group commit).
+    pub commit_batch_max: usize,
+    /// Read connections of the embedded store.
+    pub read_connections: usize,
+    /// Argon2id memory cost in KiB (19456 is OWASP's minimum; lower only for load tests).
+    pub password_hash_memory_kib: u32,
+    /// Argon2id time cost (iterations).
+    pub password_hash_iterations: u32,
+    /// How long shutdown waits for sessions to leave before closing them.
+    pub drain_timeout_ms: u64,
+    /// Log format: `text` or `json`.
+    pub log_format: LogFormat,
+    /// Which logs to write, as a `tracing` filter: `info`, `debug`, `confab_server=debug`.
+    pub log: String,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// For people at a terminal.
+    Text,
+    /// One JSON object per line, for collectors.
+    Json,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./confab-data"),
+            public_url: String::new(),
+            node_id: 1,
+            heartbeat_interval_ms: 5_000,
+            presence_timeout_ms: 30_000,
+            max_sessions: 100_000,
+            session_queue: 256,
+            send_rate_per_sec: 20,
+            send_burst: 100,
+            auth_rate_per_min: 60,
+            commit_batch_max: 1024,
+            read_connections: 4,
+            password_hash_memory_kib: 19_456,
+            password_hash_iterations: 2,
+            drain_timeout_ms: 5_000,
+            log_format: LogFormat::Text,
+            log: "info".into(),
+        }
+    }
+}
+
+/// A setting that is out of range, or a config source that could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file or environment could not be parsed.
+    #[error("could not read the configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+    /// A value is out of range.
+    #[error("setting `{setting}` {problem}")]
+    Invalid {
+        /// The setting's name.
+        setting: &'static str,
+        /// What is wrong and what to do.
+        problem: String,
+    },
+}
+
+impl Config {
+    /// Layers defaults, the optional TOML `file`, `CONFAB_*` variables and `overrides`
+    /// (settings given as flags), then validates.
+    pub fn load(file: Option<&Path>, overrides: &[(&str, String)]) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            if !file.exists() {
+                return Err(ConfigError::Invalid {
+                    setting: "config",
+                    problem: format!("names {}, which does not exist", file.display()),
+                });
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        figment = figment.merge(Env::prefixed("CONFAB_"));
+        for (key, value) in overrides {
+            figment = figment.merge((*key, value.as_str()));
+        }
+        let config: Config = figment.extract().map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks every setting's range, naming the first one that is wrong.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        fn check(ok: bool, setting: &'static str, problem: &str) -> Result<(), ConfigError> {
+            if ok {
+                Ok(())
+            } else {
+                Err(ConfigError::Invalid {
+                    setting,
+                    problem: problem.to_owned(),
+                })
+            }
+        }
+        check(self.node_id < 1024, "node_id", "must be 0 to 1023")?;
+        check(
+            self.heartbeat_interval_ms >= 100,
+            "heartbeat_interval_ms",
+            "must be at least 100",
+        )?;
+        check(
+            self.presence_timeout_ms > self.heartbeat_interval_ms,
+            "presence_timeout_ms",
+            "must be longer than heartbeat_interval_ms, or every device flickers offline",
+        )?;
+        check(self.max_sessions > 0, "max_sessions", "must be at least 1")?;
+        check(
+            self.session_queue >= 16,
+            "session_queue",
+            "must be at least 16",
+        )?;
+        check(
+            self.send_rate_per_sec > 0,
+            "send_rate_per_sec",
+            "must be at least 1",
+        )?;
+        check(self.send_burst > 0, "send_burst", "must be at least 1")?;
+        check(
+            self.auth_rate_per_min > 0,
+            "auth_rate_per_min",
+            "must be at least 1",
+        )?;
+        check(
+            (1..=100_000).contains(&self.commit_batch_max),
+            "commit_batch_max",
+            "must be 1 to 100000",
+        )?;
+        check(
+            (1..=64).contains(&self.read_connections),
+            "read_connections",
+            "must be 1 to 64",
+        )?;
+        check(
+            self.password_hash_memory_kib >= 8,
+            "password_hash_memory_kib",
+            "must be at least 8",
+        )?;
+        check(
+            self.password_hash_iterations >= 1,
+            "password_hash_iterations",
+            "must be at least 1",
+        )?;
+        check(
+            self.public_url.is_empty()
+                || self.public_url.starts_with("http://")
+                || self.public_url.starts_with("https://"),
+            "public_url",
+            "must start with http:// or https://",
+        )?;
+        Ok(())
+    }
+
+    /// The base URL clients use for this node.
+    pub fn public_url(&self) -> String {
+        if self.public_url.is_empty() {
+            format!("http://{}", self.listen)
+        } else {
+            self.public_url.trim_end_matches('/').to_owned()
+        }
+    }
+
+    /// A TOML file with every setting at its default, for `confab config`.
+    pub fn example_toml() -> String {
+        toml::to_string(&Config::default()).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_layering_works() {
+        Config::default().validate().unwrap();
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("confab.toml", "listen = \"127.0.0.1:9000\"\nnode_id = 7\n")?;
+            jail.set_env("CONFAB_NODE_ID", "8");
+            let c = Config::load(Some(Path::new("confab.toml")), &[]).unwrap();
+            assert_eq!(c.listen.port(), 9000);
+            assert_eq!(c.node_id, 8, "the environment overrides the file");
+            let c = Config::load(None, &[("node_id", "9".into())]).unwrap();
+            assert_eq!(c.node_id, 9, "flags override the environment");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("CONFAB_NODE_ID", "5000");
+            let e = Config::load(None, &[]).unwrap_err().to_string();
+            assert!(e.contains("node_id"), "{e}");
+            jail.set_env("CONFAB_NODE_ID", "1");
+            jail.set_env("CONFAB_NO_SUCH_SETTING", "1");
+            let e = Config::load(None, &[]).unwrap_err().to_string();
+            assert!(e.contains("no_such_setting"), "{e}");
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,210 @@
+//! Conversations as their members see them, and group management. Every membership or
+//! title change is a system message in the conversation's log, fanned out like any message.
+
+use crate::error::{ApiError, ApiResult};
+use crate::messaging::Messaging;
+use crate::store::{ConversationRecord, MemberRecord, NewGroup, SeqWindow, Store};
+use confab_proto::limits::{DISPLAY_NAME_MAX, GROUP_MAX_MEMBERS};
+use confab_proto::{Conversation, ConversationId, ErrorCode, Member, UserId};
+use std::sync::Arc;
+
+/// The conversation service.
+pub struct Conversations {
+    store: Arc<dyn Store>,
+    messaging: Arc<Messaging>,
+}
+
+impl Conversations {
+    /// Builds the service.
+    pub fn new(store: Arc<dyn Store>, messaging: Arc<Messaging>) -> Self {
+        Self { store, messaging }
+    }
+
+    /// The direct conversation of `me` and `other`; true when it was made now.
+    pub async fn direct(&self, me: UserId, other: UserId) -> ApiResult<(Conversation, bool)> {
+        if me == other {
+            return Err(ApiError::invalid(
+                "a direct conversation needs another user",
+            ));
+        }
+        let (record, created) = self
+            .store
+            .direct(me, other)
+            .await
+            .map_err(|e| not_found_as(e, "user"))?;
+        Ok((self.view(me, record).await?, created))
+    }
+
+    /// Makes a group with `me` as admin.
+    pub async fn create_group(
+        &self,
+        me: UserId,
+        title: &str,
+        member_ids: &[UserId],
+    ) -> ApiResult<Conversation> {
+        let title = check_title(title)?;
+        let mut members: Vec<UserId> = Vec::with_capacity(member_ids.len());
+        for &id in member_ids {
+            if id != me && !members.contains(&id) {
+                members.push(id);
+            }
+        }
+        if members.len() + 1 > GROUP_MAX_MEMBERS {
+            return Err(ApiError::from(crate::store::StoreError::GroupFull));
+        }
+        let (record, appended) = self
+            .store
+            .create_group(NewGroup {
+                creator: me,
+                title,
+                members,
+            })
+            .await
+            .map_err(|e| not_found_as(e, "user"))?;
+        self.messaging.fan_out(&appended);
+        self.view(me, record).await
+    }
+
+    /// Renames a group (admins only).
+    pub async fn rename(
+        &self,
+        me: UserId,
+        id: ConversationId,
+        title: &str,
+    ) -> ApiResult<Conversation> {
+        let title = check_title(title)?;
+        let appended = self
+            .store
+            .rename_group(id, me, &title)
+            .await
+            .map_err(|e| not_found_as(e, "group"))?;
+        self.messaging.fan_out(&appended);
+        self.get(me, id).await
+    }
+
+    /// Adds a member (admins only); adding a current member changes nothing.
+    pub async fn add_member(
+        &self,
+        me: UserId,
+        id: ConversationId,
+        user: UserId,
+    ) -> ApiResult<Conversation> {
+        if let Some(appended) = self.store.add_member(id, me, user).await? {
+            self.messaging.fan_out(&appended);
+        }
+        self.get(me, id).await
+    }
+
+    /// Removes a member: an admin removes anyone, anyone removes themself (leaves).
+    pub async fn remove_member(
+        &self,
+        me: UserId,
+        id: ConversationId,
+        user: UserId,
+    ) -> ApiResult<()> {
+        let appended = self.store.remove_member(id, me, user).await?;
+        self.messaging.fan_out(&appended);
+        Ok(())
+    }
+
+    /// Every conversation of `me`, most recent activity first.
+    pub async fn list(&self, me: UserId) -> ApiResult<Vec<Conversation>> {
+        let memberships = self.store.conversations_of(me).await?;
+        let mut out = Vec::with_capacity(memberships.len());
+        for m in memberships {
+            out.push(self.view_as(m.conversation, m.member).await?);
+        }
+        Ok(out)
+    }
+
+    /// One conversation, if `me` is or was a member.
+    pub async fn get(&self, me: UserId, id: ConversationId) -> ApiResult<Conversation> {
+        let record = self
+            .store
+            .conversation(id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("conversation"))?;
+        self.view(me, record).await
+    }
+
+    /// The caller's member row, or `forbidden` / `not_found`.
+    pub async fn membership(&self, me: UserId, id: ConversationId) -> ApiResult<MemberRecord> {
+        if let Some(member) = self.store.member(id, me).await? {
+            return Ok(member);
+        }
+        match self.store.conversation(id).await? {
+            Some(_) => Err(ApiError::new(
+                ErrorCode::Forbidden,
+                "you are not a member of this conversation",
+            )),
+            None => Err(ApiError::not_found("conversation")),
+        }
+    }
+
+    async fn view(&self, me: UserId, record: ConversationRecord) -> ApiResult<Conversation> {
+        let member = self.membership(me, record.id).await?;
+        self.view_as(record, member).await
+    }
+
+    async fn view_as(
+        &self,
+        record: ConversationRecord,
+        me: MemberRecord,
+    ) -> ApiResult<Conversation> {
+        let members = self
+            .store
+            .members(record.id)
+            .await?
+            .into_iter()
+            .filter(MemberRecord::is_active)
+            .map(|m| Member {
+                user_id: m.user_id,
+                role: m.role,
+                delivered_seq: m.delivered_seq,
+                read_seq: m.read_seq,
+            })
+            .collect();
+        let last_seq = me
+            .left_seq
+            .map_or(record.last_seq, |left| left.min(record.last_seq));
+        let last_message = if last_seq >= me.joined_seq && last_seq > 0 {
+            let window = SeqWindow {
+                after: last_seq - 1,
+                before: last_seq + 1,
+                limit: 1,
+                newest: true,
+            };
+            self.store.messages(record.id, window).await?.pop()
+        } else {
+            None
+        };
+        let read_seq = me.read_seq.max(me.joined_seq.saturating_sub(1));
+        Ok(Conversation {
+            id: record.id,
+            kind: record.kind,
+            title: record.title,
+            members,
+            last_seq,
+            read_seq: me.read_seq,
+            unread: last_seq.saturating_sub(read_seq),
+            last_message,
+            active: me.is_active(),
+        })
+    }
+}
+
+fn check_title(title: &str) -> ApiResult<String> {
+    let title = title.trim();
+    if title.is_empty() || title.chars().count() > DISPLAY_NAME_MAX {
+        return Err(ApiError::invalid("group titles are 1-64 characters"));
+    }
+    Ok(title.to_owned())
+}
+
+/// A store `NotFound` names what was missing.
+fn not_found_as(e: crate::store::StoreError, what: &str) -> ApiError {
+    match e {
+        crate::store::StoreError::NotFound => ApiError::not_found(what),
+        e => e.into(),
+    }
+}

@@ -1,0 +1,37 @@
+//! Device cursors, moved by `delivered` frames and written to the store in batches (once a
+//! second and at shutdown) rather than one write per frame. A cursor lost in a crash only
+//! means the device is offered a few messages again, which it drops by `inbox_seq`.
+
+use crate::store::Store;
+use confab_proto::DeviceId;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// Cursors waiting to be saved.
+#[derive(Default)]
+pub struct CursorBook {
+    pending: Mutex<HashMap<DeviceId, u64>>,
+}
+
+impl CursorBook {
+    /// Notes that `device` has everything up to `inbox_seq`.
+    pub fn note(&self, device: DeviceId, inbox_seq: u64) {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let cursor = pending.entry(device).or_insert(0);
+        *cursor = (*cursor).max(inbox_seq);
+    }
+
+    /// Writes the pending cursors.
+    pub async fn flush(&self, store: &dyn Store) {
+        let batch: Vec<_> = {
+            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            pending.drain().collect()
+        };
+        if batch.is_empty() {
+            return;
+        }
+        if let Err(e) = store.save_cursors(&batch).await {
+            tracing::warn!(error = %e, devices = batch.len(), "could not save device cursors");
+        }
+    }
+}

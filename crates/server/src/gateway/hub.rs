@@ -1,0 +1,215 @@
+//! The hub: which sessions this node holds, by user. The bus hands it events; it puts them
+//! on each session's bounded queue without waiting. A session whose queue is full is closed
+//! with 4008 and counted: it reconnects and resyncs from its cursor, and nobody else waits
+//! for it.
+
+use crate::bus::{PreparedMessage, UserEvent};
+use crate::metrics::Metrics;
+use confab_proto::limits::close;
+use confab_proto::{DeviceId, UserId};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio_util::sync::CancellationToken;
+
+/// What a session's writer sends.
+#[derive(Debug)]
+pub enum Outbound {
+    /// An inbox entry (the writer checks order and fills gaps).
+    Message {
+        /// Its place in the user's inbox.
+        inbox_seq: u64,
+        /// The message.
+        message: Arc<PreparedMessage>,
+    },
+    /// A finished frame.
+    Frame(Arc<str>),
+}
+
+/// How a session is told to end, and with which close code.
+#[derive(Debug, Default)]
+pub struct Control {
+    cancel: CancellationToken,
+    code: AtomicU16,
+}
+
+impl Control {
+    /// Ends the session with close `code`; the first code given wins.
+    pub fn close(&self, code: u16) {
+        let _ = self
+            .code
+            .compare_exchange(0, code, Ordering::Relaxed, Ordering::Relaxed);
+        self.cancel.cancel();
+    }
+
+    /// The close code asked for, if any.
+    pub fn code(&self) -> Option<u16> {
+        match self.code.load(Ordering::Relaxed) {
+            0 => None,
+            code => Some(code),
+        }
+    }
+
+    /// Resolves when the session should end.
+    pub async fn closed(&self) {
+        self.cancel.cancelled().await
+    }
+
+    /// Has the session been told to end?
+    pub fn is_closed(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+}
+
+struct Entry {
+    id: u64,
+    device: DeviceId,
+    tx: mpsc::Sender<Outbound>,
+    control: Arc<Control>,
+}
+
+const SHARDS: usize = 64;
+
+/// The node's sessions by user, sharded to keep lock holds short under fan-out.
+pub struct Hub {
+    shards: Vec<Mutex<HashMap<UserId, Vec<Entry>>>>,
+    next_id: AtomicU64,
+    count: AtomicUsize,
+    metrics: Arc<Metrics>,
+}
+
+/// Keeps a session registered; unregisters on drop.
+pub struct Registration {
+    hub: Arc<Hub>,
+    user: UserId,
+    id: u64,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let mut shard = self.hub.shard(self.user);
+        if let Some(entries) = shard.get_mut(&self.user) {
+            entries.retain(|e| e.id != self.id);
+            if entries.is_empty() {
+                shard.remove(&self.user);
+            }
+        }
+        drop(shard);
+        self.hub.count.fetch_sub(1, Ordering::Relaxed);
+        self.hub.metrics.connections.dec();
+    }
+}
+
+impl Hub {
+    /// An empty hub.
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            next_id: AtomicU64::new(1),
+            count: AtomicUsize::new(0),
+            metrics,
+        }
+    }
+
+    fn shard(&self, user: UserId) -> MutexGuard<'_, HashMap<UserId, Vec<Entry>>> {
+        let shard = &self.shards[(user.0 as usize) % SHARDS];
+        // A panic while holding a shard leaves plain data behind; keep serving.
+        shard
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Sessions open on this node.
+    pub fn count(&self) -> usize {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// Is any session of `user` open here?
+    pub fn is_online(&self, user: UserId) -> bool {
+        self.shard(user).contains_key(&user)
+    }
+
+    /// Registers a session so it receives `user`'s events.
+    pub fn register(
+        self: &Arc<Self>,
+        user: UserId,
+        device: DeviceId,
+        tx: mpsc::Sender<Outbound>,
+        control: Arc<Control>,
+    ) -> Registration {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.shard(user).entry(user).or_default().push(Entry {
+            id,
+            device,
+            tx,
+            control,
+        });
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.metrics.connections.inc();
+        Registration {
+            hub: self.clone(),
+            user,
+            id,
+        }
+    }
+
+    /// Hands `event` to every session of `user` on this node, never waiting.
+    pub fn deliver(&self, user: UserId, event: &UserEvent) {
+        let shard = self.shard(user);
+        let Some(entries) = shard.get(&user) else {
+            return;
+        };
+        for entry in entries {
+            let outbound = match event {
+                UserEvent::Message { inbox_seq, message } => {
+                    self.metrics.deliveries.inc();
+                    Outbound::Message {
+                        inbox_seq: *inbox_seq,
+                        message: message.clone(),
+                    }
+                }
+                UserEvent::Frame(frame) => Outbound::Frame(frame.clone()),
+                UserEvent::Revoked(device) => {
+                    if *device == entry.device {
+                        entry.control.close(close::UNAUTHORIZED);
+                    }
+                    continue;
+                }
+            };
+            offer(&entry.tx, &entry.control, outbound, &self.metrics);
+        }
+    }
+
+    /// Tells every session to go elsewhere (`reconnect`, then close 1001).
+    pub fn drain(&self, reconnect_frame: &Arc<str>) {
+        for shard in &self.shards {
+            let shard = shard
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            for entry in shard.values().flatten() {
+                let _ = entry.tx.try_send(Outbound::Frame(reconnect_frame.clone()));
+                entry.control.close(close::GOING_AWAY);
+            }
+        }
+    }
+}
+
+/// Puts `outbound` on a session's queue; a full queue closes the session with 4008.
+pub fn offer(
+    tx: &mpsc::Sender<Outbound>,
+    control: &Control,
+    outbound: Outbound,
+    metrics: &Metrics,
+) {
+    match tx.try_send(outbound) {
+        Ok(()) => {}
+        Err(TrySendError::Full(_)) => {
+            if !control.is_closed() {
+                metrics.queue_full_closes.inc();
+            }
+            control.close(close::TOO_SLOW);
+        }
+        Err(TrySendError::Closed(_)) => {}
+    }
+}

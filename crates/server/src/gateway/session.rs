@@ -1,0 +1,461 @@
+//! One WebSocket session: `hello`, then a reader (this task) and a writer (its own task)
+//! joined by one bounded outbound queue. The writer owns the socket's sink; producers
+//! only `try_send` (see `hub.rs`).
+//!
+//! Sync: the writer streams the inbox after the device's cursor, registers with the hub,
+//! streams once more to catch what was committed meanwhile, then goes live. Any live entry
+//! already sent is skipped; one that jumps ahead first fills the gap from the store. So the
+//! device sees every entry once, in order, across the switch.
+
+use super::hub::{Control, Outbound, offer};
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message as Ws, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::response::{IntoResponse, Response};
+use confab_proto::limits::{FRAME_MAX_BYTES, HELLO_TIMEOUT_MS, PAGE_MAX, REQ_MAX, close};
+use confab_proto::{ClientFrame, DeviceId, ErrorCode, ServerFrame, UserId};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::time::timeout;
+
+/// Sends of one session being stored at once; more wait, which slows the reader.
+const SENDS_IN_FLIGHT: usize = 16;
+/// A write that takes longer than this ends the session.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Frames written before one flush.
+const WRITE_BATCH: usize = 64;
+/// Small socket buffers keep idle sessions cheap; they grow for large frames as needed.
+const READ_BUFFER: usize = 4 * 1024;
+
+type Sink = SplitSink<WebSocket, Ws>;
+type Stream = SplitStream<WebSocket>;
+
+/// `GET /v1/ws`: upgrades, unless the node is at `max_sessions`.
+pub async fn upgrade(State(app): State<AppState>, ws: WebSocketUpgrade) -> Response {
+    if app.hub.count() >= app.config.max_sessions {
+        app.metrics.sessions_refused.inc();
+        return ApiError::new(
+            ErrorCode::Overloaded,
+            "this node is full; ask /v1/discovery for another",
+        )
+        .into_response();
+    }
+    ws.read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
+        .max_write_buffer_size(2 * FRAME_MAX_BYTES)
+        .max_message_size(FRAME_MAX_BYTES)
+        .max_frame_size(FRAME_MAX_BYTES)
+        .on_upgrade(move |socket| run(socket, app))
+}
+
+async fn run(socket: WebSocket, app: AppState) {
+    let (mut sink, mut stream) = socket.split();
+    let (token, cursor) = match hello(&mut stream).await {
+        Ok(hello) => hello,
+        Err(code) => return close_now(&mut sink, code).await,
+    };
+    let device = match app.accounts.authenticate(&token).await {
+        Ok(device) => device,
+        Err(e) if e.code == ErrorCode::Unauthorized => {
+            return close_now(&mut sink, close::UNAUTHORIZED).await;
+        }
+        Err(_) => return close_now(&mut sink, 1011).await,
+    };
+    let (user, device_id) = (device.user_id, device.id);
+    let Ok(head) = app.store.inbox_head(user).await else {
+        return close_now(&mut sink, 1011).await;
+    };
+    let welcome = ServerFrame::Welcome {
+        user_id: user,
+        device_id,
+        inbox_seq: head,
+        heartbeat_interval_ms: app.config.heartbeat_interval_ms,
+    };
+    if sink
+        .send(Ws::Text(frame_json(&welcome).into()))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    // A cursor past the head (a device that synced with another server's data) restarts at
+    // the head rather than waiting for entries that may never come.
+    let cursor = cursor.unwrap_or(device.cursor).min(head);
+    let control = Arc::new(Control::default());
+    let (tx, rx) = mpsc::channel(app.config.session_queue);
+    let writer = tokio::spawn(write_loop(
+        sink,
+        rx,
+        tx.clone(),
+        control.clone(),
+        app.clone(),
+        user,
+        device_id,
+        cursor,
+    ));
+    read_loop(stream, &tx, &control, &app, user, device_id).await;
+    control.close(1000);
+    let _ = writer.await;
+}
+
+/// Waits for `hello`; the close code to use when it does not come.
+async fn hello(stream: &mut Stream) -> Result<(String, Option<u64>), u16> {
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(HELLO_TIMEOUT_MS);
+    loop {
+        let frame = match tokio::time::timeout_at(deadline, stream.next()).await {
+            Err(_) | Ok(None) => return Err(close::NO_HELLO),
+            Ok(Some(Err(e))) => return Err(read_error_code(e)),
+            Ok(Some(Ok(frame))) => frame,
+        };
+        let text = match frame {
+            Ws::Text(text) => text,
+            Ws::Ping(_) | Ws::Pong(_) => continue,
+            Ws::Binary(_) => return Err(close::NOT_JSON),
+            Ws::Close(_) => return Err(close::NO_HELLO),
+        };
+        return match serde_json::from_str::<ClientFrame>(&text) {
+            Ok(ClientFrame::Hello { token, cursor }) => Ok((token, cursor)),
+            Ok(_) => Err(close::NO_HELLO),
+            Err(_)
+                if serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&text)
+                    .is_err() =>
+            {
+                Err(close::NOT_JSON)
+            }
+            // A hello with bad fields (no token) cannot authenticate.
+            Err(_) => Err(close::UNAUTHORIZED),
+        };
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn write_loop(
+    mut sink: Sink,
+    mut rx: mpsc::Receiver<Outbound>,
+    tx: mpsc::Sender<Outbound>,
+    control: Arc<Control>,
+    app: AppState,
+    user: UserId,
+    device: DeviceId,
+    cursor: u64,
+) {
+    let mut writer = Writer {
+        sink: &mut sink,
+        app: &app,
+        user,
+        last: cursor,
+    };
+    let result: Result<(), ()> = async {
+        writer.backlog().await?;
+        let _registration = app.hub.register(user, device, tx, control.clone());
+        writer.backlog().await?;
+        loop {
+            let first = tokio::select! {
+                biased;
+                _ = control.closed() => return Ok(()),
+                item = rx.recv() => item,
+            };
+            let Some(first) = first else { return Ok(()) };
+            writer.feed(first).await?;
+            for _ in 1..WRITE_BATCH {
+                match rx.try_recv() {
+                    Ok(item) => writer.feed(item).await?,
+                    Err(_) => break,
+                }
+            }
+            tokio::select! {
+                biased;
+                _ = control.closed() => return Ok(()),
+                flushed = timeout(WRITE_TIMEOUT, writer.sink.flush()) => match flushed {
+                    Ok(Ok(())) => {}
+                    _ => return Err(()),
+                },
+            }
+        }
+    }
+    .await;
+    drop(writer);
+    if result.is_ok() {
+        close_now(&mut sink, control.code().unwrap_or(1000)).await;
+    }
+}
+
+/// The writing half's state: the socket and the last inbox entry sent.
+struct Writer<'a> {
+    sink: &'a mut Sink,
+    app: &'a AppState,
+    user: UserId,
+    last: u64,
+}
+
+impl Writer<'_> {
+    /// Sends inbox entries after `last` until the store has no more.
+    async fn backlog(&mut self) -> Result<(), ()> {
+        loop {
+            let sent = self.fill(u64::MAX).await?;
+            if sent < PAGE_MAX {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Sends up to one page of entries after `last` and before `before`; how many it sent.
+    async fn fill(&mut self, before: u64) -> Result<usize, ()> {
+        let want = usize::try_from(before.saturating_sub(self.last + 1))
+            .unwrap_or(usize::MAX)
+            .min(PAGE_MAX);
+        if want == 0 {
+            return Ok(0);
+        }
+        let entries = self.app.store.inbox_after(self.user, self.last, want).await.map_err(|e| {
+            tracing::warn!(user = %self.user, error = %e, "could not read the inbox; closing the session");
+        })?;
+        let count = entries.len();
+        for entry in entries {
+            let json = serde_json::to_string(&entry.message).unwrap_or_default();
+            self.write(message_frame(entry.inbox_seq, &json)).await?;
+            self.last = entry.inbox_seq;
+        }
+        self.flush().await?;
+        Ok(count)
+    }
+
+    /// Queues one item on the socket, in inbox order.
+    async fn feed(&mut self, item: Outbound) -> Result<(), ()> {
+        match item {
+            Outbound::Frame(frame) => self.write(Utf8Bytes::from(frame.as_ref())).await,
+            Outbound::Message { inbox_seq, message } => {
+                if inbox_seq <= self.last {
+                    return Ok(()); // already sent by the backlog or a gap fill
+                }
+                while self.last + 1 < inbox_seq {
+                    // A live entry jumped ahead: fetch what is in between first.
+                    if self.fill(inbox_seq).await? == 0 {
+                        tracing::warn!(user = %self.user, from = self.last, to = inbox_seq, "inbox gap not in the store");
+                        break;
+                    }
+                }
+                self.write(message_frame(inbox_seq, &message.json)).await?;
+                self.last = inbox_seq;
+                Ok(())
+            }
+        }
+    }
+
+    async fn write(&mut self, text: Utf8Bytes) -> Result<(), ()> {
+        match timeout(WRITE_TIMEOUT, self.sink.feed(Ws::Text(text))).await {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(()),
+        }
+    }
+
+    async fn flush(&mut self) -> Result<(), ()> {
+        match timeout(WRITE_TIMEOUT, self.sink.flush()).await {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(()),
+        }
+    }
+}
+
+fn message_frame(inbox_seq: u64, message_json: &str) -> Utf8Bytes {
+    format!(r#"{{"type":"message","inbox_seq":{inbox_seq},"message":{message_json}}}"#).into()
+}
+
+async fn read_loop(
+    mut stream: Stream,
+    tx: &mpsc::Sender<Outbound>,
+    control: &Arc<Control>,
+    app: &AppState,
+    user: UserId,
+    device: DeviceId,
+) {
+    let sends = Arc::new(Semaphore::new(SENDS_IN_FLIGHT));
+    // A client that sends nothing, not even pings, for this long is gone.
+    let idle =
+        Duration::from_millis(app.config.presence_timeout_ms + app.config.heartbeat_interval_ms);
+    let session = Session {
+        tx,
+        control,
+        app,
+        user,
+        device,
+    };
+    loop {
+        let next = tokio::select! {
+            biased;
+            _ = control.closed() => return,
+            next = timeout(idle, stream.next()) => next,
+        };
+        let frame = match next {
+            Err(_) => return control.close(1000),
+            Ok(None) => return,
+            Ok(Some(Err(e))) => return control.close(read_error_code(e)),
+            Ok(Some(Ok(frame))) => frame,
+        };
+        match frame {
+            Ws::Text(text) => session.frame(&text, &sends).await,
+            Ws::Binary(_) => session.reply(&ServerFrame::Error(
+                ApiError::invalid("frames are JSON text; binary frames are not accepted")
+                    .into_frame(None),
+            )),
+            Ws::Ping(_) | Ws::Pong(_) => {}
+            Ws::Close(_) => return,
+        }
+    }
+}
+
+/// What the reader needs to answer frames.
+struct Session<'a> {
+    tx: &'a mpsc::Sender<Outbound>,
+    control: &'a Arc<Control>,
+    app: &'a AppState,
+    user: UserId,
+    device: DeviceId,
+}
+
+impl Session<'_> {
+    async fn frame(&self, text: &str, sends: &Arc<Semaphore>) {
+        let frame = match serde_json::from_str::<ClientFrame>(text) {
+            Ok(frame) => frame,
+            Err(e) => return self.bad_frame(text, e),
+        };
+        match frame {
+            ClientFrame::Hello { .. } => self.reply(&ServerFrame::Error(
+                ApiError::invalid("this session has already said hello").into_frame(None),
+            )),
+            ClientFrame::Send {
+                req,
+                conversation_id,
+                client_msg_id,
+                body,
+            } => {
+                if req.as_ref().is_some_and(|r| r.len() > REQ_MAX) {
+                    return self.reply(&error_frame(
+                        ApiError::invalid("req is at most 64 bytes"),
+                        None,
+                    ));
+                }
+                let Ok(permit) = sends.clone().acquire_owned().await else {
+                    return;
+                };
+                let (app, tx, control, user) = (
+                    self.app.clone(),
+                    self.tx.clone(),
+                    self.control.clone(),
+                    self.user,
+                );
+                tokio::spawn(async move {
+                    let frame = match app
+                        .messaging
+                        .send(user, conversation_id, client_msg_id, body)
+                        .await
+                    {
+                        Ok(sent) => ServerFrame::Ack {
+                            req,
+                            message: sent.message,
+                        },
+                        Err(e) => error_frame(e, req),
+                    };
+                    offer(
+                        &tx,
+                        &control,
+                        Outbound::Frame(frame_json(&frame).into()),
+                        &app.metrics,
+                    );
+                    drop(permit);
+                });
+            }
+            ClientFrame::Delivered { inbox_seq } => self.app.cursors.note(self.device, inbox_seq),
+            ClientFrame::Read {
+                req,
+                conversation_id,
+                seq,
+            } => {
+                let (app, tx, control, user) = (
+                    self.app.clone(),
+                    self.tx.clone(),
+                    self.control.clone(),
+                    self.user,
+                );
+                tokio::spawn(async move {
+                    if let Err(e) = app.messaging.read(user, conversation_id, seq).await {
+                        offer(
+                            &tx,
+                            &control,
+                            Outbound::Frame(frame_json(&error_frame(e, req)).into()),
+                            &app.metrics,
+                        );
+                    }
+                });
+            }
+            ClientFrame::Typing { .. } => {}
+            ClientFrame::Heartbeat => self.reply(&ServerFrame::HeartbeatAck),
+        }
+    }
+
+    /// A frame that did not parse: not JSON closes the session (4009); anything else is
+    /// answered with `invalid_request`, echoing its `req`, and the session goes on.
+    fn bad_frame(&self, text: &str, e: serde_json::Error) {
+        let Ok(object) = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(text)
+        else {
+            return self.control.close(close::NOT_JSON);
+        };
+        let req = object
+            .get("req")
+            .and_then(|r| r.as_str())
+            .filter(|r| r.len() <= REQ_MAX)
+            .map(str::to_owned);
+        self.reply(&error_frame(
+            ApiError::invalid(format!("bad frame: {e}")),
+            req,
+        ));
+    }
+
+    fn reply(&self, frame: &ServerFrame) {
+        offer(
+            self.tx,
+            self.control,
+            Outbound::Frame(frame_json(frame).into()),
+            &self.app.metrics,
+        );
+    }
+}
+
+fn error_frame(e: ApiError, req: Option<String>) -> ServerFrame {
+    ServerFrame::Error(e.into_frame(req))
+}
+
+/// A frame as JSON text.
+pub fn frame_json(frame: &ServerFrame) -> String {
+    serde_json::to_string(frame).unwrap_or_default()
+}
+
+/// The close code for a failed read: 1009 for a frame over the limit.
+fn read_error_code(e: axum::Error) -> u16 {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    match e.into_inner().downcast::<WsError>() {
+        Ok(e) if matches!(*e, WsError::Capacity(_)) => close::TOO_BIG,
+        _ => 1002,
+    }
+}
+
+async fn close_now(sink: &mut Sink, code: u16) {
+    let reason = match code {
+        close::UNAUTHORIZED => "bad or revoked token; log in again",
+        close::NO_HELLO => "no hello in time",
+        close::TOO_SLOW => "too slow to keep up; reconnect and resync from your cursor",
+        close::NOT_JSON => "frames must be JSON objects",
+        close::TOO_BIG => "frame larger than 1 MiB",
+        close::GOING_AWAY => "server draining; reconnect",
+        _ => "",
+    };
+    let frame = CloseFrame {
+        code,
+        reason: reason.into(),
+    };
+    let _ = timeout(Duration::from_secs(1), sink.send(Ws::Close(Some(frame)))).await;
+}

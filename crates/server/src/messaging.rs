@@ -1,0 +1,108 @@
+//! The messaging core: the send path (validate, rate limit, store durably, then fan out)
+//! and read watermarks. Stateless: everything it knows is in the store.
+
+use crate::bus::{Bus, PreparedMessage, UserEvent};
+use crate::error::{ApiError, ApiResult};
+use crate::metrics::Metrics;
+use crate::ratelimit::RateLimiter;
+use crate::store::{Appended, NewMessage, Store};
+use confab_proto::limits::valid_client_msg_id;
+use confab_proto::{Body, ConversationId, Message, UserId};
+use std::sync::Arc;
+
+/// A stored message, and whether it was stored before (a retry).
+#[derive(Debug)]
+pub struct Sent {
+    /// The message as stored.
+    pub message: Message,
+    /// True for a retry of a `client_msg_id` that was already stored.
+    pub duplicate: bool,
+}
+
+/// The send path.
+pub struct Messaging {
+    store: Arc<dyn Store>,
+    bus: Arc<dyn Bus>,
+    metrics: Arc<Metrics>,
+    sends: RateLimiter<UserId>,
+}
+
+impl Messaging {
+    /// Builds the service; `sends` limits each user's send rate.
+    pub fn new(
+        store: Arc<dyn Store>,
+        bus: Arc<dyn Bus>,
+        metrics: Arc<Metrics>,
+        sends: RateLimiter<UserId>,
+    ) -> Self {
+        Self {
+            store,
+            bus,
+            metrics,
+            sends,
+        }
+    }
+
+    /// Validates and stores a message, then delivers it to every member's online devices.
+    /// Returns only once the message is durable.
+    pub async fn send(
+        &self,
+        sender: UserId,
+        conversation_id: ConversationId,
+        client_msg_id: String,
+        body: String,
+    ) -> ApiResult<Sent> {
+        if !valid_client_msg_id(&client_msg_id) {
+            return Err(ApiError::invalid(
+                "client_msg_id is 1-64 printable ASCII characters",
+            ));
+        }
+        let body = Body::new(body)?;
+        if let Err(wait_ms) = self.sends.check(sender) {
+            self.metrics.rate_limited.inc();
+            return Err(ApiError::rate_limited(wait_ms));
+        }
+        let appended = self
+            .store
+            .append(NewMessage {
+                conversation_id,
+                sender_id: sender,
+                client_msg_id,
+                body,
+            })
+            .await?;
+        if !appended.duplicate {
+            self.metrics.messages_sent.inc();
+            self.fan_out(&appended);
+        }
+        Ok(Sent {
+            message: appended.message,
+            duplicate: appended.duplicate,
+        })
+    }
+
+    /// Moves `user`'s read watermark in a conversation (never backwards).
+    pub async fn read(
+        &self,
+        user: UserId,
+        conversation_id: ConversationId,
+        seq: u64,
+    ) -> ApiResult<()> {
+        self.store.mark_read(conversation_id, user, seq).await?;
+        Ok(())
+    }
+
+    /// Delivers a stored message to the online devices of everyone who got an inbox entry.
+    pub fn fan_out(&self, appended: &Appended) {
+        let message = Arc::new(PreparedMessage::new(appended.message.clone()));
+        for &(user, inbox_seq) in &appended.recipients {
+            self.bus.publish(
+                user,
+                UserEvent::Message {
+                    inbox_seq,
+                    message: message.clone(),
+                },
+            );
+        }
+    }
+}

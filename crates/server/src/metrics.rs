@@ -1,0 +1,131 @@
+//! Prometheus metrics of one node. Each server owns its registry: no globals, so tests can
+//! run many servers in one process.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// The store's metrics, handed to the writer thread.
+#[derive(Clone)]
+pub struct StoreMetrics {
+    /// Writes per committed transaction.
+    pub commit_batch_size: Histogram,
+    /// Seconds per commit, fsync included.
+    pub commit_seconds: Histogram,
+}
+
+/// Every metric of the node.
+pub struct Metrics {
+    registry: Registry,
+    /// The store's.
+    pub store: StoreMetrics,
+    /// Open WebSocket sessions.
+    pub connections: Gauge,
+    /// Messages stored (retries not counted).
+    pub messages_sent: Counter,
+    /// Message events queued to sessions.
+    pub deliveries: Counter,
+    /// Sessions closed with 4008 because their queue was full.
+    pub queue_full_closes: Counter,
+    /// Sessions refused because the node was at `max_sessions`.
+    pub sessions_refused: Counter,
+    /// Requests and frames refused with `rate_limited`.
+    pub rate_limited: Counter,
+    resident_memory: Gauge,
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Self {
+        let metrics = Self {
+            registry: Registry::default(),
+            store: StoreMetrics {
+                commit_batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 14)),
+                commit_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
+            },
+            connections: Gauge::default(),
+            messages_sent: Counter::default(),
+            deliveries: Counter::default(),
+            queue_full_closes: Counter::default(),
+            sessions_refused: Counter::default(),
+            rate_limited: Counter::default(),
+            resident_memory: Gauge::default(),
+        };
+        let mut registry = Registry::default();
+        // Process metrics keep their standard, unprefixed names.
+        registry.register(
+            "process_resident_memory_bytes",
+            "Resident memory in bytes",
+            metrics.resident_memory.clone(),
+        );
+        let confab = registry.sub_registry_with_prefix("confab");
+        let m = &metrics;
+        confab.register(
+            "commit_batch_size",
+            "Writes per committed store transaction",
+            m.store.commit_batch_size.clone(),
+        );
+        confab.register(
+            "commit_seconds",
+            "Seconds per store commit, fsync included",
+            m.store.commit_seconds.clone(),
+        );
+        confab.register(
+            "connections",
+            "Open WebSocket sessions",
+            m.connections.clone(),
+        );
+        confab.register("messages_sent", "Messages stored", m.messages_sent.clone());
+        confab.register(
+            "deliveries",
+            "Message events queued to sessions",
+            m.deliveries.clone(),
+        );
+        confab.register(
+            "queue_full_closes",
+            "Sessions closed with 4008 because they could not keep up",
+            m.queue_full_closes.clone(),
+        );
+        confab.register(
+            "sessions_refused",
+            "Sessions refused at max_sessions",
+            m.sessions_refused.clone(),
+        );
+        confab.register(
+            "rate_limited",
+            "Requests and frames refused as rate limited",
+            m.rate_limited.clone(),
+        );
+        Self {
+            registry,
+            ..metrics
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        if let Some(rss) = resident_memory_bytes() {
+            self.resident_memory.set(rss);
+        }
+        let mut out = String::new();
+        if encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Resident set size from `/proc/self/statm` (Linux); `None` elsewhere.
+pub fn resident_memory_bytes() -> Option<i64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: i64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}

@@ -1,0 +1,76 @@
+//! Starting and stopping a node: `router` builds the HTTP and WebSocket routes, `run` serves
+//! them on a listener until `shutdown` fires, then drains sessions and closes the store.
+
+use crate::api;
+use crate::state::AppState;
+use axum::Router;
+use confab_proto::ServerFrame;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Every route of the node.
+pub fn router(app: AppState) -> Router {
+    api::routes(app)
+}
+
+/// Serves `app` on `listener` until `shutdown` is cancelled. Then: stop accepting, tell every
+/// session to reconnect elsewhere, wait for them (up to `drain_timeout_ms`), save cursors,
+/// and let the store commit its last batch.
+pub async fn run(
+    listener: TcpListener,
+    app: AppState,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, node_id = app.config.node_id, "confab is serving");
+    let upkeep = tokio::spawn({
+        let app = app.clone();
+        let shutdown = shutdown.clone();
+        async move {
+            let mut every = tokio::time::interval(Duration::from_secs(1));
+            while !shutdown.is_cancelled() {
+                tokio::select! {
+                    _ = every.tick() => app.tick().await,
+                    _ = shutdown.cancelled() => {}
+                }
+            }
+        }
+    });
+    let drain = {
+        let app = app.clone();
+        let shutdown = shutdown.clone();
+        async move {
+            shutdown.cancelled().await;
+            drain(&app).await;
+        }
+    };
+    let serve = axum::serve(
+        listener,
+        router(app.clone()).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let (served, ()) = tokio::join!(serve, drain);
+    let _ = upkeep.await;
+    app.cursors.flush(app.store.as_ref()).await;
+    app.store.close().await;
+    tracing::info!("confab stopped");
+    served
+}
+
+async fn drain(app: &AppState) {
+    let sessions = app.hub.count();
+    tracing::info!(sessions, "draining: telling sessions to reconnect");
+    // A single node has nowhere else to send clients; they reconnect here once it is back.
+    let frame: Arc<str> = crate::gateway::frame_json(&ServerFrame::Reconnect {
+        servers: Vec::new(),
+    })
+    .into();
+    app.hub.drain(&frame);
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(app.config.drain_timeout_ms);
+    while app.hub.count() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

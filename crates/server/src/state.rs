@@ -1,0 +1,103 @@
+//! `App`: everything a node runs on, built once at start and shared by handlers, sessions
+//! and workers. No globals: tests build as many as they like.
+
+use crate::accounts::Accounts;
+use crate::bus::Bus;
+use crate::bus::local::LocalBus;
+use crate::config::Config;
+use crate::conversations::Conversations;
+use crate::gateway::{CursorBook, Hub};
+use crate::ids::Snowflake;
+use crate::messaging::Messaging;
+use crate::metrics::Metrics;
+use crate::ratelimit::RateLimiter;
+use crate::store::sqlite::SqliteStore;
+use crate::store::{Store, StoreError};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// Shared handle to the node.
+pub type AppState = Arc<App>;
+
+/// The node's parts.
+pub struct App {
+    /// Settings.
+    pub config: Config,
+    /// The truth.
+    pub store: Arc<dyn Store>,
+    /// User-addressed events.
+    pub bus: Arc<dyn Bus>,
+    /// This node's sessions.
+    pub hub: Arc<Hub>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Signup, login, tokens.
+    pub accounts: Accounts,
+    /// The send path.
+    pub messaging: Arc<Messaging>,
+    /// Conversations and groups.
+    pub conversations: Conversations,
+    /// Device cursors waiting to be saved.
+    pub cursors: CursorBook,
+    /// Signup and login attempts per IP.
+    pub auth_limiter: RateLimiter<IpAddr>,
+    sends: RateLimiter<confab_proto::UserId>,
+}
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The store could not be opened.
+    #[error("cannot open the store: {0}")]
+    Store(#[from] StoreError),
+    /// A setting could not be applied.
+    #[error("{0}")]
+    Setting(String),
+}
+
+impl App {
+    /// Opens the embedded store under `config.data_dir` and builds the node's parts.
+    pub async fn open(config: Config) -> Result<AppState, StartError> {
+        let metrics = Arc::new(Metrics::new());
+        let store: Arc<dyn Store> = Arc::new(
+            SqliteStore::open(
+                &config.data_dir,
+                config.read_connections,
+                config.commit_batch_max,
+                Arc::new(Snowflake::new(config.node_id)),
+                metrics.store.clone(),
+            )
+            .await?,
+        );
+        let hub = Arc::new(Hub::new(metrics.clone()));
+        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(hub.clone()));
+        let sends = RateLimiter::per_second(config.send_rate_per_sec, config.send_burst);
+        let messaging = Arc::new(Messaging::new(
+            store.clone(),
+            bus.clone(),
+            metrics.clone(),
+            sends.clone(),
+        ));
+        Ok(Arc::new(App {
+            accounts: Accounts::new(&config, store.clone(), bus.clone())
+                .map_err(StartError::Setting)?,
+            conversations: Conversations::new(store.clone(), messaging.clone()),
+            auth_limiter: RateLimiter::per_minute(config.auth_rate_per_min),
+            cursors: CursorBook::default(),
+            config,
+            store,
+            bus,
+            hub,
+            metrics,
+            messaging,
+            sends,
+        }))
+    }
+
+    /// Periodic upkeep: saves cursors and forgets idle rate-limit buckets.
+    pub(crate) async fn tick(&self) {
+        self.cursors.flush(self.store.as_ref()).await;
+        self.sends.forget_idle();
+        self.auth_limiter.forget_idle();
+    }
+}

@@ -1,0 +1,161 @@
+//! The `Store` seam: the truth about users, devices, conversations, members, messages and
+//! inboxes. Callers see per-domain traits; backends live in their own folders
+//! (`sqlite/` is the embedded default). Every backend passes the one conformance suite in
+//! `tests/store_suite.rs`.
+//!
+//! Rules that must hold atomically with a write (membership, group size, admin rights,
+//! dedupe of `client_msg_id`) are checked by the backend inside the write's transaction.
+
+pub mod sqlite;
+mod types;
+
+pub use types::*;
+
+use async_trait::async_trait;
+use confab_proto::{ConversationId, DeviceId, Message, SyncEntry, Timestamp, User, UserId};
+
+/// What a store call can fail with. Domain refusals carry enough to answer the client;
+/// `Backend` is a fault to log, never shown to clients as is.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No such row, or not visible.
+    #[error("not found")]
+    NotFound,
+    /// A unique value is taken, or a `client_msg_id` was used for another conversation.
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    /// The caller may not do this (not a member, not an admin).
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
+    /// The group already has the maximum number of members.
+    #[error("the group is full")]
+    GroupFull,
+    /// The store is shutting down or its writer is gone.
+    #[error("the store is closed")]
+    Closed,
+    /// The database failed.
+    #[error("database error: {0}")]
+    Backend(String),
+}
+
+/// Result of store calls.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// User accounts.
+#[async_trait]
+pub trait Users: Send + Sync {
+    /// Creates a user; `Conflict` when the username is taken.
+    async fn create_user(&self, new: NewUser) -> StoreResult<User>;
+    /// A user by id.
+    async fn user(&self, id: UserId) -> StoreResult<Option<User>>;
+    /// A user by username, with the password hash, for login.
+    async fn user_by_username(&self, username: &str) -> StoreResult<Option<UserRecord>>;
+    /// Changes the display name.
+    async fn update_display_name(&self, id: UserId, display_name: &str) -> StoreResult<User>;
+    /// Records when users were last active (presence persists it on going offline).
+    async fn set_last_seen(&self, seen: &[(UserId, Timestamp)]) -> StoreResult<()>;
+    /// When users were last active.
+    async fn last_seen(&self, ids: &[UserId]) -> StoreResult<Vec<(UserId, Option<Timestamp>)>>;
+}
+
+/// Logged-in devices and their tokens.
+#[async_trait]
+pub trait Devices: Send + Sync {
+    /// Creates a device holding the hash of its token.
+    async fn create_device(&self, new: NewDevice) -> StoreResult<DeviceRecord>;
+    /// The device whose token has this hash.
+    async fn device_by_token(&self, token_hash: &[u8]) -> StoreResult<Option<DeviceRecord>>;
+    /// A user's devices, oldest first.
+    async fn devices(&self, user: UserId) -> StoreResult<Vec<DeviceRecord>>;
+    /// Moves device cursors forward (never back) and stamps `last_active_at`.
+    async fn save_cursors(&self, cursors: &[(DeviceId, u64)]) -> StoreResult<()>;
+    /// Deletes a device of `user`, which revokes its token; false if there was none.
+    async fn delete_device(&self, user: UserId, device: DeviceId) -> StoreResult<bool>;
+}
+
+/// Conversations: direct pairs and groups.
+#[async_trait]
+pub trait Conversations: Send + Sync {
+    /// The direct conversation of two users, made on first use; true when it was made now.
+    async fn direct(&self, a: UserId, b: UserId) -> StoreResult<(ConversationRecord, bool)>;
+    /// Makes a group with `creator` as admin, recording a `group_created` system message.
+    async fn create_group(&self, new: NewGroup) -> StoreResult<(ConversationRecord, Appended)>;
+    /// A conversation by id.
+    async fn conversation(&self, id: ConversationId) -> StoreResult<Option<ConversationRecord>>;
+    /// Everything `user` is or was a member of, most recent activity first.
+    async fn conversations_of(&self, user: UserId) -> StoreResult<Vec<Membership>>;
+    /// Renames a group (admins only), recording a `title_changed` system message.
+    async fn rename_group(
+        &self,
+        id: ConversationId,
+        by: UserId,
+        title: &str,
+    ) -> StoreResult<Appended>;
+}
+
+/// Who belongs to which conversation, and their watermarks.
+#[async_trait]
+pub trait Members: Send + Sync {
+    /// Adds `user` to a group (admins only). `None` when already a member.
+    async fn add_member(
+        &self,
+        id: ConversationId,
+        by: UserId,
+        user: UserId,
+    ) -> StoreResult<Option<Appended>>;
+    /// The members of a conversation, past ones included.
+    async fn members(&self, id: ConversationId) -> StoreResult<Vec<MemberRecord>>;
+    /// One member row.
+    async fn member(&self, id: ConversationId, user: UserId) -> StoreResult<Option<MemberRecord>>;
+    /// Moves the read watermark forward; the new value when it moved.
+    async fn mark_read(
+        &self,
+        id: ConversationId,
+        user: UserId,
+        seq: u64,
+    ) -> StoreResult<Option<u64>>;
+    /// Moves delivered watermarks forward; returns those that moved.
+    async fn mark_delivered(
+        &self,
+        marks: &[(ConversationId, UserId, u64)],
+    ) -> StoreResult<Vec<(ConversationId, UserId, u64)>>;
+    /// Removes `user` (an admin removes anyone; anyone removes themself). The removed
+    /// member receives the system message and nothing after it.
+    async fn remove_member(
+        &self,
+        id: ConversationId,
+        by: UserId,
+        user: UserId,
+    ) -> StoreResult<Appended>;
+}
+
+/// The conversation logs.
+#[async_trait]
+pub trait Messages: Send + Sync {
+    /// Stores a message with one inbox entry per active member, or returns the original
+    /// when `(sender, client_msg_id)` was stored before. Durable when this returns.
+    async fn append(&self, new: NewMessage) -> StoreResult<Appended>;
+    /// Messages of a conversation inside `window`, ascending by seq.
+    async fn messages(&self, id: ConversationId, window: SeqWindow) -> StoreResult<Vec<Message>>;
+}
+
+/// Per-user inboxes: the gap-free sequence that devices sync from.
+#[async_trait]
+pub trait Inbox: Send + Sync {
+    /// The user's newest inbox_seq (0 when empty).
+    async fn inbox_head(&self, user: UserId) -> StoreResult<u64>;
+    /// Entries after `after`, ascending, at most `limit`.
+    async fn inbox_after(
+        &self,
+        user: UserId,
+        after: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<SyncEntry>>;
+}
+
+/// The whole store, as the rest of the server sees it.
+#[async_trait]
+pub trait Store: Users + Devices + Conversations + Members + Messages + Inbox {
+    /// Finishes the writes in flight and stops accepting new ones.
+    async fn close(&self);
+}

@@ -1,0 +1,218 @@
+//! Conversations: direct pairs and groups.
+
+use super::SqliteStore;
+use super::messages::append_system;
+use super::rows::{self, CONVERSATION_COLS, MEMBER_COLS};
+use super::writer::Tx;
+use crate::store::{
+    Appended, ConversationRecord, Conversations, Membership, NewGroup, StoreError, StoreResult,
+};
+use async_trait::async_trait;
+use confab_proto::limits::GROUP_MAX_MEMBERS;
+use confab_proto::{ConversationId, ConversationKind, Timestamp, UserId};
+use deadpool_sqlite::rusqlite::{Connection, OptionalExtension, params};
+use serde_json::json;
+
+#[async_trait]
+impl Conversations for SqliteStore {
+    async fn direct(&self, a: UserId, b: UserId) -> StoreResult<(ConversationRecord, bool)> {
+        self.writer
+            .write(move |tx| {
+                let (lo, hi) = if a < b { (a, b) } else { (b, a) };
+                let existing: Option<i64> = tx
+                    .conn
+                    .prepare_cached(
+                        "SELECT conversation_id FROM direct_pairs WHERE user_lo = ?1 AND user_hi = ?2",
+                    )?
+                    .query_row(params![lo.0, hi.0], |r| r.get(0))
+                    .optional()?;
+                if let Some(id) = existing {
+                    return Ok((conversation(tx.conn, ConversationId(id))?, false));
+                }
+                require_users(tx, &[a, b])?;
+                let id = insert_conversation(tx, ConversationKind::Direct, None, a)?;
+                tx.conn
+                    .prepare_cached(
+                        "INSERT INTO direct_pairs (user_lo, user_hi, conversation_id) VALUES (?1, ?2, ?3)",
+                    )?
+                    .execute(params![lo.0, hi.0, id.0])?;
+                insert_member(tx, id, a, "member", 1)?;
+                insert_member(tx, id, b, "member", 1)?;
+                Ok((conversation(tx.conn, id)?, true))
+            })
+            .await
+    }
+
+    async fn create_group(&self, new: NewGroup) -> StoreResult<(ConversationRecord, Appended)> {
+        self.writer
+            .write(move |tx| {
+                if new.members.len() + 1 > GROUP_MAX_MEMBERS {
+                    return Err(StoreError::GroupFull);
+                }
+                let mut everyone = vec![new.creator];
+                everyone.extend(new.members.iter().copied().filter(|&m| m != new.creator));
+                require_users(tx, &everyone)?;
+                let id = insert_conversation(
+                    tx,
+                    ConversationKind::Group,
+                    Some(&new.title),
+                    new.creator,
+                )?;
+                insert_member(tx, id, new.creator, "admin", 1)?;
+                for &member in &everyone[1..] {
+                    insert_member(tx, id, member, "member", 1)?;
+                }
+                let appended = append_system(
+                    tx,
+                    id,
+                    new.creator,
+                    json!({"event": "group_created", "title": new.title}),
+                )?;
+                Ok((conversation(tx.conn, id)?, appended))
+            })
+            .await
+    }
+
+    async fn conversation(&self, id: ConversationId) -> StoreResult<Option<ConversationRecord>> {
+        self.read(move |c| match conversation(c, id) {
+            Ok(found) => Ok(Some(found)),
+            Err(StoreError::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        })
+        .await
+    }
+
+    async fn conversations_of(&self, user: UserId) -> StoreResult<Vec<Membership>> {
+        self.read(move |c| {
+            let cols = CONVERSATION_COLS
+                .split(", ")
+                .map(|col| format!("c.{col}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let member_cols = MEMBER_COLS
+                .split(", ")
+                .map(|col| format!("m.{col}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            Ok(c.prepare_cached(&format!(
+                "SELECT {cols}, {member_cols} FROM members m
+                 JOIN conversations c ON c.id = m.conversation_id
+                 WHERE m.user_id = ?1
+                 ORDER BY c.last_activity_at DESC, c.id DESC"
+            ))?
+            .query_map([user.0], |r| {
+                Ok(Membership {
+                    conversation: rows::conversation(r)?,
+                    member: rows::member_at(r, 6)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn rename_group(
+        &self,
+        id: ConversationId,
+        by: UserId,
+        title: &str,
+    ) -> StoreResult<Appended> {
+        let title = title.to_owned();
+        self.writer
+            .write(move |tx| {
+                require_admin(tx, id, by)?;
+                tx.conn
+                    .prepare_cached("UPDATE conversations SET title = ?2 WHERE id = ?1")?
+                    .execute(params![id.0, title])?;
+                append_system(
+                    tx,
+                    id,
+                    by,
+                    json!({"event": "title_changed", "title": title}),
+                )
+            })
+            .await
+    }
+}
+
+/// Reads one conversation; `NotFound` when there is none.
+pub(super) fn conversation(c: &Connection, id: ConversationId) -> StoreResult<ConversationRecord> {
+    Ok(c.prepare_cached(&format!(
+        "SELECT {CONVERSATION_COLS} FROM conversations WHERE id = ?1"
+    ))?
+    .query_row([id.0], rows::conversation)?)
+}
+
+/// Fails with `Forbidden` unless `by` is an active admin of group `id`.
+pub(super) fn require_admin(tx: &Tx<'_>, id: ConversationId, by: UserId) -> StoreResult<()> {
+    let record = conversation(tx.conn, id)?;
+    if record.kind != ConversationKind::Group {
+        return Err(StoreError::Forbidden("direct conversations have no admin"));
+    }
+    let role: Option<String> = tx
+        .conn
+        .prepare_cached(
+            "SELECT role FROM members WHERE conversation_id = ?1 AND user_id = ?2 AND left_seq IS NULL",
+        )?
+        .query_row(params![id.0, by.0], |r| r.get(0))
+        .optional()?;
+    match role.as_deref() {
+        Some("admin") => Ok(()),
+        Some(_) => Err(StoreError::Forbidden("only a group admin may do this")),
+        None => Err(StoreError::Forbidden("you are not a member of this group")),
+    }
+}
+
+/// Fails with `NotFound` unless every user exists.
+pub(super) fn require_users(tx: &Tx<'_>, users: &[UserId]) -> StoreResult<()> {
+    let mut exists = tx
+        .conn
+        .prepare_cached("SELECT 1 FROM users WHERE id = ?1")?;
+    for user in users {
+        if exists.query_row([user.0], |_| Ok(())).optional()?.is_none() {
+            return Err(StoreError::NotFound);
+        }
+    }
+    Ok(())
+}
+
+fn insert_conversation(
+    tx: &Tx<'_>,
+    kind: ConversationKind,
+    title: Option<&str>,
+    by: UserId,
+) -> StoreResult<ConversationId> {
+    let now = Timestamp::now();
+    let kind = match kind {
+        ConversationKind::Direct => "direct",
+        ConversationKind::Group => "group",
+    };
+    Ok(ConversationId(
+        tx.conn
+            .prepare_cached(
+                "INSERT INTO conversations (kind, title, created_by, created_at, last_activity_at)
+                 VALUES (?1, ?2, ?3, ?4, ?4) RETURNING id",
+            )?
+            .query_row(params![kind, title, by.0, now.0], |r| r.get(0))?,
+    ))
+}
+
+/// Inserts or re-activates a member row; they see messages from `joined_seq` on.
+pub(super) fn insert_member(
+    tx: &Tx<'_>,
+    id: ConversationId,
+    user: UserId,
+    role: &str,
+    joined_seq: u64,
+) -> StoreResult<()> {
+    tx.conn
+        .prepare_cached(
+            "INSERT INTO members (conversation_id, user_id, role, joined_seq, read_seq, delivered_seq)
+             VALUES (?1, ?2, ?3, ?4, ?4 - 1, ?4 - 1)
+             ON CONFLICT (conversation_id, user_id) DO UPDATE SET
+               role = excluded.role, joined_seq = excluded.joined_seq, left_seq = NULL,
+               read_seq = excluded.read_seq, delivered_seq = excluded.delivered_seq",
+        )?
+        .execute(params![id.0, user.0, role, joined_seq])?;
+    Ok(())
+}

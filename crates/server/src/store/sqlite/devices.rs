@@ -1,0 +1,79 @@
+//! Devices and their token hashes.
+
+use super::SqliteStore;
+use super::rows::{self, DEVICE_COLS};
+use crate::store::{DeviceRecord, Devices, NewDevice, StoreResult};
+use async_trait::async_trait;
+use confab_proto::{DeviceId, Timestamp, UserId};
+use deadpool_sqlite::rusqlite::{OptionalExtension, params};
+
+#[async_trait]
+impl Devices for SqliteStore {
+    async fn create_device(&self, new: NewDevice) -> StoreResult<DeviceRecord> {
+        self.writer
+            .write(move |tx| {
+                let now = Timestamp::now();
+                // A new device starts at the inbox head: it pages older history over HTTP.
+                Ok(tx
+                    .conn
+                    .prepare_cached(&format!(
+                        "INSERT INTO devices (user_id, name, token_hash, created_at, last_active_at, cursor)
+                         VALUES (?1, ?2, ?3, ?4, ?4, (SELECT inbox_head FROM users WHERE id = ?1))
+                         RETURNING {DEVICE_COLS}"
+                    ))?
+                    .query_row(params![new.user_id.0, new.name, new.token_hash, now.0], rows::device)?)
+            })
+            .await
+    }
+
+    async fn device_by_token(&self, token_hash: &[u8]) -> StoreResult<Option<DeviceRecord>> {
+        let token_hash = token_hash.to_vec();
+        self.read(move |c| {
+            Ok(c.prepare_cached(&format!(
+                "SELECT {DEVICE_COLS} FROM devices WHERE token_hash = ?1"
+            ))?
+            .query_row([token_hash], rows::device)
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn devices(&self, user: UserId) -> StoreResult<Vec<DeviceRecord>> {
+        self.read(move |c| {
+            Ok(c.prepare_cached(&format!(
+                "SELECT {DEVICE_COLS} FROM devices WHERE user_id = ?1 ORDER BY id"
+            ))?
+            .query_map([user.0], rows::device)?
+            .collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn save_cursors(&self, cursors: &[(DeviceId, u64)]) -> StoreResult<()> {
+        let cursors = cursors.to_vec();
+        self.writer
+            .write(move |tx| {
+                let now = Timestamp::now();
+                let mut update = tx.conn.prepare_cached(
+                    "UPDATE devices SET cursor = max(cursor, ?2), last_active_at = ?3 WHERE id = ?1",
+                )?;
+                for (device, cursor) in cursors {
+                    update.execute(params![device.0, cursor, now.0])?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn delete_device(&self, user: UserId, device: DeviceId) -> StoreResult<bool> {
+        self.writer
+            .write(move |tx| {
+                Ok(tx
+                    .conn
+                    .prepare_cached("DELETE FROM devices WHERE id = ?1 AND user_id = ?2")?
+                    .execute(params![device.0, user.0])?
+                    > 0)
+            })
+            .await
+    }
+}

@@ -1,0 +1,47 @@
+//! Inboxes: what each user's devices sync from.
+
+use super::SqliteStore;
+use super::rows::{self, MESSAGE_COLS};
+use crate::store::{Inbox, StoreResult};
+use async_trait::async_trait;
+use confab_proto::{SyncEntry, UserId};
+use deadpool_sqlite::rusqlite::{OptionalExtension, params};
+
+#[async_trait]
+impl Inbox for SqliteStore {
+    async fn inbox_head(&self, user: UserId) -> StoreResult<u64> {
+        self.read(move |c| {
+            Ok(
+                c.prepare_cached("SELECT inbox_head FROM users WHERE id = ?1")?
+                    .query_row([user.0], |r| r.get(0))
+                    .optional()?
+                    .unwrap_or(0),
+            )
+        })
+        .await
+    }
+
+    async fn inbox_after(
+        &self,
+        user: UserId,
+        after: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<SyncEntry>> {
+        self.read(move |c| {
+            Ok(c.prepare_cached(&format!(
+                "SELECT i.inbox_seq, {MESSAGE_COLS} FROM inbox i
+                 JOIN messages m ON m.conversation_id = i.conversation_id AND m.seq = i.seq
+                 WHERE i.user_id = ?1 AND i.inbox_seq > ?2
+                 ORDER BY i.inbox_seq LIMIT ?3"
+            ))?
+            .query_map(params![user.0, after, limit], |r| {
+                Ok(SyncEntry {
+                    inbox_seq: r.get(0)?,
+                    message: rows::message_at(r, 1)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+}

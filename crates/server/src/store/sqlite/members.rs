@@ -1,0 +1,190 @@
+//! Members: joining, leaving and watermarks.
+
+use super::SqliteStore;
+use super::conversations::{conversation, insert_member, require_admin, require_users};
+use super::messages::append_system;
+use super::rows::{self, MEMBER_COLS};
+use crate::store::{Appended, MemberRecord, Members, StoreError, StoreResult};
+use async_trait::async_trait;
+use confab_proto::limits::GROUP_MAX_MEMBERS;
+use confab_proto::{ConversationId, ConversationKind, UserId};
+use deadpool_sqlite::rusqlite::{OptionalExtension, params};
+use serde_json::json;
+
+#[async_trait]
+impl Members for SqliteStore {
+    async fn add_member(
+        &self,
+        id: ConversationId,
+        by: UserId,
+        user: UserId,
+    ) -> StoreResult<Option<Appended>> {
+        self.writer
+            .write(move |tx| {
+                require_admin(tx, id, by)?;
+                require_users(tx, &[user])?;
+                let active: Vec<i64> = tx
+                    .conn
+                    .prepare_cached(
+                        "SELECT user_id FROM members WHERE conversation_id = ?1 AND left_seq IS NULL",
+                    )?
+                    .query_map([id.0], |r| r.get(0))?
+                    .collect::<Result<_, _>>()?;
+                if active.contains(&user.0) {
+                    return Ok(None);
+                }
+                if active.len() >= GROUP_MAX_MEMBERS {
+                    return Err(StoreError::GroupFull);
+                }
+                // The new member sees history from the system message that adds them.
+                let next_seq = conversation(tx.conn, id)?.last_seq + 1;
+                insert_member(tx, id, user, "member", next_seq)?;
+                let appended = append_system(
+                    tx,
+                    id,
+                    by,
+                    json!({"event": "member_added", "user_id": user.to_string()}),
+                )?;
+                Ok(Some(appended))
+            })
+            .await
+    }
+
+    async fn members(&self, id: ConversationId) -> StoreResult<Vec<MemberRecord>> {
+        self.read(move |c| {
+            Ok(c.prepare_cached(&format!(
+                "SELECT {MEMBER_COLS} FROM members WHERE conversation_id = ?1 ORDER BY joined_seq, user_id"
+            ))?
+            .query_map([id.0], rows::member)?
+            .collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn member(&self, id: ConversationId, user: UserId) -> StoreResult<Option<MemberRecord>> {
+        self.read(move |c| {
+            Ok(c.prepare_cached(&format!(
+                "SELECT {MEMBER_COLS} FROM members WHERE conversation_id = ?1 AND user_id = ?2"
+            ))?
+            .query_row(params![id.0, user.0], rows::member)
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn mark_read(
+        &self,
+        id: ConversationId,
+        user: UserId,
+        seq: u64,
+    ) -> StoreResult<Option<u64>> {
+        self.writer
+            .write(move |tx| {
+                let member = tx
+                    .conn
+                    .prepare_cached(&format!(
+                        "SELECT {MEMBER_COLS} FROM members WHERE conversation_id = ?1 AND user_id = ?2"
+                    ))?
+                    .query_row(params![id.0, user.0], rows::member)
+                    .optional()?
+                    .ok_or(StoreError::Forbidden("you are not a member of this conversation"))?;
+                let last = conversation(tx.conn, id)?.last_seq;
+                let visible = member.left_seq.map_or(last, |left| left.min(last));
+                let seq = seq.min(visible);
+                if seq <= member.read_seq {
+                    return Ok(None);
+                }
+                tx.conn
+                    .prepare_cached(
+                        "UPDATE members SET read_seq = ?3 WHERE conversation_id = ?1 AND user_id = ?2",
+                    )?
+                    .execute(params![id.0, user.0, seq])?;
+                Ok(Some(seq))
+            })
+            .await
+    }
+
+    async fn mark_delivered(
+        &self,
+        marks: &[(ConversationId, UserId, u64)],
+    ) -> StoreResult<Vec<(ConversationId, UserId, u64)>> {
+        let marks = marks.to_vec();
+        self.writer
+            .write(move |tx| {
+                let mut update = tx.conn.prepare_cached(
+                    "UPDATE members SET delivered_seq = ?3
+                     WHERE conversation_id = ?1 AND user_id = ?2 AND delivered_seq < ?3",
+                )?;
+                let mut moved = Vec::new();
+                for (id, user, seq) in marks {
+                    if update.execute(params![id.0, user.0, seq])? > 0 {
+                        moved.push((id, user, seq));
+                    }
+                }
+                Ok(moved)
+            })
+            .await
+    }
+
+    async fn remove_member(
+        &self,
+        id: ConversationId,
+        by: UserId,
+        user: UserId,
+    ) -> StoreResult<Appended> {
+        self.writer
+            .write(move |tx| {
+                let record = conversation(tx.conn, id)?;
+                if record.kind != ConversationKind::Group {
+                    return Err(StoreError::Forbidden("nobody can leave a direct conversation"));
+                }
+                if by != user {
+                    require_admin(tx, id, by)?;
+                }
+                let role: Option<String> = tx
+                    .conn
+                    .prepare_cached(
+                        "SELECT role FROM members WHERE conversation_id = ?1 AND user_id = ?2 AND left_seq IS NULL",
+                    )?
+                    .query_row(params![id.0, user.0], |r| r.get(0))
+                    .optional()?;
+                let Some(role) = role else {
+                    return Err(if by == user {
+                        StoreError::Forbidden("you are not a member of this group")
+                    } else {
+                        StoreError::NotFound
+                    });
+                };
+                let event = if by == user { "member_left" } else { "member_removed" };
+                // The removed member still gets this message, and nothing after it.
+                let appended =
+                    append_system(tx, id, by, json!({"event": event, "user_id": user.to_string()}))?;
+                tx.conn
+                    .prepare_cached(
+                        "UPDATE members SET left_seq = ?3, role = 'member' WHERE conversation_id = ?1 AND user_id = ?2",
+                    )?
+                    .execute(params![id.0, user.0, appended.message.seq])?;
+                if role == "admin" {
+                    promote_if_no_admin(tx, id)?;
+                }
+                Ok(appended)
+            })
+            .await
+    }
+}
+
+/// A group whose last admin left gets its longest-standing member as admin, so it stays
+/// manageable.
+fn promote_if_no_admin(tx: &super::writer::Tx<'_>, id: ConversationId) -> StoreResult<()> {
+    tx.conn
+        .prepare_cached(
+            "UPDATE members SET role = 'admin'
+             WHERE conversation_id = ?1 AND user_id = (
+               SELECT user_id FROM members WHERE conversation_id = ?1 AND left_seq IS NULL
+               ORDER BY joined_seq, user_id LIMIT 1)
+             AND NOT EXISTS (
+               SELECT 1 FROM members WHERE conversation_id = ?1 AND left_seq IS NULL AND role = 'admin')",
+        )?
+        .execute([id.0])?;
+    Ok(())
+}

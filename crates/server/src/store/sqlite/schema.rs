@@ -1,0 +1,86 @@
+//! Schema migrations, tracked in `PRAGMA user_version`. Append new steps; never edit one
+//! that has shipped.
+
+use deadpool_sqlite::rusqlite::{Connection, Result};
+
+const MIGRATIONS: &[&str] = &[
+    // 1: the v1 data model (docs/architecture.md, section 3).
+    "CREATE TABLE users (
+        id            INTEGER PRIMARY KEY,
+        username      TEXT NOT NULL UNIQUE,
+        display_name  TEXT NOT NULL,
+        password_hash TEXT NOT NULL,
+        created_at    INTEGER NOT NULL,
+        last_seen_at  INTEGER,
+        inbox_head    INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE devices (
+        id             INTEGER PRIMARY KEY,
+        user_id        INTEGER NOT NULL REFERENCES users(id),
+        name           TEXT NOT NULL,
+        token_hash     BLOB NOT NULL UNIQUE,
+        created_at     INTEGER NOT NULL,
+        last_active_at INTEGER NOT NULL,
+        cursor         INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX devices_by_user ON devices(user_id);
+    CREATE TABLE conversations (
+        id               INTEGER PRIMARY KEY,
+        kind             TEXT NOT NULL CHECK (kind IN ('direct', 'group')),
+        title            TEXT,
+        created_by       INTEGER NOT NULL REFERENCES users(id),
+        created_at       INTEGER NOT NULL,
+        last_seq         INTEGER NOT NULL DEFAULT 0,
+        last_activity_at INTEGER NOT NULL
+    );
+    CREATE TABLE direct_pairs (
+        user_lo         INTEGER NOT NULL,
+        user_hi         INTEGER NOT NULL,
+        conversation_id INTEGER NOT NULL REFERENCES conversations(id),
+        PRIMARY KEY (user_lo, user_hi)
+    ) WITHOUT ROWID;
+    CREATE TABLE members (
+        conversation_id INTEGER NOT NULL REFERENCES conversations(id),
+        user_id         INTEGER NOT NULL REFERENCES users(id),
+        role            TEXT NOT NULL CHECK (role IN ('admin', 'member')),
+        joined_seq      INTEGER NOT NULL,
+        left_seq        INTEGER,
+        read_seq        INTEGER NOT NULL DEFAULT 0,
+        delivered_seq   INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (conversation_id, user_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX members_by_user ON members(user_id);
+    -- The message id (Snowflake, time-ordered) is the rowid, so inserts append.
+    CREATE TABLE messages (
+        id              INTEGER PRIMARY KEY,
+        conversation_id INTEGER NOT NULL REFERENCES conversations(id),
+        seq             INTEGER NOT NULL,
+        sender_id       INTEGER NOT NULL REFERENCES users(id),
+        client_msg_id   TEXT NOT NULL,
+        kind            TEXT NOT NULL CHECK (kind IN ('text', 'system')),
+        body            TEXT NOT NULL,
+        created_at      INTEGER NOT NULL
+    );
+    CREATE UNIQUE INDEX messages_by_seq ON messages(conversation_id, seq);
+    CREATE UNIQUE INDEX messages_dedupe ON messages(sender_id, client_msg_id);
+    -- Fan-out on write: one small pointer row per member and message.
+    CREATE TABLE inbox (
+        user_id         INTEGER NOT NULL,
+        inbox_seq       INTEGER NOT NULL,
+        conversation_id INTEGER NOT NULL,
+        seq             INTEGER NOT NULL,
+        PRIMARY KEY (user_id, inbox_seq)
+    ) WITHOUT ROWID;",
+];
+
+/// Brings the database to the newest schema, one transaction per step.
+pub fn migrate(conn: &mut Connection) -> Result<()> {
+    let current: usize = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    for (i, step) in MIGRATIONS.iter().enumerate().skip(current) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(step)?;
+        tx.pragma_update(None, "user_version", i + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,109 @@
+//! Users.
+
+use super::SqliteStore;
+use super::rows::{self, USER_COLS};
+use crate::store::{NewUser, StoreError, StoreResult, UserRecord, Users};
+use async_trait::async_trait;
+use confab_proto::{Timestamp, User, UserId};
+use deadpool_sqlite::rusqlite::{ErrorCode, OptionalExtension, params};
+
+#[async_trait]
+impl Users for SqliteStore {
+    async fn create_user(&self, new: NewUser) -> StoreResult<User> {
+        self.writer
+            .write(move |tx| {
+                let now = Timestamp::now();
+                tx.conn
+                    .prepare_cached(&format!(
+                        "INSERT INTO users (username, display_name, password_hash, created_at)
+                         VALUES (?1, ?2, ?3, ?4) RETURNING {USER_COLS}"
+                    ))?
+                    .query_row(
+                        params![new.username, new.display_name, new.password_hash, now.0],
+                        rows::user,
+                    )
+                    .map_err(|e| match e.sqlite_error_code() {
+                        Some(ErrorCode::ConstraintViolation) => {
+                            StoreError::Conflict("that username is taken")
+                        }
+                        _ => e.into(),
+                    })
+            })
+            .await
+    }
+
+    async fn user(&self, id: UserId) -> StoreResult<Option<User>> {
+        self.read(move |c| {
+            Ok(
+                c.prepare_cached(&format!("SELECT {USER_COLS} FROM users WHERE id = ?1"))?
+                    .query_row([id.0], rows::user)
+                    .optional()?,
+            )
+        })
+        .await
+    }
+
+    async fn user_by_username(&self, username: &str) -> StoreResult<Option<UserRecord>> {
+        let username = username.to_owned();
+        self.read(move |c| {
+            Ok(c.prepare_cached(&format!(
+                "SELECT {USER_COLS}, password_hash FROM users WHERE username = ?1"
+            ))?
+            .query_row([username], |r| {
+                Ok(UserRecord {
+                    user: rows::user(r)?,
+                    password_hash: r.get(4)?,
+                })
+            })
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn update_display_name(&self, id: UserId, display_name: &str) -> StoreResult<User> {
+        let display_name = display_name.to_owned();
+        self.writer
+            .write(move |tx| {
+                Ok(tx
+                    .conn
+                    .prepare_cached(&format!(
+                        "UPDATE users SET display_name = ?2 WHERE id = ?1 RETURNING {USER_COLS}"
+                    ))?
+                    .query_row(params![id.0, display_name], rows::user)?)
+            })
+            .await
+    }
+
+    async fn set_last_seen(&self, seen: &[(UserId, Timestamp)]) -> StoreResult<()> {
+        let seen = seen.to_vec();
+        self.writer
+            .write(move |tx| {
+                let mut update = tx.conn.prepare_cached(
+                    "UPDATE users SET last_seen_at = max(coalesce(last_seen_at, 0), ?2) WHERE id = ?1",
+                )?;
+                for (user, at) in seen {
+                    update.execute(params![user.0, at.0])?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn last_seen(&self, ids: &[UserId]) -> StoreResult<Vec<(UserId, Option<Timestamp>)>> {
+        let ids = ids.to_vec();
+        self.read(move |c| {
+            let mut select = c.prepare_cached("SELECT last_seen_at FROM users WHERE id = ?1")?;
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                if let Some(at) = select
+                    .query_row([id.0], |r| r.get::<_, Option<i64>>(0))
+                    .optional()?
+                {
+                    out.push((id, at.map(Timestamp)));
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+}

@@ -1,0 +1,165 @@
+//! Records that cross the store seam.
+
+use confab_proto::{
+    Body, ConversationId, ConversationKind, DeviceId, Message, MessageKind, Role, Timestamp, User,
+    UserId,
+};
+
+/// A user to create.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    /// Valid username.
+    pub username: String,
+    /// Valid display name.
+    pub display_name: String,
+    /// Argon2id PHC string.
+    pub password_hash: String,
+}
+
+/// A user with the secret the API needs to log them in.
+#[derive(Debug, Clone)]
+pub struct UserRecord {
+    /// The public part.
+    pub user: User,
+    /// Argon2id PHC string.
+    pub password_hash: String,
+}
+
+/// A device to create at login.
+#[derive(Debug, Clone)]
+pub struct NewDevice {
+    /// Whose.
+    pub user_id: UserId,
+    /// Shown in the devices list.
+    pub name: String,
+    /// SHA-256 of the bearer token.
+    pub token_hash: Vec<u8>,
+}
+
+/// A stored device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRecord {
+    /// Its id.
+    pub id: DeviceId,
+    /// Whose.
+    pub user_id: UserId,
+    /// Its name.
+    pub name: String,
+    /// When it logged in.
+    pub created_at: Timestamp,
+    /// When it last synced.
+    pub last_active_at: Timestamp,
+    /// The highest inbox_seq it acknowledged.
+    pub cursor: u64,
+}
+
+/// A group to create.
+#[derive(Debug, Clone)]
+pub struct NewGroup {
+    /// Who creates it (becomes admin).
+    pub creator: UserId,
+    /// Valid title.
+    pub title: String,
+    /// Other members, without duplicates and without the creator.
+    pub members: Vec<UserId>,
+}
+
+/// A stored conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversationRecord {
+    /// Its id.
+    pub id: ConversationId,
+    /// Direct or group.
+    pub kind: ConversationKind,
+    /// Title of a group.
+    pub title: Option<String>,
+    /// Who made it.
+    pub created_by: UserId,
+    /// When.
+    pub created_at: Timestamp,
+    /// The newest seq.
+    pub last_seq: u64,
+}
+
+/// A member row. A member sees the messages with `joined_seq <= seq <= left_seq`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberRecord {
+    /// Who.
+    pub user_id: UserId,
+    /// Admin or member.
+    pub role: Role,
+    /// The first seq this member may see.
+    pub joined_seq: u64,
+    /// The last seq this member may see, once they left or were removed.
+    pub left_seq: Option<u64>,
+    /// Read watermark.
+    pub read_seq: u64,
+    /// Delivered watermark.
+    pub delivered_seq: u64,
+}
+
+impl MemberRecord {
+    /// Still a member.
+    pub fn is_active(&self) -> bool {
+        self.left_seq.is_none()
+    }
+
+    /// May this member see the message with `seq`?
+    pub fn sees(&self, seq: u64) -> bool {
+        seq >= self.joined_seq && self.left_seq.is_none_or(|left| seq <= left)
+    }
+}
+
+/// One conversation of a user, with the user's own member row.
+#[derive(Debug, Clone)]
+pub struct Membership {
+    /// The conversation.
+    pub conversation: ConversationRecord,
+    /// The user's row in it.
+    pub member: MemberRecord,
+}
+
+/// A message to store.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    /// Where.
+    pub conversation_id: ConversationId,
+    /// Who.
+    pub sender_id: UserId,
+    /// The sender's id for it, valid per the contract.
+    pub client_msg_id: String,
+    /// The text.
+    pub body: Body,
+}
+
+/// A stored message and who must hear of it.
+#[derive(Debug, Clone)]
+pub struct Appended {
+    /// The message as stored (the original, for a retry).
+    pub message: Message,
+    /// One inbox entry per member that got it: (user, inbox_seq). Empty for a retry.
+    pub recipients: Vec<(UserId, u64)>,
+    /// True when this was a retry of a stored message.
+    pub duplicate: bool,
+}
+
+impl Appended {
+    /// Is it a system message?
+    pub fn is_system(&self) -> bool {
+        self.message.kind == MessageKind::System
+    }
+}
+
+/// Which messages of a conversation to read: those with `after < seq < before`, at most
+/// `limit`, taken from the newest end when `newest` is set (else from the oldest).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeqWindow {
+    /// Exclusive lower bound.
+    pub after: u64,
+    /// Exclusive upper bound.
+    pub before: u64,
+    /// At most this many.
+    pub limit: usize,
+    /// Take the newest `limit` of the window rather than the oldest.
+    pub newest: bool,
+}
