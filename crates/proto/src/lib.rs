@@ -14,7 +14,7 @@ mod time;
 
 pub use body::{Body, BodyError};
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
-pub use frames::{ClientFrame, FrameError, ServerFrame};
+pub use frames::{ClientFrame, FrameError, ReceiptKind, ServerFrame};
 pub use http::*;
 pub use ids::{ConversationId, DeviceId, MessageId, PushSubscriptionId, UserId};
 pub use time::Timestamp;

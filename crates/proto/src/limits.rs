@@ -28,7 +28,7 @@ pub const PAGE_DEFAULT: usize = 50;
 pub const PAGE_MAX: usize = 200;
 /// `GET /v1/presence` answers for at most this many users.
 pub const PRESENCE_QUERY_MAX: usize = 200;
-/// The first frame must be `hello`, within this many milliseconds.
+/// The first frame must be `hello`, within this many milliseconds (the server's default).
 pub const HELLO_TIMEOUT_MS: u64 = 10_000;
 
 /// WebSocket close codes.

@@ -24,6 +24,8 @@ pub struct Config {
     pub heartbeat_interval_ms: u64,
     /// Silence after which a device (and a user with no other device) is offline.
     pub presence_timeout_ms: u64,
+    /// How long a new WebSocket may take to send `hello` before it is closed with 4002.
+    pub hello_timeout_ms: u64,
     /// Sessions this node accepts before answering `overloaded`.
     pub max_sessions: usize,
     /// Frames a session may have waiting to be written before it is closed with 4008.
@@ -69,6 +71,7 @@ impl Default for Config {
             node_id: 1,
             heartbeat_interval_ms: 5_000,
             presence_timeout_ms: 30_000,
+            hello_timeout_ms: 10_000,
             max_sessions: 100_000,
             session_queue: 256,
             send_rate_per_sec: 20,
@@ -117,7 +120,9 @@ impl Config {
         }
         figment = figment.merge(Env::prefixed("CONFAB_"));
         for (key, value) in overrides {
-            figment = figment.merge((*key, value.as_str()));
+            // Parsed as the environment's values are, so "9" is a number and "true" a bool.
+            let value: figment::value::Value = value.parse().unwrap_or_else(|never| match never {});
+            figment = figment.merge(Serialized::default(key, value));
         }
         let config: Config = figment.extract().map_err(Box::new)?;
         config.validate()?;
@@ -146,6 +151,11 @@ impl Config {
             self.presence_timeout_ms > self.heartbeat_interval_ms,
             "presence_timeout_ms",
             "must be longer than heartbeat_interval_ms, or every device flickers offline",
+        )?;
+        check(
+            (100..=60_000).contains(&self.hello_timeout_ms),
+            "hello_timeout_ms",
+            "must be 100 to 60000",
         )?;
         check(self.max_sessions > 0, "max_sessions", "must be at least 1")?;
         check(
@@ -210,6 +220,8 @@ impl Config {
 }
 
 #[cfg(test)]
+// figment's Jail hands back its large error type by design.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
 

@@ -14,6 +14,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, patch, post};
 use confab_proto::limits::FRAME_MAX_BYTES;
+use tower_http::trace::TraceLayer;
 
 /// Every route.
 pub fn routes(app: AppState) -> Router {
@@ -50,5 +51,6 @@ pub fn routes(app: AppState) -> Router {
         .fallback(|| async { ApiError::not_found("route") })
         // A request body holds at most one 99,999-character message, like a frame.
         .layer(DefaultBodyLimit::max(FRAME_MAX_BYTES))
+        .layer(TraceLayer::new_for_http())
         .with_state(app)
 }

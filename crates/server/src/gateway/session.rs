@@ -13,7 +13,7 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message as Ws, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::response::{IntoResponse, Response};
-use confab_proto::limits::{FRAME_MAX_BYTES, HELLO_TIMEOUT_MS, PAGE_MAX, REQ_MAX, close};
+use confab_proto::limits::{FRAME_MAX_BYTES, PAGE_MAX, REQ_MAX, close};
 use confab_proto::{ClientFrame, DeviceId, ErrorCode, ServerFrame, UserId};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
@@ -54,7 +54,8 @@ pub async fn upgrade(State(app): State<AppState>, ws: WebSocketUpgrade) -> Respo
 
 async fn run(socket: WebSocket, app: AppState) {
     let (mut sink, mut stream) = socket.split();
-    let (token, cursor) = match hello(&mut stream).await {
+    let hello_timeout = Duration::from_millis(app.config.hello_timeout_ms);
+    let (token, cursor) = match hello(&mut stream, hello_timeout).await {
         Ok(hello) => hello,
         Err(code) => return close_now(&mut sink, code).await,
     };
@@ -103,8 +104,8 @@ async fn run(socket: WebSocket, app: AppState) {
 }
 
 /// Waits for `hello`; the close code to use when it does not come.
-async fn hello(stream: &mut Stream) -> Result<(String, Option<u64>), u16> {
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(HELLO_TIMEOUT_MS);
+async fn hello(stream: &mut Stream, wait: Duration) -> Result<(String, Option<u64>), u16> {
+    let deadline = tokio::time::Instant::now() + wait;
     loop {
         let frame = match tokio::time::timeout_at(deadline, stream.next()).await {
             Err(_) | Ok(None) => return Err(close::NO_HELLO),
@@ -178,9 +179,19 @@ async fn write_loop(
         }
     }
     .await;
-    drop(writer);
+    let code = control.code().unwrap_or(1000);
+    if result.is_ok() && code != close::TOO_SLOW {
+        // Frames queued before the close (a drain's `reconnect`) still go out, best effort.
+        while let Ok(item) = rx.try_recv() {
+            if writer.feed(item).await.is_err() {
+                break;
+            }
+        }
+        let _ = writer.flush().await;
+    }
+
     if result.is_ok() {
-        close_now(&mut sink, control.code().unwrap_or(1000)).await;
+        close_now(&mut sink, code).await;
     }
 }
 

@@ -91,7 +91,7 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
          PRAGMA foreign_keys = ON;
          PRAGMA busy_timeout = 5000;
          PRAGMA journal_size_limit = 67108864;
-         PRAGMA cache_size = -65536;",
+         PRAGMA cache_size = -16384;",
     )
 }
 

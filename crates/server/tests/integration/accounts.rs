@@ -1,0 +1,224 @@
+//! Signup, login, profiles, devices, logout and revocation.
+
+use crate::harness::TestServer;
+use confab_client::{ErrorCode, Event};
+use std::time::Duration;
+
+fn code<T: std::fmt::Debug>(r: Result<T, confab_client::Error>) -> Option<ErrorCode> {
+    r.unwrap_err().code()
+}
+
+#[tokio::test]
+async fn signup_and_login_errors() {
+    let server = TestServer::start().await;
+    let anon = server.anon();
+    let ada = anon
+        .signup("ada", "password-ada", Some("Ada L."))
+        .await
+        .unwrap();
+    assert_eq!(
+        (ada.username.as_str(), ada.display_name.as_str()),
+        ("ada", "Ada L.")
+    );
+    assert_eq!(
+        code(anon.signup("ada", "password-x", None).await),
+        Some(ErrorCode::Conflict)
+    );
+    assert_eq!(
+        code(anon.signup("Ada", "password-x", None).await),
+        Some(ErrorCode::InvalidRequest)
+    );
+    assert_eq!(
+        code(anon.signup("ab", "password-x", None).await),
+        Some(ErrorCode::InvalidRequest)
+    );
+    assert_eq!(
+        code(anon.signup("carl", "short", None).await),
+        Some(ErrorCode::InvalidRequest)
+    );
+    assert_eq!(
+        code(anon.login("ada", "wrong-password", None).await),
+        Some(ErrorCode::Unauthorized)
+    );
+    assert_eq!(
+        code(anon.login("nobody", "password-ada", None).await),
+        Some(ErrorCode::Unauthorized)
+    );
+
+    // Each login is a device with its own token.
+    let phone = anon
+        .login("ada", "password-ada", Some("phone"))
+        .await
+        .unwrap();
+    let laptop = anon
+        .login("ada", "password-ada", Some("laptop"))
+        .await
+        .unwrap();
+    assert_ne!(phone.device_id, laptop.device_id);
+    assert_ne!(phone.token, laptop.token);
+    let ada_phone = anon.with_token(phone.token);
+    let devices = ada_phone.devices().await.unwrap();
+    assert_eq!(devices.len(), 2);
+    assert!(
+        devices
+            .iter()
+            .any(|d| d.id == phone.device_id && d.current && d.name == "phone")
+    );
+
+    // Profiles and lookups.
+    assert_eq!(ada_phone.me().await.unwrap().id, ada.id);
+    assert_eq!(
+        ada_phone
+            .update_me("Ada Lovelace")
+            .await
+            .unwrap()
+            .display_name,
+        "Ada Lovelace"
+    );
+    assert_eq!(
+        ada_phone.user(ada.id).await.unwrap().display_name,
+        "Ada Lovelace"
+    );
+    assert_eq!(ada_phone.user_by_username("ada").await.unwrap().id, ada.id);
+    assert_eq!(
+        code(ada_phone.user_by_username("nobody").await),
+        Some(ErrorCode::NotFound)
+    );
+    assert_eq!(code(anon.me().await), Some(ErrorCode::Unauthorized));
+    assert_eq!(
+        code(anon.with_token("not-a-token").me().await),
+        Some(ErrorCode::Unauthorized)
+    );
+}
+
+#[tokio::test]
+async fn errors_have_the_contract_shape() {
+    let server = TestServer::start().await;
+    let http = reqwest::Client::new();
+    let res = http
+        .post(format!("{}/v1/auth/signup", server.url))
+        .json(&serde_json::json!({"username": "ada"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invalid_request");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("password"),
+        "{body}"
+    );
+
+    let res = http
+        .get(format!("{}/v1/me", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unauthorized");
+
+    let res = http
+        .post(format!("{}/v1/auth/login", server.url))
+        .body("not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let res = http
+        .get(format!("{}/v1/users/abc", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status() == 400 || res.status() == 401);
+    let res = http
+        .get(format!("{}/v1/no/such/route", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    assert_eq!(
+        res.json::<serde_json::Value>().await.unwrap()["error"]["code"],
+        "not_found"
+    );
+}
+
+#[tokio::test]
+async fn auth_attempts_are_rate_limited_per_ip() {
+    let server = TestServer::with(|c| c.auth_rate_per_min = 3).await;
+    let anon = server.anon();
+    for _ in 0..3 {
+        let _ = anon.login("nobody", "password-x", None).await;
+    }
+    let err = anon.login("nobody", "password-x", None).await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::RateLimited));
+    assert!(matches!(err, confab_client::Error::Api { retry_after_ms: Some(ms), .. } if ms > 0));
+}
+
+#[tokio::test]
+async fn logout_revokes_the_token_everywhere_at_once() {
+    let server = TestServer::start().await;
+    let phone = server.user("ada").await;
+    let laptop = server.login("ada").await;
+    let (_conn, mut events) = phone.connect(0).await;
+    phone.client.logout().await.unwrap();
+    assert_eq!(
+        phone.client.me().await.unwrap_err().code(),
+        Some(ErrorCode::Unauthorized)
+    );
+    let closed = wait_for_close(&mut events).await;
+    assert_eq!(
+        closed,
+        Some(4001),
+        "the open WebSocket of the device closes with 4001"
+    );
+    // The user's other device is untouched.
+    assert_eq!(laptop.client.me().await.unwrap().username, "ada");
+}
+
+#[tokio::test]
+async fn removing_a_device_revokes_it() {
+    let server = TestServer::start().await;
+    let phone = server.user("ada").await;
+    let laptop = server.login("ada").await;
+    let (_conn, mut events) = phone.connect(0).await;
+    laptop
+        .client
+        .remove_device(phone.login.device_id)
+        .await
+        .unwrap();
+    assert_eq!(wait_for_close(&mut events).await, Some(4001));
+    assert_eq!(
+        phone.client.devices().await.unwrap_err().code(),
+        Some(ErrorCode::Unauthorized)
+    );
+    let left = laptop.client.devices().await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(
+        laptop
+            .client
+            .remove_device(phone.login.device_id)
+            .await
+            .unwrap_err()
+            .code(),
+        Some(ErrorCode::NotFound)
+    );
+}
+
+/// The close code of the first disconnect, or `None` when the stream ends without one.
+async fn wait_for_close(events: &mut confab_client::Events) -> Option<u16> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match tokio::time::timeout_at(deadline, events.recv())
+            .await
+            .expect("no disconnect within 5 s")
+        {
+            Some(Event::Disconnected { reason }) => return reason.close_code(),
+            Some(Event::Terminated { .. }) | None => return None,
+            Some(_) => {}
+        }
+    }
+}

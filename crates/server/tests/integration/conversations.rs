@@ -1,0 +1,277 @@
+//! Direct conversations, groups, membership and the conversation list.
+
+use crate::harness::TestServer;
+use confab_client::{ConversationKind, ErrorCode, MessageKind, MessagesQuery, Role};
+
+#[tokio::test]
+async fn one_direct_conversation_per_pair() {
+    let server = TestServer::start().await;
+    let ada = server.user("ada").await;
+    let bob = server.user("bob").await;
+    let first = ada.client.direct(bob.id()).await.unwrap();
+    let again = bob.client.direct(ada.id()).await.unwrap();
+    assert_eq!(first.id, again.id);
+    assert_eq!(first.kind, ConversationKind::Direct);
+    assert_eq!(first.members.len(), 2);
+
+    // 201 the first time, 200 after.
+    let http = reqwest::Client::new();
+    let carol = server.user("carol").await;
+    let post = || {
+        http.post(format!("{}/v1/conversations/direct", server.url))
+            .bearer_auth(&carol.login.token)
+            .json(&serde_json::json!({"user_id": ada.id().to_string()}))
+            .send()
+    };
+    assert_eq!(post().await.unwrap().status(), 201);
+    assert_eq!(post().await.unwrap().status(), 200);
+    assert_eq!(
+        ada.client.direct(ada.id()).await.unwrap_err().code(),
+        Some(ErrorCode::InvalidRequest)
+    );
+    assert_eq!(
+        ada.client
+            .direct(confab_client::UserId(999_999))
+            .await
+            .unwrap_err()
+            .code(),
+        Some(ErrorCode::NotFound)
+    );
+}
+
+#[tokio::test]
+async fn groups_hold_100_members_and_not_101() {
+    let server = TestServer::start().await;
+    let admin = server.user("admin").await;
+    let anon = server.anon();
+    let mut ids = Vec::new();
+    for i in 0..100 {
+        ids.push(
+            anon.signup(&format!("member{i}"), "password-x", None)
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    let err = admin
+        .client
+        .create_group("too big", &ids)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::GroupFull));
+    assert!(matches!(err, confab_client::Error::Api { status: 409, .. }));
+
+    let group = admin.client.create_group("full", &ids[..99]).await.unwrap();
+    assert_eq!(group.members.len(), 100);
+    assert_eq!(group.kind, ConversationKind::Group);
+    assert_eq!(group.title.as_deref(), Some("full"));
+    let err = admin
+        .client
+        .add_member(group.id, ids[99])
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::GroupFull));
+    assert_eq!(
+        admin
+            .client
+            .create_group("", &ids[..1])
+            .await
+            .unwrap_err()
+            .code(),
+        Some(ErrorCode::InvalidRequest)
+    );
+}
+
+#[tokio::test]
+async fn admins_manage_members_and_anyone_leaves() {
+    let server = TestServer::start().await;
+    let ada = server.user("ada").await;
+    let bob = server.user("bob").await;
+    let carol = server.user("carol").await;
+    let dan = server.user("dan").await;
+    let group = ada
+        .client
+        .create_group("crew", &[bob.id(), carol.id()])
+        .await
+        .unwrap();
+    let admin = group
+        .members
+        .iter()
+        .find(|m| m.user_id == ada.id())
+        .unwrap();
+    assert_eq!(admin.role, Role::Admin);
+
+    // Only admins add, remove or rename.
+    assert_eq!(
+        bob.client
+            .add_member(group.id, dan.id())
+            .await
+            .unwrap_err()
+            .code(),
+        Some(ErrorCode::Forbidden)
+    );
+    assert_eq!(
+        bob.client
+            .remove_member(group.id, carol.id())
+            .await
+            .unwrap_err()
+            .code(),
+        Some(ErrorCode::Forbidden)
+    );
+    assert_eq!(
+        bob.client
+            .rename_group(group.id, "mine")
+            .await
+            .unwrap_err()
+            .code(),
+        Some(ErrorCode::Forbidden)
+    );
+    assert_eq!(
+        ada.client
+            .rename_group(group.id, "the crew")
+            .await
+            .unwrap()
+            .title
+            .as_deref(),
+        Some("the crew")
+    );
+    let with_dan = ada.client.add_member(group.id, dan.id()).await.unwrap();
+    assert_eq!(with_dan.members.len(), 4);
+
+    ada.client
+        .send_http(group.id, Some("before".into()), "before the removal")
+        .await
+        .unwrap();
+    ada.client
+        .remove_member(group.id, carol.id())
+        .await
+        .unwrap();
+    ada.client
+        .send_http(group.id, Some("after".into()), "after the removal")
+        .await
+        .unwrap();
+
+    // Carol keeps the history up to her removal and nothing after it.
+    let seen = carol
+        .client
+        .messages(group.id, MessagesQuery::newest())
+        .await
+        .unwrap();
+    let bodies: Vec<&str> = seen
+        .iter()
+        .filter(|m| m.kind == confab_client::MessageKind::Text)
+        .map(|m| m.body.as_str())
+        .collect();
+    assert_eq!(bodies, vec!["before the removal"]);
+    let last = seen.last().unwrap();
+    assert_eq!(last.kind, MessageKind::System);
+    assert!(last.body.contains("member_removed"), "{}", last.body);
+    assert_eq!(
+        carol
+            .client
+            .send_http(group.id, None, "let me back")
+            .await
+            .unwrap_err()
+            .code(),
+        Some(ErrorCode::Forbidden)
+    );
+    let listed = carol.client.conversations().await.unwrap();
+    let mine = listed.iter().find(|c| c.id == group.id).unwrap();
+    assert!(!mine.active);
+    assert_eq!(mine.last_message.as_ref().unwrap().seq, last.seq);
+
+    // Dan sees only from when he was added.
+    let dans = dan
+        .client
+        .messages(group.id, MessagesQuery::newest())
+        .await
+        .unwrap();
+    assert!(dans.first().unwrap().body.contains("member_added"));
+    assert!(!dans.iter().any(|m| m.body.contains("group_created")));
+
+    // Anyone leaves; the group lists who is left.
+    bob.client.remove_member(group.id, bob.id()).await.unwrap();
+    let now = ada.client.conversation(group.id).await.unwrap();
+    let ids: Vec<_> = now.members.iter().map(|m| m.user_id).collect();
+    assert_eq!(ids.len(), 2);
+    assert!(ids.contains(&ada.id()) && ids.contains(&dan.id()));
+}
+
+#[tokio::test]
+async fn non_members_see_nothing() {
+    let server = TestServer::start().await;
+    let ada = server.user("ada").await;
+    let bob = server.user("bob").await;
+    let eve = server.user("eve").await;
+    let chat = ada.client.direct(bob.id()).await.unwrap();
+    ada.client.send_http(chat.id, None, "secret").await.unwrap();
+    let refused = |e: confab_client::Error| {
+        matches!(e.code(), Some(ErrorCode::Forbidden | ErrorCode::NotFound))
+    };
+    assert!(refused(
+        eve.client
+            .messages(chat.id, MessagesQuery::newest())
+            .await
+            .unwrap_err()
+    ));
+    assert!(refused(eve.client.conversation(chat.id).await.unwrap_err()));
+    assert!(refused(
+        eve.client.send_http(chat.id, None, "hi").await.unwrap_err()
+    ));
+    assert!(refused(eve.client.read(chat.id, 1).await.unwrap_err()));
+    assert!(eve.client.conversations().await.unwrap().is_empty());
+    let missing = confab_client::ConversationId(987_654);
+    assert_eq!(
+        eve.client
+            .messages(missing, MessagesQuery::newest())
+            .await
+            .unwrap_err()
+            .code(),
+        Some(ErrorCode::NotFound)
+    );
+}
+
+#[tokio::test]
+async fn conversation_list_orders_by_activity_and_counts_unread() {
+    let server = TestServer::start().await;
+    let ada = server.user("ada").await;
+    let bob = server.user("bob").await;
+    let carol = server.user("carol").await;
+    let with_bob = ada.client.direct(bob.id()).await.unwrap();
+    let with_carol = ada.client.direct(carol.id()).await.unwrap();
+    for i in 0..3 {
+        bob.client
+            .send_http(with_bob.id, None, &format!("bob {i}"))
+            .await
+            .unwrap();
+    }
+    carol
+        .client
+        .send_http(with_carol.id, None, "carol")
+        .await
+        .unwrap();
+
+    let list = ada.client.conversations().await.unwrap();
+    assert_eq!(
+        list.iter().map(|c| c.id).collect::<Vec<_>>(),
+        vec![with_carol.id, with_bob.id]
+    );
+    assert_eq!(list[1].unread, 3);
+    assert_eq!(list[1].last_message.as_ref().unwrap().body, "bob 2");
+    assert_eq!(list[0].unread, 1);
+
+    ada.client.read(with_bob.id, 3).await.unwrap();
+    ada.client.read(with_bob.id, 1).await.unwrap(); // never backwards
+    let list = ada.client.conversations().await.unwrap();
+    let bob_chat = list.iter().find(|c| c.id == with_bob.id).unwrap();
+    assert_eq!((bob_chat.unread, bob_chat.read_seq), (0, 3));
+    // The sender's own messages are never unread for them.
+    let bobs = bob.client.conversations().await.unwrap();
+    assert_eq!(bobs[0].unread, 0);
+    // A reply moves the conversation to the top.
+    ada.client
+        .send_http(with_bob.id, None, "hi bob")
+        .await
+        .unwrap();
+    assert_eq!(ada.client.conversations().await.unwrap()[0].id, with_bob.id);
+}

@@ -1,0 +1,175 @@
+//! A test server started in-process on a free port, stopped on drop, and helpers to make
+//! users and connections.
+
+use confab_client::{Client, Connection, Event, Events, LoginResponse};
+use confab_server::{App, Config};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+pub struct TestServer {
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    shutdown: CancellationToken,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// Settings for tests: cheap password hashing and generous rate limits, so tests measure
+/// behaviour rather than the limits (which have tests of their own).
+pub fn test_config(dir: &std::path::Path) -> Config {
+    Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.to_owned(),
+        password_hash_memory_kib: 64,
+        password_hash_iterations: 1,
+        send_rate_per_sec: 100_000,
+        send_burst: 100_000,
+        auth_rate_per_min: 100_000,
+        ..Config::default()
+    }
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::with(|_| {}).await
+    }
+
+    pub async fn with(tweak: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = test_config(dir.path());
+        tweak(&mut config);
+        Self::on(dir, config).await
+    }
+
+    /// Starts a server on `dir` (a restart reuses the same dir).
+    pub async fn on(dir: tempfile::TempDir, mut config: Config) -> Self {
+        let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        config.listen = addr;
+        config.data_dir = dir.path().to_owned();
+        let app = App::open(config).await.unwrap();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn({
+            let shutdown = shutdown.clone();
+            async move { confab_server::run(listener, app, shutdown).await.unwrap() }
+        });
+        Self {
+            url: format!("http://{addr}"),
+            dir,
+            shutdown,
+            task: Some(task),
+        }
+    }
+
+    /// Stops gracefully and hands back the data dir.
+    pub async fn stop(mut self) -> tempfile::TempDir {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            task.await.unwrap();
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::mem::replace(&mut self.dir, dir)
+    }
+
+    pub fn anon(&self) -> Client {
+        Client::new(&self.url).unwrap()
+    }
+
+    /// Signs up `name` (password "password-<name>") and logs in one device.
+    pub async fn user(&self, name: &str) -> TestUser {
+        let anon = self.anon();
+        anon.signup(name, &format!("password-{name}"), None)
+            .await
+            .unwrap();
+        self.login(name).await
+    }
+
+    /// Another device of an existing user.
+    pub async fn login(&self, name: &str) -> TestUser {
+        let anon = self.anon();
+        let login = anon
+            .login(name, &format!("password-{name}"), Some("test"))
+            .await
+            .unwrap();
+        TestUser {
+            client: anon.with_token(login.token.clone()),
+            login,
+            url: self.url.clone(),
+        }
+    }
+
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = reqwest::get(format!("{}/metrics", self.url))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+            .map(|v| v.trim().parse().unwrap())
+            .unwrap_or_else(|| panic!("metric {name} missing from:\n{text}"))
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+pub struct TestUser {
+    pub client: Client,
+    pub login: LoginResponse,
+    pub url: String,
+}
+
+impl TestUser {
+    pub fn id(&self) -> confab_client::UserId {
+        self.login.user.id
+    }
+
+    /// A WebSocket session from `cursor`, waiting until it is connected.
+    pub async fn connect(&self, cursor: u64) -> (Connection, Events) {
+        Connection::builder(&self.url, self.login.token.clone())
+            .cursor(cursor)
+            .connect()
+            .await
+            .unwrap()
+    }
+}
+
+/// Waits for the next `message` event, skipping other events; panics after `wait`.
+pub async fn next_message(events: &mut Events, wait: Duration) -> (u64, confab_client::Message) {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Some(Event::Message { inbox_seq, message })) => return (inbox_seq, message),
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("event stream ended"),
+            Err(_) => panic!("no message within {wait:?}"),
+        }
+    }
+}
+
+/// Collects `n` message events.
+pub async fn messages(events: &mut Events, n: usize) -> Vec<(u64, confab_client::Message)> {
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        out.push(next_message(events, Duration::from_secs(20)).await);
+    }
+    out
+}
+
+/// Asserts that no message event arrives within `wait`.
+pub async fn no_message(events: &mut Events, wait: Duration) {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Some(Event::Message { inbox_seq, message })) => {
+                panic!("unexpected message {inbox_seq}: {message:?}")
+            }
+            Ok(Some(_)) => continue,
+            Ok(None) | Err(_) => return,
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! Integration tests: the real server on a free port, spoken to over real HTTP and
+//! WebSocket, through the SDK or, for malformed input, a plain WebSocket client.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod accounts;
+mod conversations;
+mod gateway;
+mod harness;
+mod messages;
+mod sync;

@@ -1,0 +1,277 @@
+//! The send path over both transports: ack, delivery, idempotent retries, body limits,
+//! and history paging.
+
+use crate::harness::{TestServer, messages, next_message, no_message};
+use confab_client::{ErrorCode, MessagesQuery};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+#[tokio::test]
+async fn send_acks_then_delivers_to_every_device_of_every_member() {
+    let server = TestServer::start().await;
+    let ada = server.user("ada").await;
+    let ada_laptop = server.login("ada").await;
+    let bob = server.user("bob").await;
+    let chat = ada.client.direct(bob.id()).await.unwrap();
+    let (ada_conn, mut ada_events) = ada.connect(0).await;
+    let (_l, mut laptop_events) = ada_laptop.connect(0).await;
+    let (_b, mut bob_events) = bob.connect(0).await;
+
+    let acked = ada_conn
+        .send(chat.id, Some("m-1".into()), "hello bob")
+        .await
+        .unwrap();
+    assert_eq!(
+        (acked.seq, acked.body.as_str(), acked.client_msg_id.as_str()),
+        (1, "hello bob", "m-1")
+    );
+    for events in [&mut bob_events, &mut laptop_events, &mut ada_events] {
+        let (inbox_seq, got) = next_message(events, Duration::from_secs(5)).await;
+        assert_eq!(inbox_seq, 1);
+        assert_eq!(got, acked);
+    }
+    // A message sent over HTTP is delivered live too.
+    let sent = bob.client.send_http(chat.id, None, "hi ada").await.unwrap();
+    let (inbox_seq, got) = next_message(&mut ada_events, Duration::from_secs(5)).await;
+    assert_eq!((inbox_seq, got.id), (2, sent.message.id));
+}
+
+#[tokio::test]
+async fn retries_return_the_original_over_both_transports() {
+    let server = TestServer::start().await;
+    let ada = server.user("ada").await;
+    let bob = server.user("bob").await;
+    let chat = ada.client.direct(bob.id()).await.unwrap();
+    let first = ada
+        .client
+        .send_http(chat.id, Some("dup-1".into()), "once")
+        .await
+        .unwrap();
+    let retry = ada
+        .client
+        .send_http(chat.id, Some("dup-1".into()), "once")
+        .await
+        .unwrap();
+    assert!(!first.deduplicated && retry.deduplicated, "201 then 200");
+    assert_eq!(first.message, retry.message);
+
+    let (conn, _events) = ada.connect(0).await;
+    let over_ws = conn
+        .send(chat.id, Some("dup-1".into()), "once")
+        .await
+        .unwrap();
+    assert_eq!(
+        over_ws, first.message,
+        "the WebSocket retry gets the original too"
+    );
+    let ws_first = conn
+        .send(chat.id, Some("dup-2".into()), "twice?")
+        .await
+        .unwrap();
+    let ws_again = conn
+        .send(chat.id, Some("dup-2".into()), "twice?")
+        .await
+        .unwrap();
+    assert_eq!(ws_first, ws_again);
+    let http_again = ada
+        .client
+        .send_http(chat.id, Some("dup-2".into()), "twice?")
+        .await
+        .unwrap();
+    assert!(http_again.deduplicated);
+    assert_eq!(http_again.message, ws_first);
+
+    let history = bob
+        .client
+        .messages(chat.id, MessagesQuery::newest())
+        .await
+        .unwrap();
+    assert_eq!(
+        history.len(),
+        2,
+        "two distinct messages stored, no duplicates"
+    );
+    let bob_inbox = bob.client.sync(0, None).await.unwrap();
+    assert_eq!(bob_inbox.entries.len(), 2);
+}
+
+/// Posts a raw body over HTTP, bypassing the SDK's own length check.
+async fn post_raw(
+    server: &TestServer,
+    token: &str,
+    conversation: &str,
+    body: &str,
+) -> (u16, Value) {
+    let res = reqwest::Client::new()
+        .post(format!("{}/v1/conversations/{conversation}/messages", server.url))
+        .bearer_auth(token)
+        .json(&json!({"client_msg_id": format!("len-{}-{}", body.chars().count(), body.len()), "body": body}))
+        .send()
+        .await
+        .unwrap();
+    (res.status().as_u16(), res.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn bodies_are_1_to_99999_characters_not_bytes() {
+    let server = TestServer::start().await;
+    let ada = server.user("ada").await;
+    let bob = server.user("bob").await;
+    let chat = ada.client.direct(bob.id()).await.unwrap().id.to_string();
+    let token = ada.login.token.clone();
+
+    let (status, ok) = post_raw(&server, &token, &chat, &"a".repeat(99_999)).await;
+    assert_eq!(status, 201);
+    assert_eq!(
+        ok["message"]["body"].as_str().unwrap().chars().count(),
+        99_999
+    );
+    let (status, ok) = post_raw(&server, &token, &chat, &"😀".repeat(99_999)).await;
+    assert_eq!(
+        status, 201,
+        "99,999 four-byte characters are 399,996 bytes and allowed"
+    );
+    assert_eq!(
+        ok["message"]["body"].as_str().unwrap().chars().count(),
+        99_999
+    );
+    for too_long in ["a".repeat(100_000), "😀".repeat(100_000)] {
+        let (status, err) = post_raw(&server, &token, &chat, &too_long).await;
+        assert_eq!(status, 413);
+        assert_eq!(err["error"]["code"], "message_too_long");
+    }
+    let (status, err) = post_raw(&server, &token, &chat, "").await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (400, Some("invalid_request"))
+    );
+
+    // The same limits over the WebSocket, answered with error frames echoing req.
+    let mut ws = crate::gateway::RawWs::hello(&server, &token).await;
+    for (req, body, code) in [
+        ("w1", "b".repeat(99_999), None),
+        ("w2", "😀".repeat(99_999), None),
+        ("w3", "b".repeat(100_000), Some("message_too_long")),
+        ("w4", "😀".repeat(100_000), Some("message_too_long")),
+        ("w5", String::new(), Some("invalid_request")),
+    ] {
+        ws.send(json!({"type": "send", "req": req, "conversation_id": chat, "client_msg_id": req, "body": body})).await;
+        let reply = ws.reply_to(req).await;
+        match code {
+            None => assert_eq!(reply["type"], "ack", "{req}"),
+            Some(code) => {
+                assert_eq!(reply["type"], "error", "{req}");
+                assert_eq!(reply["code"], code, "{req}");
+            }
+        }
+    }
+    assert_eq!(
+        bob.client
+            .messages(
+                ada.client.direct(bob.id()).await.unwrap().id,
+                MessagesQuery::newest()
+            )
+            .await
+            .unwrap()
+            .len(),
+        4
+    );
+}
+
+#[tokio::test]
+async fn history_pages_by_seq() {
+    let server = TestServer::start().await;
+    let ada = server.user("ada").await;
+    let bob = server.user("bob").await;
+    let chat = ada.client.direct(bob.id()).await.unwrap();
+    for i in 1..=250 {
+        ada.client
+            .send_http(chat.id, Some(format!("p{i}")), format!("message {i}"))
+            .await
+            .unwrap();
+    }
+    let seqs = |m: Vec<confab_client::Message>| m.iter().map(|m| m.seq).collect::<Vec<_>>();
+    let newest = seqs(
+        bob.client
+            .messages(chat.id, MessagesQuery::newest())
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        newest,
+        (201..=250).collect::<Vec<_>>(),
+        "default page: the newest 50, ascending"
+    );
+    let older = seqs(
+        bob.client
+            .messages(chat.id, MessagesQuery::before(201).limit(10))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(older, (191..=200).collect::<Vec<_>>());
+    let after = seqs(
+        bob.client
+            .messages(chat.id, MessagesQuery::after(245).limit(10))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(after, (246..=250).collect::<Vec<_>>());
+    let big = seqs(
+        bob.client
+            .messages(chat.id, MessagesQuery::after(0).limit(500))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(big, (1..=200).collect::<Vec<_>>(), "pages hold at most 200");
+    let first = seqs(
+        bob.client
+            .messages(chat.id, MessagesQuery::before(1))
+            .await
+            .unwrap(),
+    );
+    assert!(first.is_empty());
+    let res = reqwest::Client::new()
+        .get(format!(
+            "{}/v1/conversations/{}/messages?limit=0",
+            server.url, chat.id
+        ))
+        .bearer_auth(&bob.login.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+}
+
+#[tokio::test]
+async fn sends_are_rate_limited_per_user() {
+    let server = TestServer::with(|c| {
+        c.send_rate_per_sec = 1;
+        c.send_burst = 3;
+    })
+    .await;
+    let ada = server.user("ada").await;
+    let bob = server.user("bob").await;
+    let chat = ada.client.direct(bob.id()).await.unwrap();
+    for i in 0..3 {
+        ada.client
+            .send_http(chat.id, None, format!("{i}"))
+            .await
+            .unwrap();
+    }
+    let err = ada
+        .client
+        .send_http(chat.id, None, "one too many")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::RateLimited));
+    // Other users are not affected.
+    bob.client
+        .send_http(chat.id, None, "still fine")
+        .await
+        .unwrap();
+    assert!(server.metric("confab_rate_limited_total").await >= 1.0);
+    let (_c, mut events) = bob.connect(0).await;
+    let got = messages(&mut events, 4).await;
+    assert_eq!(got.last().unwrap().1.body, "still fine");
+    no_message(&mut events, Duration::from_millis(200)).await;
+}

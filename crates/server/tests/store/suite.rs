@@ -1,0 +1,517 @@
+//! The store conformance suite: every backend must pass every case here. A backend's test
+//! file builds a fresh, empty store per case and calls [`run_all`].
+
+use confab_proto::{
+    Body, ConversationId, ConversationKind, DeviceId, MessageKind, Role, Timestamp, UserId,
+};
+use confab_server::store::{
+    NewDevice, NewGroup, NewMessage, NewUser, SeqWindow, Store, StoreError,
+};
+use std::future::Future;
+use std::sync::Arc;
+
+/// Runs every case, each on a fresh store from `make`.
+pub async fn run_all<F, Fut>(make: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Arc<dyn Store>>,
+{
+    users(make().await).await;
+    devices(make().await).await;
+    direct_conversations(make().await).await;
+    append_sequences_and_fans_out(make().await).await;
+    append_is_idempotent(make().await).await;
+    append_checks_membership(make().await).await;
+    concurrent_appends_commit_gap_free(make().await).await;
+    history_windows(make().await).await;
+    groups_and_membership(make().await).await;
+    group_size_limit(make().await).await;
+    watermarks_never_go_back(make().await).await;
+}
+
+async fn user(store: &dyn Store, name: &str) -> UserId {
+    store
+        .create_user(NewUser {
+            username: name.into(),
+            display_name: name.into(),
+            password_hash: "h".into(),
+        })
+        .await
+        .unwrap()
+        .id
+}
+
+fn text(
+    conversation_id: ConversationId,
+    sender_id: UserId,
+    client_msg_id: &str,
+    body: &str,
+) -> NewMessage {
+    NewMessage {
+        conversation_id,
+        sender_id,
+        client_msg_id: client_msg_id.into(),
+        body: Body::new(body.into()).unwrap(),
+    }
+}
+
+async fn users(store: Arc<dyn Store>) {
+    let ada = user(&*store, "ada").await;
+    let taken = store
+        .create_user(NewUser {
+            username: "ada".into(),
+            display_name: "x".into(),
+            password_hash: "h".into(),
+        })
+        .await;
+    assert!(matches!(taken, Err(StoreError::Conflict(_))), "{taken:?}");
+    let record = store.user_by_username("ada").await.unwrap().unwrap();
+    assert_eq!(record.user.id, ada);
+    assert_eq!(record.password_hash, "h");
+    assert!(store.user_by_username("nobody").await.unwrap().is_none());
+    let renamed = store.update_display_name(ada, "Ada L.").await.unwrap();
+    assert_eq!(renamed.display_name, "Ada L.");
+    assert_eq!(
+        store.user(ada).await.unwrap().unwrap().display_name,
+        "Ada L."
+    );
+    assert_eq!(store.last_seen(&[ada]).await.unwrap(), vec![(ada, None)]);
+    store
+        .set_last_seen(&[(ada, Timestamp(5_000))])
+        .await
+        .unwrap();
+    store
+        .set_last_seen(&[(ada, Timestamp(4_000))])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.last_seen(&[ada, UserId(999)]).await.unwrap(),
+        vec![(ada, Some(Timestamp(5_000)))]
+    );
+}
+
+async fn devices(store: Arc<dyn Store>) {
+    let ada = user(&*store, "ada").await;
+    let bob = user(&*store, "bob").await;
+    let (conv, _) = store.direct(ada, bob).await.unwrap();
+    store.append(text(conv.id, bob, "m1", "hi")).await.unwrap();
+    let phone = store
+        .create_device(NewDevice {
+            user_id: ada,
+            name: "phone".into(),
+            token_hash: vec![1; 32],
+        })
+        .await
+        .unwrap();
+    assert_eq!(phone.cursor, 1, "a new device starts at the inbox head");
+    let laptop = store
+        .create_device(NewDevice {
+            user_id: ada,
+            name: "laptop".into(),
+            token_hash: vec![2; 32],
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.device_by_token(&[1; 32]).await.unwrap().unwrap().id,
+        phone.id
+    );
+    assert!(store.device_by_token(&[3; 32]).await.unwrap().is_none());
+    let ids: Vec<DeviceId> = store
+        .devices(ada)
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| d.id)
+        .collect();
+    assert_eq!(ids, vec![phone.id, laptop.id]);
+    store.save_cursors(&[(phone.id, 7)]).await.unwrap();
+    store.save_cursors(&[(phone.id, 3)]).await.unwrap();
+    assert_eq!(
+        store
+            .device_by_token(&[1; 32])
+            .await
+            .unwrap()
+            .unwrap()
+            .cursor,
+        7,
+        "cursors never go back"
+    );
+    assert!(
+        !store.delete_device(bob, phone.id).await.unwrap(),
+        "only the owner removes a device"
+    );
+    assert!(store.delete_device(ada, phone.id).await.unwrap());
+    assert!(
+        store.device_by_token(&[1; 32]).await.unwrap().is_none(),
+        "a removed device's token is dead"
+    );
+}
+
+async fn direct_conversations(store: Arc<dyn Store>) {
+    let ada = user(&*store, "ada").await;
+    let bob = user(&*store, "bob").await;
+    let (first, created) = store.direct(ada, bob).await.unwrap();
+    assert!(created);
+    assert_eq!(first.kind, ConversationKind::Direct);
+    let (again, created) = store.direct(bob, ada).await.unwrap();
+    assert!(!created);
+    assert_eq!(
+        again.id, first.id,
+        "one direct conversation per pair, either way round"
+    );
+    assert!(matches!(
+        store.direct(ada, UserId(12345)).await,
+        Err(StoreError::NotFound)
+    ));
+    let of_ada = store.conversations_of(ada).await.unwrap();
+    assert_eq!(of_ada.len(), 1);
+    assert_eq!(of_ada[0].member.role, Role::Member);
+}
+
+async fn append_sequences_and_fans_out(store: Arc<dyn Store>) {
+    let ada = user(&*store, "ada").await;
+    let bob = user(&*store, "bob").await;
+    let (conv, _) = store.direct(ada, bob).await.unwrap();
+    let first = store.append(text(conv.id, ada, "a1", "one")).await.unwrap();
+    let second = store.append(text(conv.id, bob, "b1", "two")).await.unwrap();
+    assert_eq!((first.message.seq, second.message.seq), (1, 2));
+    assert!(second.message.id > first.message.id, "ids are time-ordered");
+    assert!(!first.duplicate);
+    let mut recipients = first.recipients.clone();
+    recipients.sort();
+    assert_eq!(
+        recipients,
+        vec![(ada, 1), (bob, 1)],
+        "one inbox entry per member, sender included"
+    );
+    assert_eq!(store.inbox_head(ada).await.unwrap(), 2);
+    let entries = store.inbox_after(ada, 0, 10).await.unwrap();
+    let bodies: Vec<_> = entries
+        .iter()
+        .map(|e| (e.inbox_seq, e.message.body.as_str()))
+        .collect();
+    assert_eq!(bodies, vec![(1, "one"), (2, "two")]);
+    assert_eq!(store.inbox_after(ada, 1, 10).await.unwrap().len(), 1);
+    assert_eq!(store.inbox_after(ada, 0, 1).await.unwrap().len(), 1);
+    let mine = store.member(conv.id, ada).await.unwrap().unwrap();
+    assert_eq!(
+        mine.read_seq, 1,
+        "sending moves the sender's read watermark"
+    );
+}
+
+async fn append_is_idempotent(store: Arc<dyn Store>) {
+    let ada = user(&*store, "ada").await;
+    let bob = user(&*store, "bob").await;
+    let carol = user(&*store, "carol").await;
+    let (conv, _) = store.direct(ada, bob).await.unwrap();
+    let (other, _) = store.direct(ada, carol).await.unwrap();
+    let original = store
+        .append(text(conv.id, ada, "same", "hello"))
+        .await
+        .unwrap();
+    let retry = store
+        .append(text(conv.id, ada, "same", "hello"))
+        .await
+        .unwrap();
+    assert!(retry.duplicate);
+    assert!(retry.recipients.is_empty(), "a retry delivers nothing new");
+    assert_eq!(retry.message, original.message);
+    assert_eq!(store.inbox_head(bob).await.unwrap(), 1);
+    let elsewhere = store.append(text(other.id, ada, "same", "hello")).await;
+    assert!(
+        matches!(elsewhere, Err(StoreError::Conflict(_))),
+        "{elsewhere:?}"
+    );
+    // Another sender may use the same client_msg_id.
+    assert!(
+        !store
+            .append(text(conv.id, bob, "same", "hi"))
+            .await
+            .unwrap()
+            .duplicate
+    );
+}
+
+async fn append_checks_membership(store: Arc<dyn Store>) {
+    let ada = user(&*store, "ada").await;
+    let bob = user(&*store, "bob").await;
+    let eve = user(&*store, "eve").await;
+    let (conv, _) = store.direct(ada, bob).await.unwrap();
+    assert!(matches!(
+        store.append(text(conv.id, eve, "e1", "hi")).await,
+        Err(StoreError::Forbidden(_))
+    ));
+    assert!(matches!(
+        store
+            .append(text(ConversationId(9999), ada, "x1", "hi"))
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(
+        store.inbox_head(bob).await.unwrap(),
+        0,
+        "a refused write leaves no trace"
+    );
+}
+
+async fn concurrent_appends_commit_gap_free(store: Arc<dyn Store>) {
+    let ada = user(&*store, "ada").await;
+    let bob = user(&*store, "bob").await;
+    let (conv, _) = store.direct(ada, bob).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..300 {
+        let store = store.clone();
+        let sender = if i % 2 == 0 { ada } else { bob };
+        tasks.push(tokio::spawn(async move {
+            store
+                .append(text(conv.id, sender, &format!("c{i}"), "x"))
+                .await
+                .unwrap()
+                .message
+                .seq
+        }));
+    }
+    let mut seqs = Vec::new();
+    for t in tasks {
+        seqs.push(t.await.unwrap());
+    }
+    seqs.sort();
+    assert_eq!(
+        seqs,
+        (1..=300).collect::<Vec<u64>>(),
+        "every seq once, no gaps"
+    );
+    let inbox: Vec<u64> = store
+        .inbox_after(bob, 0, 500)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.inbox_seq)
+        .collect();
+    assert_eq!(inbox, (1..=300).collect::<Vec<u64>>());
+}
+
+async fn history_windows(store: Arc<dyn Store>) {
+    let ada = user(&*store, "ada").await;
+    let bob = user(&*store, "bob").await;
+    let (conv, _) = store.direct(ada, bob).await.unwrap();
+    for i in 1..=10 {
+        store
+            .append(text(conv.id, ada, &format!("m{i}"), &format!("{i}")))
+            .await
+            .unwrap();
+    }
+    let seqs = |msgs: Vec<confab_proto::Message>| msgs.iter().map(|m| m.seq).collect::<Vec<_>>();
+    let newest = store
+        .messages(
+            conv.id,
+            SeqWindow {
+                after: 0,
+                before: u64::MAX,
+                limit: 3,
+                newest: true,
+            },
+        )
+        .await;
+    assert_eq!(seqs(newest.unwrap()), vec![8, 9, 10]);
+    let before = store
+        .messages(
+            conv.id,
+            SeqWindow {
+                after: 0,
+                before: 8,
+                limit: 3,
+                newest: true,
+            },
+        )
+        .await;
+    assert_eq!(seqs(before.unwrap()), vec![5, 6, 7]);
+    let after = store
+        .messages(
+            conv.id,
+            SeqWindow {
+                after: 2,
+                before: u64::MAX,
+                limit: 3,
+                newest: false,
+            },
+        )
+        .await;
+    assert_eq!(seqs(after.unwrap()), vec![3, 4, 5]);
+}
+
+async fn groups_and_membership(store: Arc<dyn Store>) {
+    let ada = user(&*store, "ada").await;
+    let bob = user(&*store, "bob").await;
+    let carol = user(&*store, "carol").await;
+    let dan = user(&*store, "dan").await;
+    let (group, created) = store
+        .create_group(NewGroup {
+            creator: ada,
+            title: "crew".into(),
+            members: vec![bob, carol],
+        })
+        .await
+        .unwrap();
+    assert_eq!(group.kind, ConversationKind::Group);
+    assert_eq!(created.message.kind, MessageKind::System);
+    assert_eq!(created.recipients.len(), 3);
+    let roles: Vec<_> = store
+        .members(group.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| (m.user_id, m.role))
+        .collect();
+    assert!(roles.contains(&(ada, Role::Admin)) && roles.contains(&(bob, Role::Member)));
+
+    assert!(
+        matches!(
+            store.add_member(group.id, bob, dan).await,
+            Err(StoreError::Forbidden(_))
+        ),
+        "only admins add"
+    );
+    let added = store.add_member(group.id, ada, dan).await.unwrap().unwrap();
+    assert_eq!(
+        added.recipients.len(),
+        4,
+        "the new member hears of their own arrival"
+    );
+    assert!(
+        store
+            .add_member(group.id, ada, dan)
+            .await
+            .unwrap()
+            .is_none(),
+        "adding a member again is a no-op"
+    );
+    let dan_row = store.member(group.id, dan).await.unwrap().unwrap();
+    assert!(
+        !dan_row.sees(1) && dan_row.sees(added.message.seq),
+        "new members see from their arrival"
+    );
+
+    let removed = store.remove_member(group.id, ada, carol).await.unwrap();
+    assert!(
+        removed.recipients.iter().any(|&(u, _)| u == carol),
+        "the removed member gets the removal"
+    );
+    let after = store
+        .append(text(group.id, bob, "b1", "after"))
+        .await
+        .unwrap();
+    assert!(
+        !after.recipients.iter().any(|&(u, _)| u == carol),
+        "and nothing after it"
+    );
+    let carol_row = store.member(group.id, carol).await.unwrap().unwrap();
+    assert!(carol_row.sees(removed.message.seq) && !carol_row.sees(after.message.seq));
+    assert!(matches!(
+        store.append(text(group.id, carol, "c1", "hi")).await,
+        Err(StoreError::Forbidden(_))
+    ));
+    assert!(matches!(
+        store.remove_member(group.id, bob, dan).await,
+        Err(StoreError::Forbidden(_))
+    ));
+
+    // The last admin leaves: the longest-standing member becomes admin.
+    store.remove_member(group.id, ada, ada).await.unwrap();
+    let bob_row = store.member(group.id, bob).await.unwrap().unwrap();
+    assert_eq!(bob_row.role, Role::Admin);
+    store.rename_group(group.id, bob, "new name").await.unwrap();
+    assert_eq!(
+        store
+            .conversation(group.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .title
+            .as_deref(),
+        Some("new name")
+    );
+
+    let (direct, _) = store.direct(ada, bob).await.unwrap();
+    assert!(matches!(
+        store.remove_member(direct.id, ada, ada).await,
+        Err(StoreError::Forbidden(_))
+    ));
+}
+
+async fn group_size_limit(store: Arc<dyn Store>) {
+    let admin = user(&*store, "admin").await;
+    let mut others = Vec::new();
+    for i in 0..100 {
+        others.push(user(&*store, &format!("user{i}")).await);
+    }
+    let too_many = store
+        .create_group(NewGroup {
+            creator: admin,
+            title: "big".into(),
+            members: others.clone(),
+        })
+        .await;
+    assert!(
+        matches!(too_many, Err(StoreError::GroupFull)),
+        "101 members including the creator"
+    );
+    let (group, _) = store
+        .create_group(NewGroup {
+            creator: admin,
+            title: "big".into(),
+            members: others[..99].to_vec(),
+        })
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.add_member(group.id, admin, others[99]).await,
+        Err(StoreError::GroupFull)
+    ));
+    store
+        .remove_member(group.id, admin, others[0])
+        .await
+        .unwrap();
+    assert!(
+        store
+            .add_member(group.id, admin, others[99])
+            .await
+            .unwrap()
+            .is_some(),
+        "room again after a leave"
+    );
+}
+
+async fn watermarks_never_go_back(store: Arc<dyn Store>) {
+    let ada = user(&*store, "ada").await;
+    let bob = user(&*store, "bob").await;
+    let (conv, _) = store.direct(ada, bob).await.unwrap();
+    for i in 0..5 {
+        store
+            .append(text(conv.id, ada, &format!("m{i}"), "x"))
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.mark_read(conv.id, bob, 3).await.unwrap(), Some(3));
+    assert_eq!(store.mark_read(conv.id, bob, 2).await.unwrap(), None);
+    assert_eq!(
+        store.mark_read(conv.id, bob, 99).await.unwrap(),
+        Some(5),
+        "clamped to the last seq"
+    );
+    assert_eq!(
+        store.mark_delivered(&[(conv.id, bob, 4)]).await.unwrap(),
+        vec![(conv.id, bob, 4)]
+    );
+    assert!(
+        store
+            .mark_delivered(&[(conv.id, bob, 2)])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let row = store.member(conv.id, bob).await.unwrap().unwrap();
+    assert_eq!((row.read_seq, row.delivered_seq), (5, 4));
+}
