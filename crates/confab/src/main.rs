@@ -20,7 +20,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a node: HTTP API, WebSocket gateway and the web client, on the embedded store.
+    /// Run a node: the HTTP API and the WebSocket gateway, on the embedded store.
     Serve {
         /// TOML config file; settings there are overridden by CONFAB_* variables and flags.
         #[arg(long, short)]

@@ -12,9 +12,12 @@ use crate::gateway;
 use crate::state::AppState;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use axum::routing::{delete, get, patch, post};
 use confab_proto::limits::FRAME_MAX_BYTES;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
+use tracing::Level;
 
 /// Every route.
 pub fn routes(app: AppState) -> Router {
@@ -49,8 +52,17 @@ pub fn routes(app: AppState) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
         .fallback(|| async { ApiError::not_found("route") })
+        .method_not_allowed_fallback(|| async {
+            // 405 keeps its HTTP meaning; the body is the usual error shape.
+            let mut answer =
+                ApiError::invalid("this route does not take that method; see docs/openapi.yaml")
+                    .into_response();
+            *answer.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+            answer
+        })
         // A request body holds at most one 99,999-character message, like a frame.
         .layer(DefaultBodyLimit::max(FRAME_MAX_BYTES))
-        .layer(TraceLayer::new_for_http())
+        // Faults are logged at ERROR where they happen; routine 5xx answers are not.
+        .layer(TraceLayer::new_for_http().on_failure(DefaultOnFailure::new().level(Level::DEBUG)))
         .with_state(app)
 }

@@ -75,8 +75,20 @@ const SHARDS: usize = 64;
 pub struct Hub {
     shards: Vec<Mutex<HashMap<UserId, Vec<Entry>>>>,
     next_id: AtomicU64,
+    /// Open sockets, from upgrade to close, whether or not they have said hello.
+    sockets: Arc<AtomicUsize>,
+    /// Registered (authenticated) sessions.
     count: AtomicUsize,
     metrics: Arc<Metrics>,
+}
+
+/// Counts one open socket; uncounts on drop.
+pub struct SocketGuard(Arc<AtomicUsize>);
+
+impl Drop for SocketGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Keeps a session registered; unregisters on drop.
@@ -107,6 +119,7 @@ impl Hub {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             next_id: AtomicU64::new(1),
+            sockets: Arc::new(AtomicUsize::new(0)),
             count: AtomicUsize::new(0),
             metrics,
         }
@@ -120,9 +133,20 @@ impl Hub {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Sessions open on this node.
+    /// Authenticated sessions open on this node.
     pub fn count(&self) -> usize {
         self.count.load(Ordering::Relaxed)
+    }
+
+    /// Open WebSocket connections, authenticated or not: what `max_sessions` bounds.
+    pub fn sockets(&self) -> usize {
+        self.sockets.load(Ordering::Relaxed)
+    }
+
+    /// Counts a new socket until the returned guard drops.
+    pub fn admit(&self) -> SocketGuard {
+        self.sockets.fetch_add(1, Ordering::Relaxed);
+        SocketGuard(self.sockets.clone())
     }
 
     /// Is any session of `user` open here?

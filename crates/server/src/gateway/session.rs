@@ -11,6 +11,7 @@ use super::hub::{Control, Outbound, offer};
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message as Ws, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::response::{IntoResponse, Response};
 use confab_proto::limits::{FRAME_MAX_BYTES, PAGE_MAX, REQ_MAX, close};
@@ -35,8 +36,21 @@ type Sink = SplitSink<WebSocket, Ws>;
 type Stream = SplitStream<WebSocket>;
 
 /// `GET /v1/ws`: upgrades, unless the node is at `max_sessions`.
-pub async fn upgrade(State(app): State<AppState>, ws: WebSocketUpgrade) -> Response {
-    if app.hub.count() >= app.config.max_sessions {
+pub async fn upgrade(
+    State(app): State<AppState>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(e) => {
+            return ApiError::invalid(format!(
+                "this route takes a WebSocket upgrade: {}",
+                e.body_text()
+            ))
+            .into_response();
+        }
+    };
+    if app.hub.sockets() >= app.config.max_sessions {
         app.metrics.sessions_refused.inc();
         return ApiError::new(
             ErrorCode::Overloaded,
@@ -49,7 +63,11 @@ pub async fn upgrade(State(app): State<AppState>, ws: WebSocketUpgrade) -> Respo
         .max_write_buffer_size(2 * FRAME_MAX_BYTES)
         .max_message_size(FRAME_MAX_BYTES)
         .max_frame_size(FRAME_MAX_BYTES)
-        .on_upgrade(move |socket| run(socket, app))
+        .on_upgrade(move |socket| async move {
+            // Counted from here, so sessions that have not said hello count against the limit.
+            let _admitted = app.hub.admit();
+            run(socket, app.clone()).await
+        })
 }
 
 async fn run(socket: WebSocket, app: AppState) {
@@ -386,6 +404,12 @@ impl Session<'_> {
                 conversation_id,
                 seq,
             } => {
+                if req.as_ref().is_some_and(|r| r.len() > REQ_MAX) {
+                    return self.reply(&error_frame(
+                        ApiError::invalid("req is at most 64 bytes"),
+                        None,
+                    ));
+                }
                 let (app, tx, control, user) = (
                     self.app.clone(),
                     self.tx.clone(),

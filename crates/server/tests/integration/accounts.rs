@@ -67,6 +67,20 @@ async fn signup_and_login_errors() {
 
     // Profiles and lookups.
     assert_eq!(ada_phone.me().await.unwrap().id, ada.id);
+    let lowercase = reqwest::Client::new()
+        .get(format!("{}/v1/me", server.url))
+        .header(
+            "authorization",
+            format!("bearer {}", ada_phone.token().unwrap()),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        lowercase.status(),
+        200,
+        "the auth scheme is case-insensitive"
+    );
     assert_eq!(
         ada_phone
             .update_me("Ada Lovelace")
@@ -134,6 +148,26 @@ async fn errors_have_the_contract_shape() {
         .await
         .unwrap();
     assert!(res.status() == 400 || res.status() == 401);
+    let res = http
+        .delete(format!("{}/v1/me", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 405);
+    assert_eq!(
+        res.json::<serde_json::Value>().await.unwrap()["error"]["code"],
+        "invalid_request"
+    );
+    let res = http
+        .get(format!("{}/v1/ws", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400, "a plain GET of the WebSocket route");
+    assert_eq!(
+        res.json::<serde_json::Value>().await.unwrap()["error"]["code"],
+        "invalid_request"
+    );
     let res = http
         .get(format!("{}/v1/no/such/route", server.url))
         .send()

@@ -94,6 +94,10 @@ async fn admins_manage_members_and_anyone_leaves() {
         .create_group("crew", &[bob.id(), carol.id()])
         .await
         .unwrap();
+    assert_eq!(
+        group.unread, 0,
+        "what a member causes is never unread for them"
+    );
     let admin = group
         .members
         .iter()

@@ -111,6 +111,24 @@ impl TestServer {
     }
 }
 
+impl TestServer {
+    /// Waits (up to 10 s) until metric `name` satisfies `ok`.
+    pub async fn wait_metric(&self, name: &str, ok: impl Fn(f64) -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let value = self.metric(name).await;
+            if ok(value) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{name} stayed at {value}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
 impl Drop for TestServer {
     fn drop(&mut self) {
         self.shutdown.cancel();

@@ -8,4 +8,5 @@ mod conversations;
 mod gateway;
 mod harness;
 mod messages;
+mod openapi;
 mod sync;

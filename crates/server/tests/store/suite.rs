@@ -125,6 +125,12 @@ async fn devices(store: Arc<dyn Store>) {
         .map(|d| d.id)
         .collect();
     assert_eq!(ids, vec![phone.id, laptop.id]);
+    for i in 0..9 {
+        store
+            .append(text(conv.id, bob, &format!("n{i}"), "more"))
+            .await
+            .unwrap();
+    }
     store.save_cursors(&[(phone.id, 7)]).await.unwrap();
     store.save_cursors(&[(phone.id, 3)]).await.unwrap();
     assert_eq!(
@@ -136,6 +142,17 @@ async fn devices(store: Arc<dyn Store>) {
             .cursor,
         7,
         "cursors never go back"
+    );
+    store.save_cursors(&[(phone.id, 500)]).await.unwrap();
+    let capped = store
+        .device_by_token(&[1; 32])
+        .await
+        .unwrap()
+        .unwrap()
+        .cursor;
+    assert_eq!(
+        capped, 10,
+        "never past the inbox head, or entries yet to come would be skipped"
     );
     assert!(
         !store.delete_device(bob, phone.id).await.unwrap(),

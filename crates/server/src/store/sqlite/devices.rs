@@ -55,7 +55,10 @@ impl Devices for SqliteStore {
             .write(move |tx| {
                 let now = Timestamp::now();
                 let mut update = tx.conn.prepare_cached(
-                    "UPDATE devices SET cursor = max(cursor, ?2), last_active_at = ?3 WHERE id = ?1",
+                    // Never past the inbox head: a cursor there would skip entries yet to come.
+                    "UPDATE devices SET last_active_at = ?3, cursor = max(cursor,
+                       min(?2, (SELECT inbox_head FROM users WHERE users.id = devices.user_id)))
+                     WHERE id = ?1",
                 )?;
                 for (device, cursor) in cursors {
                     update.execute(params![device.0, cursor, now.0])?;

@@ -86,9 +86,9 @@ impl Members for SqliteStore {
                         "SELECT {MEMBER_COLS} FROM members WHERE conversation_id = ?1 AND user_id = ?2"
                     ))?
                     .query_row(params![id.0, user.0], rows::member)
-                    .optional()?
-                    .ok_or(StoreError::Forbidden("you are not a member of this conversation"))?;
+                    .optional()?;
                 let last = conversation(tx.conn, id)?.last_seq;
+                let member = member.ok_or(StoreError::Forbidden("you are not a member of this conversation"))?;
                 let visible = member.left_seq.map_or(last, |left| left.min(last));
                 let seq = seq.min(visible);
                 if seq <= member.read_seq {

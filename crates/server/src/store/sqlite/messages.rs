@@ -44,13 +44,6 @@ impl Messages for SqliteStore {
                     MessageKind::Text,
                     new.body.as_str(),
                 )?;
-                // Sending implies having read everything before, so the sender's own
-                // messages never count as unread.
-                tx.conn
-                    .prepare_cached(
-                        "UPDATE members SET read_seq = ?3 WHERE conversation_id = ?1 AND user_id = ?2 AND read_seq < ?3",
-                    )?
-                    .execute(params![new.conversation_id.0, new.sender_id.0, appended.message.seq])?;
                 Ok(appended)
             })
             .await
@@ -156,6 +149,13 @@ pub(super) fn append(
         insert.execute(params![user, inbox_seq, conversation_id.0, seq])?;
         recipients.push((UserId(user), inbox_seq));
     }
+    // Sending implies having read everything before, so what a member sends or causes
+    // never counts as unread for them.
+    tx.conn
+        .prepare_cached(
+            "UPDATE members SET read_seq = ?3 WHERE conversation_id = ?1 AND user_id = ?2 AND read_seq < ?3",
+        )?
+        .execute(params![conversation_id.0, sender_id.0, seq])?;
     let message = Message {
         id,
         conversation_id,
