@@ -17,10 +17,13 @@ pub mod gateway;
 pub mod ids;
 mod messaging;
 pub mod metrics;
+pub mod presence;
 mod ratelimit;
+mod receipts;
 mod server;
 mod state;
 pub mod store;
+mod typing;
 
 pub use config::Config;
 pub use server::{router, run};

@@ -81,17 +81,6 @@ impl Messaging {
         })
     }
 
-    /// Moves `user`'s read watermark in a conversation (never backwards).
-    pub async fn read(
-        &self,
-        user: UserId,
-        conversation_id: ConversationId,
-        seq: u64,
-    ) -> ApiResult<()> {
-        self.store.mark_read(conversation_id, user, seq).await?;
-        Ok(())
-    }
-
     /// Delivers a stored message to the online devices of everyone who got an inbox entry.
     pub fn fan_out(&self, appended: &Appended) {
         let message = Arc::new(PreparedMessage::new(appended.message.clone()));

@@ -33,6 +33,12 @@ pub struct Metrics {
     pub sessions_refused: Counter,
     /// Requests and frames refused with `rate_limited`.
     pub rate_limited: Counter,
+    /// Users with a live presence lease on this node.
+    pub online_users: Gauge,
+    /// Presence events handed to contacts.
+    pub presence_events: Counter,
+    /// Receipt events handed to members.
+    pub receipts: Counter,
     resident_memory: Gauge,
 }
 
@@ -51,6 +57,9 @@ impl Metrics {
             queue_full_closes: Counter::default(),
             sessions_refused: Counter::default(),
             rate_limited: Counter::default(),
+            online_users: Gauge::default(),
+            presence_events: Counter::default(),
+            receipts: Counter::default(),
             resident_memory: Gauge::default(),
         };
         let mut registry = Registry::default();
@@ -97,6 +106,21 @@ impl Metrics {
             "rate_limited",
             "Requests and frames refused as rate limited",
             m.rate_limited.clone(),
+        );
+        confab.register(
+            "online_users",
+            "Users with a live presence lease on this node",
+            m.online_users.clone(),
+        );
+        confab.register(
+            "presence_events",
+            "Presence events handed to contacts",
+            m.presence_events.clone(),
+        );
+        confab.register(
+            "receipts",
+            "Receipt events handed to members",
+            m.receipts.clone(),
         );
         Self {
             registry,

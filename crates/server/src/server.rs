@@ -39,6 +39,11 @@ pub async fn run(
             }
         }
     });
+    let presence = tokio::spawn({
+        let app = app.clone();
+        let shutdown = shutdown.clone();
+        async move { app.presence.run(shutdown).await }
+    });
     let drain = {
         let app = app.clone();
         let shutdown = shutdown.clone();
@@ -54,7 +59,8 @@ pub async fn run(
     .with_graceful_shutdown(shutdown.clone().cancelled_owned());
     let (served, ()) = tokio::join!(serve, drain);
     let _ = upkeep.await;
-    app.cursors.flush(app.store.as_ref()).await;
+    let _ = presence.await;
+    app.flush_cursors().await;
     app.store.close().await;
     tracing::info!("confab stopped");
     served

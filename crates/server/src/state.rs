@@ -10,11 +10,15 @@ use crate::gateway::{CursorBook, Hub};
 use crate::ids::Snowflake;
 use crate::messaging::Messaging;
 use crate::metrics::Metrics;
+use crate::presence::Presence;
 use crate::ratelimit::RateLimiter;
+use crate::receipts::Receipts;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
+use crate::typing::Typing;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Shared handle to the node.
 pub type AppState = Arc<App>;
@@ -37,6 +41,12 @@ pub struct App {
     pub messaging: Arc<Messaging>,
     /// Conversations and groups.
     pub conversations: Conversations,
+    /// Who is online.
+    pub presence: Presence,
+    /// Delivered and read watermarks.
+    pub receipts: Receipts,
+    /// Typing indicators.
+    pub typing: Typing,
     /// Device cursors waiting to be saved.
     pub cursors: CursorBook,
     /// Signup and login attempts per IP.
@@ -84,6 +94,14 @@ impl App {
             conversations: Conversations::new(store.clone(), messaging.clone()),
             auth_limiter: RateLimiter::per_minute(config.auth_rate_per_min),
             cursors: CursorBook::default(),
+            presence: Presence::new(
+                Duration::from_millis(config.presence_timeout_ms),
+                store.clone(),
+                bus.clone(),
+                metrics.clone(),
+            ),
+            receipts: Receipts::new(store.clone(), bus.clone(), metrics.clone()),
+            typing: Typing::new(store.clone(), bus.clone()),
             config,
             store,
             bus,
@@ -94,10 +112,18 @@ impl App {
         }))
     }
 
-    /// Periodic upkeep: saves cursors and forgets idle rate-limit buckets.
+    /// Periodic upkeep: saves cursors (moving delivered watermarks) and forgets idle
+    /// rate-limit buckets.
     pub(crate) async fn tick(&self) {
-        self.cursors.flush(self.store.as_ref()).await;
+        self.flush_cursors().await;
+        self.typing.forget_idle();
         self.sends.forget_idle();
         self.auth_limiter.forget_idle();
+    }
+
+    /// Saves pending device cursors and sends the delivered receipts they imply.
+    pub(crate) async fn flush_cursors(&self) {
+        let moved = self.cursors.flush(self.store.as_ref()).await;
+        self.receipts.delivered(&moved).await;
     }
 }

@@ -84,7 +84,7 @@ pub async fn read(
     Path(id): Path<ConversationId>,
     Json(req): Json<ReadRequest>,
 ) -> ApiResult<StatusCode> {
-    app.messaging.read(me.user_id, id, req.seq).await?;
+    app.receipts.read(me.user_id, id, req.seq).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -7,9 +7,7 @@ use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use confab_proto::limits::PRESENCE_QUERY_MAX;
-use confab_proto::{
-    DiscoveryResponse, Presence, PresenceResponse, PresenceStatus, ServerInfo, UserId,
-};
+use confab_proto::{DiscoveryResponse, PresenceResponse, ServerInfo, UserId};
 use serde::Deserialize;
 
 pub async fn healthz() -> &'static str {
@@ -43,7 +41,7 @@ pub struct PresenceQuery {
 /// Presence of up to 200 users: online while any of their devices has a session.
 pub async fn presence(
     State(app): State<AppState>,
-    _me: Authed,
+    me: Authed,
     Query(q): Query<PresenceQuery>,
 ) -> ApiResult<axum::Json<PresenceResponse>> {
     let ids = q
@@ -56,27 +54,8 @@ pub async fn presence(
     if ids.len() > PRESENCE_QUERY_MAX {
         return Err(ApiError::invalid("ask for at most 200 users at once"));
     }
-    let presence = app
-        .store
-        .last_seen(&ids)
-        .await?
-        .into_iter()
-        .map(|(user_id, last_active_at)| {
-            let online = app.hub.is_online(user_id);
-            Presence {
-                user_id,
-                status: if online {
-                    PresenceStatus::Online
-                } else {
-                    PresenceStatus::Offline
-                },
-                last_active_at: if online {
-                    Some(confab_proto::Timestamp::now())
-                } else {
-                    last_active_at
-                },
-            }
-        })
-        .collect();
+    // Only users who share a conversation with the caller; others are left out.
+    let visible = app.store.peers_among(me.user_id, &ids).await?;
+    let presence = app.presence.lookup(&visible).await?;
     Ok(axum::Json(PresenceResponse { presence }))
 }

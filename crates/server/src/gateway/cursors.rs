@@ -2,7 +2,7 @@
 //! second and at shutdown) rather than one write per frame. A cursor lost in a crash only
 //! means the device is offered a few messages again, which it drops by `inbox_seq`.
 
-use crate::store::Store;
+use crate::store::{CursorMove, Store};
 use confab_proto::DeviceId;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -21,17 +21,18 @@ impl CursorBook {
         *cursor = (*cursor).max(inbox_seq);
     }
 
-    /// Writes the pending cursors.
-    pub async fn flush(&self, store: &dyn Store) {
+    /// Writes the pending cursors; returns those that moved.
+    pub async fn flush(&self, store: &dyn Store) -> Vec<CursorMove> {
         let batch: Vec<_> = {
             let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
             pending.drain().collect()
         };
         if batch.is_empty() {
-            return;
+            return Vec::new();
         }
-        if let Err(e) = store.save_cursors(&batch).await {
+        store.save_cursors(&batch).await.unwrap_or_else(|e| {
             tracing::warn!(error = %e, devices = batch.len(), "could not save device cursors");
-        }
+            Vec::new()
+        })
     }
 }

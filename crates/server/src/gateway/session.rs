@@ -116,8 +116,13 @@ async fn run(socket: WebSocket, app: AppState) {
         device_id,
         cursor,
     ));
-    read_loop(stream, &tx, &control, &app, user, device_id).await;
+    app.presence.connect(user, device_id).await;
+    let said_goodbye = read_loop(stream, &tx, &control, &app, user, device_id).await;
     control.close(1000);
+    // A close frame or a logout ends presence now; a dropped connection lapses on its own,
+    // so a quick reconnect does not flicker.
+    let clean = said_goodbye || control.code() == Some(close::UNAUTHORIZED);
+    app.presence.disconnect(user, device_id, clean).await;
     let _ = writer.await;
 }
 
@@ -172,6 +177,10 @@ async fn write_loop(
         writer.backlog().await?;
         let _registration = app.hub.register(user, device, tx, control.clone());
         writer.backlog().await?;
+        // Registered now, so later changes arrive live; these are the ones from before.
+        for frame in app.presence.snapshot(user).await {
+            writer.write(Utf8Bytes::from(frame.as_ref())).await?;
+        }
         loop {
             let first = tokio::select! {
                 biased;
@@ -301,7 +310,7 @@ async fn read_loop(
     app: &AppState,
     user: UserId,
     device: DeviceId,
-) {
+) -> bool {
     let sends = Arc::new(Semaphore::new(SENDS_IN_FLIGHT));
     // A client that sends nothing, not even pings, for this long is gone.
     let idle =
@@ -316,15 +325,23 @@ async fn read_loop(
     loop {
         let next = tokio::select! {
             biased;
-            _ = control.closed() => return,
+            _ = control.closed() => return false,
             next = timeout(idle, stream.next()) => next,
         };
         let frame = match next {
-            Err(_) => return control.close(1000),
-            Ok(None) => return,
-            Ok(Some(Err(e))) => return control.close(read_error_code(e)),
+            Err(_) => {
+                control.close(1000);
+                return false;
+            }
+            Ok(None) => return false,
+            Ok(Some(Err(e))) => {
+                control.close(read_error_code(e));
+                return false;
+            }
             Ok(Some(Ok(frame))) => frame,
         };
+        // Any frame, a ping included, is a sign of life.
+        app.presence.beat(user, device).await;
         match frame {
             Ws::Text(text) => session.frame(&text, &sends).await,
             Ws::Binary(_) => session.reply(&ServerFrame::Error(
@@ -332,7 +349,7 @@ async fn read_loop(
                     .into_frame(None),
             )),
             Ws::Ping(_) | Ws::Pong(_) => {}
-            Ws::Close(_) => return,
+            Ws::Close(_) => return true,
         }
     }
 }
@@ -417,7 +434,7 @@ impl Session<'_> {
                     self.user,
                 );
                 tokio::spawn(async move {
-                    if let Err(e) = app.messaging.read(user, conversation_id, seq).await {
+                    if let Err(e) = app.receipts.read(user, conversation_id, seq).await {
                         offer(
                             &tx,
                             &control,
@@ -427,7 +444,11 @@ impl Session<'_> {
                     }
                 });
             }
-            ClientFrame::Typing { .. } => {}
+            ClientFrame::Typing { conversation_id } => {
+                if let Err(e) = self.app.typing.typing(self.user, conversation_id).await {
+                    self.reply(&error_frame(e, None));
+                }
+            }
             ClientFrame::Heartbeat => self.reply(&ServerFrame::HeartbeatAck),
         }
     }

@@ -67,8 +67,9 @@ pub trait Devices: Send + Sync {
     async fn device_by_token(&self, token_hash: &[u8]) -> StoreResult<Option<DeviceRecord>>;
     /// A user's devices, oldest first.
     async fn devices(&self, user: UserId) -> StoreResult<Vec<DeviceRecord>>;
-    /// Moves device cursors forward (never back) and stamps `last_active_at`.
-    async fn save_cursors(&self, cursors: &[(DeviceId, u64)]) -> StoreResult<()>;
+    /// Moves device cursors forward (never back, never past the inbox head) and stamps
+    /// `last_active_at`; returns the cursors that moved.
+    async fn save_cursors(&self, cursors: &[(DeviceId, u64)]) -> StoreResult<Vec<CursorMove>>;
     /// Deletes a device of `user`, which revokes its token; false if there was none.
     async fn delete_device(&self, user: UserId, device: DeviceId) -> StoreResult<bool>;
 }
@@ -84,6 +85,8 @@ pub trait Conversations: Send + Sync {
     async fn conversation(&self, id: ConversationId) -> StoreResult<Option<ConversationRecord>>;
     /// Everything `user` is or was a member of, most recent activity first.
     async fn conversations_of(&self, user: UserId) -> StoreResult<Vec<Membership>>;
+    /// The users who share a direct conversation with `user`: whose presence they follow.
+    async fn contacts_of(&self, user: UserId) -> StoreResult<Vec<UserId>>;
     /// Renames a group (admins only), recording a `title_changed` system message.
     async fn rename_group(
         &self,
@@ -105,6 +108,8 @@ pub trait Members: Send + Sync {
     ) -> StoreResult<Option<Appended>>;
     /// The members of a conversation, past ones included.
     async fn members(&self, id: ConversationId) -> StoreResult<Vec<MemberRecord>>;
+    /// Those of `users` who share a conversation with `me` (and `me` itself).
+    async fn peers_among(&self, me: UserId, users: &[UserId]) -> StoreResult<Vec<UserId>>;
     /// One member row.
     async fn member(&self, id: ConversationId, user: UserId) -> StoreResult<Option<MemberRecord>>;
     /// Moves the read watermark forward; the new value when it moved.
@@ -144,6 +149,13 @@ pub trait Messages: Send + Sync {
 pub trait Inbox: Send + Sync {
     /// The user's newest inbox_seq (0 when empty).
     async fn inbox_head(&self, user: UserId) -> StoreResult<u64>;
+    /// The highest seq per conversation among the user's entries in `(after, upto]`.
+    async fn conversation_marks(
+        &self,
+        user: UserId,
+        after: u64,
+        upto: u64,
+    ) -> StoreResult<Vec<(ConversationId, u64)>>;
     /// Entries after `after`, ascending, at most `limit`.
     async fn inbox_after(
         &self,

@@ -53,6 +53,19 @@ pub struct DeviceRecord {
     pub cursor: u64,
 }
 
+/// A device cursor that moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CursorMove {
+    /// The device.
+    pub device: DeviceId,
+    /// Its user.
+    pub user: UserId,
+    /// The cursor before.
+    pub from: u64,
+    /// The cursor now.
+    pub to: u64,
+}
+
 /// A group to create.
 #[derive(Debug, Clone)]
 pub struct NewGroup {

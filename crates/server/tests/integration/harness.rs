@@ -191,3 +191,19 @@ pub async fn no_message(events: &mut Events, wait: Duration) {
         }
     }
 }
+
+/// Waits up to `wait` for an event matching `want`, skipping others.
+pub async fn wait_for(
+    events: &mut Events,
+    wait: Duration,
+    want: impl Fn(&Event) -> bool,
+) -> Option<Event> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Some(event)) if want(&event) => return Some(event),
+            Ok(Some(_)) => continue,
+            Ok(None) | Err(_) => return None,
+        }
+    }
+}

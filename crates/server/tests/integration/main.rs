@@ -9,4 +9,6 @@ mod gateway;
 mod harness;
 mod messages;
 mod openapi;
+mod presence;
+mod receipts;
 mod sync;

@@ -5,7 +5,7 @@ use confab_proto::{
     Body, ConversationId, ConversationKind, DeviceId, MessageKind, Role, Timestamp, UserId,
 };
 use confab_server::store::{
-    NewDevice, NewGroup, NewMessage, NewUser, SeqWindow, Store, StoreError,
+    CursorMove, NewDevice, NewGroup, NewMessage, NewUser, SeqWindow, Store, StoreError,
 };
 use std::future::Future;
 use std::sync::Arc;
@@ -131,7 +131,16 @@ async fn devices(store: Arc<dyn Store>) {
             .await
             .unwrap();
     }
-    store.save_cursors(&[(phone.id, 7)]).await.unwrap();
+    let moved = store.save_cursors(&[(phone.id, 7)]).await.unwrap();
+    assert_eq!(
+        moved,
+        vec![CursorMove {
+            device: phone.id,
+            user: ada,
+            from: 1,
+            to: 7
+        }]
+    );
     store.save_cursors(&[(phone.id, 3)]).await.unwrap();
     assert_eq!(
         store
@@ -181,8 +190,18 @@ async fn direct_conversations(store: Arc<dyn Store>) {
         store.direct(ada, UserId(12345)).await,
         Err(StoreError::NotFound)
     ));
+    let carol = user(&*store, "carol").await;
+    store.direct(carol, ada).await.unwrap();
+    let mut contacts = store.contacts_of(ada).await.unwrap();
+    contacts.sort();
+    assert_eq!(
+        contacts,
+        vec![bob, carol],
+        "contacts from either side of a pair"
+    );
+    assert_eq!(store.contacts_of(bob).await.unwrap(), vec![ada]);
     let of_ada = store.conversations_of(ada).await.unwrap();
-    assert_eq!(of_ada.len(), 1);
+    assert_eq!(of_ada.len(), 2);
     assert_eq!(of_ada[0].member.role, Role::Member);
 }
 
@@ -211,6 +230,21 @@ async fn append_sequences_and_fans_out(store: Arc<dyn Store>) {
     assert_eq!(bodies, vec![(1, "one"), (2, "two")]);
     assert_eq!(store.inbox_after(ada, 1, 10).await.unwrap().len(), 1);
     assert_eq!(store.inbox_after(ada, 0, 1).await.unwrap().len(), 1);
+    assert_eq!(
+        store.conversation_marks(bob, 0, 2).await.unwrap(),
+        vec![(conv.id, 2)]
+    );
+    assert_eq!(
+        store.conversation_marks(bob, 0, 1).await.unwrap(),
+        vec![(conv.id, 1)]
+    );
+    assert!(
+        store
+            .conversation_marks(bob, 2, 9)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let mine = store.member(conv.id, ada).await.unwrap().unwrap();
     assert_eq!(
         mine.read_seq, 1,
@@ -375,6 +409,16 @@ async fn groups_and_membership(store: Arc<dyn Store>) {
     assert_eq!(group.kind, ConversationKind::Group);
     assert_eq!(created.message.kind, MessageKind::System);
     assert_eq!(created.recipients.len(), 3);
+    let mut peers = store
+        .peers_among(bob, &[ada, carol, dan, bob])
+        .await
+        .unwrap();
+    peers.sort();
+    assert_eq!(
+        peers,
+        vec![ada, bob, carol],
+        "dan shares nothing with bob yet"
+    );
     let roles: Vec<_> = store
         .members(group.id)
         .await

@@ -111,6 +111,18 @@ impl Conversations for SqliteStore {
         .await
     }
 
+    async fn contacts_of(&self, user: UserId) -> StoreResult<Vec<UserId>> {
+        self.read(move |c| {
+            Ok(c.prepare_cached(
+                "SELECT user_hi FROM direct_pairs WHERE user_lo = ?1
+                 UNION SELECT user_lo FROM direct_pairs WHERE user_hi = ?1",
+            )?
+            .query_map([user.0], |r| Ok(UserId(r.get(0)?)))?
+            .collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
     async fn rename_group(
         &self,
         id: ConversationId,

@@ -2,7 +2,7 @@
 
 use super::SqliteStore;
 use super::rows::{self, DEVICE_COLS};
-use crate::store::{DeviceRecord, Devices, NewDevice, StoreResult};
+use crate::store::{CursorMove, DeviceRecord, Devices, NewDevice, StoreResult};
 use async_trait::async_trait;
 use confab_proto::{DeviceId, Timestamp, UserId};
 use deadpool_sqlite::rusqlite::{OptionalExtension, params};
@@ -49,11 +49,18 @@ impl Devices for SqliteStore {
         .await
     }
 
-    async fn save_cursors(&self, cursors: &[(DeviceId, u64)]) -> StoreResult<()> {
+    async fn save_cursors(&self, cursors: &[(DeviceId, u64)]) -> StoreResult<Vec<CursorMove>> {
         let cursors = cursors.to_vec();
         self.writer
             .write(move |tx| {
                 let now = Timestamp::now();
+                let mut before = tx
+                    .conn
+                    .prepare_cached("SELECT user_id, cursor FROM devices WHERE id = ?1")?;
+                let mut after = tx
+                    .conn
+                    .prepare_cached("SELECT cursor FROM devices WHERE id = ?1")?;
+                let mut moved = Vec::new();
                 let mut update = tx.conn.prepare_cached(
                     // Never past the inbox head: a cursor there would skip entries yet to come.
                     "UPDATE devices SET last_active_at = ?3, cursor = max(cursor,
@@ -61,9 +68,24 @@ impl Devices for SqliteStore {
                      WHERE id = ?1",
                 )?;
                 for (device, cursor) in cursors {
+                    let Some((user, from)) = before
+                        .query_row([device.0], |r| Ok((UserId(r.get(0)?), r.get::<_, u64>(1)?)))
+                        .optional()?
+                    else {
+                        continue; // removed meanwhile
+                    };
                     update.execute(params![device.0, cursor, now.0])?;
+                    let to: u64 = after.query_row([device.0], |r| r.get(0))?;
+                    if to > from {
+                        moved.push(CursorMove {
+                            device,
+                            user,
+                            from,
+                            to,
+                        });
+                    }
                 }
-                Ok(())
+                Ok(moved)
             })
             .await
     }

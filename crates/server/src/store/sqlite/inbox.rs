@@ -4,7 +4,7 @@ use super::SqliteStore;
 use super::rows::{self, MESSAGE_COLS};
 use crate::store::{Inbox, StoreResult};
 use async_trait::async_trait;
-use confab_proto::{SyncEntry, UserId};
+use confab_proto::{ConversationId, SyncEntry, UserId};
 use deadpool_sqlite::rusqlite::{OptionalExtension, params};
 
 #[async_trait]
@@ -17,6 +17,26 @@ impl Inbox for SqliteStore {
                     .optional()?
                     .unwrap_or(0),
             )
+        })
+        .await
+    }
+
+    async fn conversation_marks(
+        &self,
+        user: UserId,
+        after: u64,
+        upto: u64,
+    ) -> StoreResult<Vec<(ConversationId, u64)>> {
+        self.read(move |c| {
+            Ok(c.prepare_cached(
+                "SELECT conversation_id, max(seq) FROM inbox
+                 WHERE user_id = ?1 AND inbox_seq > ?2 AND inbox_seq <= ?3
+                 GROUP BY conversation_id",
+            )?
+            .query_map(params![user.0, after, upto], |r| {
+                Ok((ConversationId(r.get(0)?), r.get(1)?))
+            })?
+            .collect::<Result<_, _>>()?)
         })
         .await
     }

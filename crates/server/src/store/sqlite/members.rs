@@ -61,6 +61,29 @@ impl Members for SqliteStore {
         .await
     }
 
+    async fn peers_among(&self, me: UserId, users: &[UserId]) -> StoreResult<Vec<UserId>> {
+        let users = users.to_vec();
+        self.read(move |c| {
+            let mut shares = c.prepare_cached(
+                "SELECT 1 FROM members a JOIN members b ON a.conversation_id = b.conversation_id
+                 WHERE a.user_id = ?1 AND b.user_id = ?2 LIMIT 1",
+            )?;
+            let mut out = Vec::with_capacity(users.len());
+            for user in users {
+                if user == me
+                    || shares
+                        .query_row(params![me.0, user.0], |_| Ok(()))
+                        .optional()?
+                        .is_some()
+                {
+                    out.push(user);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     async fn member(&self, id: ConversationId, user: UserId) -> StoreResult<Option<MemberRecord>> {
         self.read(move |c| {
             Ok(c.prepare_cached(&format!(

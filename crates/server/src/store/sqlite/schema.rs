@@ -71,6 +71,8 @@ const MIGRATIONS: &[&str] = &[
         seq             INTEGER NOT NULL,
         PRIMARY KEY (user_id, inbox_seq)
     ) WITHOUT ROWID;",
+    // 2: contacts are looked up from either side of a direct pair.
+    "CREATE INDEX direct_pairs_by_hi ON direct_pairs(user_hi, user_lo);",
 ];
 
 /// Brings the database to the newest schema, one transaction per step.

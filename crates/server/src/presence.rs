@@ -1,0 +1,408 @@
+//! Presence: online while any device heartbeats. Each device holds a lease renewed by
+//! every frame it sends (a `heartbeat`, a WebSocket ping, anything); a user is online while
+//! any lease is live. A dropped connection keeps its lease until it lapses, so a reconnect
+//! inside `presence_timeout_ms` flickers nothing for the watchers; a clean close (a close
+//! frame, a logout) ends the lease at once.
+//!
+//! Changes fan out to contacts (users sharing a direct conversation) through the bus, and
+//! `last_active_at` is written to the store when a user goes offline. The lease book is
+//! plain data driven by `tokio::time::Instant`, so its tests run on a paused clock.
+
+use crate::bus::{Bus, UserEvent};
+use crate::metrics::Metrics;
+use crate::store::Store;
+use confab_proto::{
+    DeviceId, Presence as PresenceView, PresenceStatus, ServerFrame, Timestamp, UserId,
+};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// A user's status moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Change {
+    /// Whose.
+    pub user: UserId,
+    /// To what.
+    pub status: PresenceStatus,
+    /// When the user was last active.
+    pub last_active_at: Timestamp,
+}
+
+#[derive(Debug)]
+struct Lease {
+    expires: Instant,
+    sessions: u32,
+}
+
+#[derive(Debug)]
+struct UserLeases {
+    devices: HashMap<DeviceId, Lease>,
+    last_active_at: Timestamp,
+}
+
+/// Who holds which lease; every method returns the status changes it caused.
+#[derive(Debug)]
+pub struct LeaseBook {
+    timeout: Duration,
+    users: HashMap<UserId, UserLeases>,
+    /// Users with at least one lease, kept as it changes so reading it is O(1).
+    online: usize,
+}
+
+impl LeaseBook {
+    /// An empty book whose leases last `timeout` past the last sign of life.
+    pub fn new(timeout: Duration) -> Self {
+        Self {
+            timeout,
+            users: HashMap::new(),
+            online: 0,
+        }
+    }
+
+    /// A session of `device` opened.
+    pub fn connect(&mut self, user: UserId, device: DeviceId, now: Instant) -> Option<Change> {
+        let change = self.beat(user, device, now);
+        if let Some(lease) = self
+            .users
+            .get_mut(&user)
+            .and_then(|u| u.devices.get_mut(&device))
+        {
+            lease.sessions += 1;
+        }
+        change
+    }
+
+    /// `device` showed a sign of life: renews (or re-creates) its lease.
+    pub fn beat(&mut self, user: UserId, device: DeviceId, now: Instant) -> Option<Change> {
+        let expires = now + self.timeout;
+        let leases = self.users.entry(user).or_insert_with(|| UserLeases {
+            devices: HashMap::new(),
+            last_active_at: Timestamp::now(),
+        });
+        let was_online = !leases.devices.is_empty();
+        leases.last_active_at = Timestamp::now();
+        leases
+            .devices
+            .entry(device)
+            .or_insert(Lease {
+                expires,
+                sessions: 0,
+            })
+            .expires = expires;
+        if !was_online {
+            self.online += 1;
+        }
+        (!was_online).then_some(Change {
+            user,
+            status: PresenceStatus::Online,
+            last_active_at: leases.last_active_at,
+        })
+    }
+
+    /// A session of `device` closed. A clean close ends the lease now (when it was the
+    /// device's last session); otherwise the lease runs out on its own.
+    pub fn disconnect(&mut self, user: UserId, device: DeviceId, clean: bool) -> Option<Change> {
+        let leases = self.users.get_mut(&user)?;
+        let lease = leases.devices.get_mut(&device)?;
+        lease.sessions = lease.sessions.saturating_sub(1);
+        if clean && lease.sessions == 0 {
+            leases.devices.remove(&device);
+        }
+        self.offline_if_empty(user)
+    }
+
+    /// Ends every lease that has lapsed by `now`.
+    pub fn expire(&mut self, now: Instant) -> Vec<Change> {
+        let mut lapsed = Vec::new();
+        for (user, leases) in &mut self.users {
+            let before = leases.devices.len();
+            leases.devices.retain(|_, lease| lease.expires > now);
+            if before > 0 && leases.devices.is_empty() {
+                lapsed.push(*user);
+            }
+        }
+        lapsed
+            .into_iter()
+            .filter_map(|user| self.offline_if_empty(user))
+            .collect()
+    }
+
+    /// Online status and last activity of `user`, if this node knows of them.
+    pub fn get(&self, user: UserId) -> Option<(PresenceStatus, Timestamp)> {
+        self.users.get(&user).map(|u| {
+            let status = if u.devices.is_empty() {
+                PresenceStatus::Offline
+            } else {
+                PresenceStatus::Online
+            };
+            (status, u.last_active_at)
+        })
+    }
+
+    /// Users online now.
+    pub fn online(&self) -> usize {
+        self.online
+    }
+
+    fn offline_if_empty(&mut self, user: UserId) -> Option<Change> {
+        let leases = self.users.get(&user)?;
+        if !leases.devices.is_empty() {
+            return None;
+        }
+        let last_active_at = leases.last_active_at;
+        // Forget the user; the store keeps their last activity from here on.
+        self.users.remove(&user);
+        self.online -= 1;
+        Some(Change {
+            user,
+            status: PresenceStatus::Offline,
+            last_active_at,
+        })
+    }
+}
+
+/// The presence service of a node.
+pub struct Presence {
+    book: Mutex<LeaseBook>,
+    store: Arc<dyn Store>,
+    bus: Arc<dyn Bus>,
+    metrics: Arc<Metrics>,
+    timeout: Duration,
+}
+
+impl Presence {
+    /// Builds the service; `timeout` is `presence_timeout_ms`.
+    pub fn new(
+        timeout: Duration,
+        store: Arc<dyn Store>,
+        bus: Arc<dyn Bus>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            book: Mutex::new(LeaseBook::new(timeout)),
+            store,
+            bus,
+            metrics,
+            timeout,
+        }
+    }
+
+    fn book(&self) -> std::sync::MutexGuard<'_, LeaseBook> {
+        self.book.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A session opened.
+    pub async fn connect(&self, user: UserId, device: DeviceId) {
+        let change = self.book().connect(user, device, Instant::now());
+        self.publish(change.into_iter().collect()).await;
+    }
+
+    /// A frame or ping arrived: cheap, called for every one.
+    pub async fn beat(&self, user: UserId, device: DeviceId) {
+        let change = self.book().beat(user, device, Instant::now());
+        if change.is_some() {
+            self.publish(change.into_iter().collect()).await;
+        }
+    }
+
+    /// A session closed; `clean` when the client said goodbye (close frame, logout).
+    pub async fn disconnect(&self, user: UserId, device: DeviceId, clean: bool) {
+        let change = self.book().disconnect(user, device, clean);
+        self.publish(change.into_iter().collect()).await;
+    }
+
+    /// Presence of users as the API answers it: live leases first, then the store.
+    pub async fn lookup(&self, users: &[UserId]) -> crate::store::StoreResult<Vec<PresenceView>> {
+        let stored = self.store.last_seen(users).await?;
+        let book = self.book();
+        Ok(stored
+            .into_iter()
+            .map(|(user_id, last_seen)| match book.get(user_id) {
+                Some((status, at)) => PresenceView {
+                    user_id,
+                    status,
+                    last_active_at: Some(at),
+                },
+                None => PresenceView {
+                    user_id,
+                    status: PresenceStatus::Offline,
+                    last_active_at: last_seen,
+                },
+            })
+            .collect())
+    }
+
+    /// `presence` frames for the contacts of `user` who are online now: what a new session
+    /// needs to draw its green dots without waiting for the next change.
+    pub async fn snapshot(&self, user: UserId) -> Vec<Arc<str>> {
+        let contacts = self.store.contacts_of(user).await.unwrap_or_default();
+        let book = self.book();
+        contacts
+            .into_iter()
+            .filter_map(|contact| match book.get(contact) {
+                Some((status @ PresenceStatus::Online, at)) => Some(
+                    crate::gateway::frame_json(&ServerFrame::Presence(PresenceView {
+                        user_id: contact,
+                        status,
+                        last_active_at: Some(at),
+                    }))
+                    .into(),
+                ),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Expires lapsed leases until `shutdown`, checking four times per timeout.
+    pub async fn run(&self, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval((self.timeout / 4).max(Duration::from_millis(10)));
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let changes = self.book().expire(Instant::now());
+            self.publish(changes).await;
+        }
+    }
+
+    async fn publish(&self, changes: Vec<Change>) {
+        if changes.is_empty() {
+            return;
+        }
+        self.metrics.online_users.set(self.book().online() as i64);
+        for change in changes {
+            let saved = match change.status {
+                PresenceStatus::Offline => {
+                    self.store
+                        .set_last_seen(&[(change.user, change.last_active_at)])
+                        .await
+                }
+                PresenceStatus::Online => Ok(()),
+            };
+            if let Err(e) = saved {
+                tracing::warn!(user = %change.user, error = %e, "could not save last_seen");
+            }
+            let contacts = match self.store.contacts_of(change.user).await {
+                Ok(contacts) => contacts,
+                Err(e) => {
+                    tracing::warn!(user = %change.user, error = %e, "could not read contacts; presence not fanned out");
+                    continue;
+                }
+            };
+            let frame: Arc<str> =
+                crate::gateway::frame_json(&ServerFrame::Presence(PresenceView {
+                    user_id: change.user,
+                    status: change.status,
+                    last_active_at: Some(change.last_active_at),
+                }))
+                .into();
+            for contact in contacts {
+                self.metrics.presence_events.inc();
+                self.bus.publish(contact, UserEvent::Frame(frame.clone()));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TIMEOUT: Duration = Duration::from_secs(30);
+    const ADA: UserId = UserId(1);
+    const PHONE: DeviceId = DeviceId(10);
+    const LAPTOP: DeviceId = DeviceId(11);
+
+    fn statuses(changes: Vec<Change>) -> Vec<(UserId, PresenceStatus)> {
+        changes.into_iter().map(|c| (c.user, c.status)).collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_dropped_connection_lapses_after_the_timeout_not_before() {
+        let mut book = LeaseBook::new(TIMEOUT);
+        let online = book.connect(ADA, PHONE, Instant::now()).unwrap();
+        assert_eq!(online.status, PresenceStatus::Online);
+        assert_eq!(
+            book.disconnect(ADA, PHONE, false),
+            None,
+            "no offline at the first disconnect"
+        );
+        tokio::time::advance(TIMEOUT - Duration::from_secs(1)).await;
+        assert!(book.expire(Instant::now()).is_empty());
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(
+            statuses(book.expire(Instant::now())),
+            vec![(ADA, PresenceStatus::Offline)]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reconnect_inside_the_timeout_does_not_flicker() {
+        let mut book = LeaseBook::new(TIMEOUT);
+        book.connect(ADA, PHONE, Instant::now());
+        book.disconnect(ADA, PHONE, false);
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert_eq!(
+            book.connect(ADA, PHONE, Instant::now()),
+            None,
+            "still online: no new online event"
+        );
+        tokio::time::advance(Duration::from_secs(25)).await;
+        assert!(
+            book.expire(Instant::now()).is_empty(),
+            "the reconnect renewed the lease"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn heartbeats_keep_a_device_online_past_many_timeouts() {
+        let mut book = LeaseBook::new(TIMEOUT);
+        book.connect(ADA, PHONE, Instant::now());
+        for _ in 0..20 {
+            tokio::time::advance(Duration::from_secs(5)).await;
+            assert_eq!(book.beat(ADA, PHONE, Instant::now()), None);
+            assert!(book.expire(Instant::now()).is_empty());
+        }
+        assert_eq!(book.get(ADA).unwrap().0, PresenceStatus::Online);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_user_is_online_while_any_device_is() {
+        let mut book = LeaseBook::new(TIMEOUT);
+        book.connect(ADA, PHONE, Instant::now());
+        assert_eq!(book.connect(ADA, LAPTOP, Instant::now()), None);
+        assert_eq!(
+            book.disconnect(ADA, LAPTOP, true),
+            None,
+            "the phone is still there"
+        );
+        assert_eq!(book.get(ADA).unwrap().0, PresenceStatus::Online);
+        let offline = book.disconnect(ADA, PHONE, true).unwrap();
+        assert_eq!(
+            offline.status,
+            PresenceStatus::Offline,
+            "a clean close of the last device: offline at once"
+        );
+        assert_eq!(book.online(), 0);
+        book.connect(ADA, PHONE, Instant::now());
+        book.connect(UserId(2), PHONE, Instant::now());
+        assert_eq!(book.online(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_open_session_lapses_and_comes_back_with_its_next_frame() {
+        let mut book = LeaseBook::new(TIMEOUT);
+        book.connect(ADA, PHONE, Instant::now());
+        tokio::time::advance(TIMEOUT + Duration::from_secs(1)).await;
+        assert_eq!(
+            statuses(book.expire(Instant::now())),
+            vec![(ADA, PresenceStatus::Offline)]
+        );
+        let back = book.beat(ADA, PHONE, Instant::now()).unwrap();
+        assert_eq!(back.status, PresenceStatus::Online);
+    }
+}

@@ -1,0 +1,98 @@
+//! Receipts: delivered and read watermarks per (conversation, member), stored, and fanned
+//! out as `receipt` events to the conversation's members (the reader's own devices too, so
+//! unread counts clear everywhere). One event per watermark move, never one per message:
+//! delivered marks come from device cursors, which are saved and turned into marks once a
+//! second.
+
+use crate::bus::{Bus, UserEvent};
+use crate::error::ApiResult;
+use crate::metrics::Metrics;
+use crate::store::{CursorMove, Store};
+use confab_proto::{ConversationId, ReceiptKind, ServerFrame, UserId};
+use std::sync::Arc;
+
+/// The receipt service.
+pub struct Receipts {
+    store: Arc<dyn Store>,
+    bus: Arc<dyn Bus>,
+    metrics: Arc<Metrics>,
+}
+
+impl Receipts {
+    /// Builds the service.
+    pub fn new(store: Arc<dyn Store>, bus: Arc<dyn Bus>, metrics: Arc<Metrics>) -> Self {
+        Self {
+            store,
+            bus,
+            metrics,
+        }
+    }
+
+    /// `user` has read `conversation` up to `seq`: moves the read watermark (never back).
+    pub async fn read(
+        &self,
+        user: UserId,
+        conversation: ConversationId,
+        seq: u64,
+    ) -> ApiResult<()> {
+        if let Some(seq) = self.store.mark_read(conversation, user, seq).await? {
+            self.fan_out(conversation, user, ReceiptKind::Read, seq)
+                .await;
+        }
+        Ok(())
+    }
+
+    /// Devices acknowledged inbox entries: moves each user's delivered watermark in every
+    /// conversation those entries belong to.
+    pub async fn delivered(&self, moves: &[CursorMove]) {
+        let mut marks = Vec::new();
+        for m in moves {
+            match self.store.conversation_marks(m.user, m.from, m.to).await {
+                Ok(found) => marks.extend(found.into_iter().map(|(conv, seq)| (conv, m.user, seq))),
+                Err(e) => {
+                    tracing::warn!(user = %m.user, error = %e, "could not read delivered marks")
+                }
+            }
+        }
+        if marks.is_empty() {
+            return;
+        }
+        match self.store.mark_delivered(&marks).await {
+            Ok(moved) => {
+                for (conv, user, seq) in moved {
+                    self.fan_out(conv, user, ReceiptKind::Delivered, seq).await;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, marks = marks.len(), "could not save delivered marks")
+            }
+        }
+    }
+
+    async fn fan_out(
+        &self,
+        conversation_id: ConversationId,
+        user_id: UserId,
+        kind: ReceiptKind,
+        seq: u64,
+    ) {
+        let members = match self.store.members(conversation_id).await {
+            Ok(members) => members,
+            Err(e) => {
+                return tracing::warn!(error = %e, "could not read members; receipt not fanned out");
+            }
+        };
+        let frame: Arc<str> = crate::gateway::frame_json(&ServerFrame::Receipt {
+            conversation_id,
+            user_id,
+            kind,
+            seq,
+        })
+        .into();
+        for member in members.iter().filter(|m| m.is_active()) {
+            self.metrics.receipts.inc();
+            self.bus
+                .publish(member.user_id, UserEvent::Frame(frame.clone()));
+        }
+    }
+}
