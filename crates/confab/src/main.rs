@@ -55,8 +55,9 @@ fn main() -> anyhow::Result<()> {
             if let Some(dir) = data_dir {
                 overrides.push(("data_dir", dir.display().to_string()));
             }
-            let config = Config::load(config.as_deref(), &overrides)?;
+            let mut config = Config::load(config.as_deref(), &overrides)?;
             init_logs(config.log_format, &config.log);
+            fit_sessions_to_open_files(&mut config);
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -99,6 +100,28 @@ async fn wait_for_signal() {
     tokio::select! {
         _ = term.recv() => {}
         _ = int.recv() => {}
+    }
+}
+
+/// Each session holds one open file. Raises the soft limit to the hard one, and keeps
+/// `max_sessions` under it, so a full node answers new clients with 503 instead of failing
+/// to accept their connections.
+fn fit_sessions_to_open_files(config: &mut Config) {
+    /// Files kept for the store, HTTP requests and logs.
+    const RESERVED: u64 = 256;
+    let Ok(limit) = rlimit::increase_nofile_limit(u64::MAX) else {
+        return;
+    };
+    let fits = usize::try_from(limit.saturating_sub(RESERVED))
+        .unwrap_or(usize::MAX)
+        .max(1);
+    if config.max_sessions > fits {
+        tracing::warn!(
+            open_files = limit,
+            max_sessions = fits,
+            "max_sessions lowered to fit the open-file limit; raise `ulimit -n` for more"
+        );
+        config.max_sessions = fits;
     }
 }
 

@@ -40,6 +40,8 @@ pub struct Metrics {
     /// Receipt events handed to members.
     pub receipts: Counter,
     resident_memory: Gauge,
+    /// Opened at start, so the gauge stays readable when the process is out of descriptors.
+    statm: std::sync::Mutex<Option<std::fs::File>>,
 }
 
 impl Metrics {
@@ -61,6 +63,7 @@ impl Metrics {
             presence_events: Counter::default(),
             receipts: Counter::default(),
             resident_memory: Gauge::default(),
+            statm: std::sync::Mutex::new(std::fs::File::open("/proc/self/statm").ok()),
         };
         let mut registry = Registry::default();
         // Process metrics keep their standard, unprefixed names.
@@ -130,7 +133,7 @@ impl Metrics {
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
-        if let Some(rss) = resident_memory_bytes() {
+        if let Some(rss) = self.read_statm() {
             self.resident_memory.set(rss);
         }
         let mut out = String::new();
@@ -147,9 +150,16 @@ impl Default for Metrics {
     }
 }
 
-/// Resident set size from `/proc/self/statm` (Linux); `None` elsewhere.
-pub fn resident_memory_bytes() -> Option<i64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: i64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    Some(pages * 4096)
+impl Metrics {
+    /// Resident set size from `/proc/self/statm` (Linux); `None` elsewhere.
+    fn read_statm(&self) -> Option<i64> {
+        use std::io::{Read, Seek};
+        let mut file = self.statm.lock().ok()?;
+        let file = file.as_mut()?;
+        let mut statm = String::new();
+        file.rewind().ok()?;
+        file.read_to_string(&mut statm).ok()?;
+        let pages: i64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+        Some(pages * 4096)
+    }
 }

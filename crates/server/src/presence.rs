@@ -235,6 +235,20 @@ impl Presence {
             .collect())
     }
 
+    /// Saves `last_active_at` of everyone online, at shutdown: their leases end with the
+    /// process, and the store should not keep an older time for them.
+    pub async fn save_all(&self) {
+        let seen: Vec<(UserId, Timestamp)> = self
+            .book()
+            .users
+            .iter()
+            .map(|(user, leases)| (*user, leases.last_active_at))
+            .collect();
+        if let Err(e) = self.store.set_last_seen(&seen).await {
+            tracing::warn!(users = seen.len(), error = %e, "could not save last_seen at shutdown");
+        }
+    }
+
     /// `presence` frames for the contacts of `user` who are online now: what a new session
     /// needs to draw its green dots without waiting for the next change.
     pub async fn snapshot(&self, user: UserId) -> Vec<Arc<str>> {

@@ -4,6 +4,7 @@
 use crate::api;
 use crate::state::AppState;
 use axum::Router;
+use axum::serve::ListenerExt;
 use confab_proto::ServerFrame;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -52,6 +53,12 @@ pub async fn run(
             drain(&app).await;
         }
     };
+    // Small frames (an ack right after a message) must not wait for Nagle's algorithm.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
     let serve = axum::serve(
         listener,
         router(app.clone()).into_make_service_with_connect_info::<SocketAddr>(),
@@ -61,6 +68,7 @@ pub async fn run(
     let _ = upkeep.await;
     let _ = presence.await;
     app.flush_cursors().await;
+    app.presence.save_all().await;
     app.store.close().await;
     tracing::info!("confab stopped");
     served
