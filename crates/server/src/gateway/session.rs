@@ -349,7 +349,9 @@ async fn read_loop(
                     .into_frame(None),
             )),
             Ws::Ping(_) | Ws::Pong(_) => {}
-            Ws::Close(_) => return true,
+            // A goodbye only when the client started the close; otherwise it is the echo of
+            // ours (a drain, a revocation).
+            Ws::Close(_) => return !control.is_closed(),
         }
     }
 }
