@@ -5,7 +5,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::messaging::Messaging;
 use crate::store::{ConversationRecord, MemberRecord, NewGroup, SeqWindow, Store};
 use confab_proto::limits::{DISPLAY_NAME_MAX, GROUP_MAX_MEMBERS};
-use confab_proto::{Conversation, ConversationId, ErrorCode, Member, UserId};
+use confab_proto::{Conversation, ConversationId, ErrorCode, Member, Message, UserId};
 use std::sync::Arc;
 
 /// The conversation service.
@@ -125,6 +125,43 @@ impl Conversations {
             .await?
             .ok_or_else(|| ApiError::not_found("conversation"))?;
         self.view(me, record).await
+    }
+
+    /// A page of the history `me` may see, ascending: the `limit` newest before `before`, or
+    /// (given `after`) the `limit` oldest after it. A member sees each window of their
+    /// membership, from the message that added them to the one that removed them.
+    pub async fn history(
+        &self,
+        me: UserId,
+        id: ConversationId,
+        after: Option<u64>,
+        before: Option<u64>,
+        limit: usize,
+    ) -> ApiResult<Vec<Message>> {
+        self.membership(me, id).await?;
+        let newest = after.is_none();
+        let (after, before) = (after.unwrap_or(0), before.unwrap_or(u64::MAX));
+        let mut ranges = self.store.visible_ranges(id, me).await?;
+        if newest {
+            ranges.reverse();
+        }
+        let mut page = Vec::new();
+        for (first, last) in ranges {
+            let window = SeqWindow {
+                after: after.max(first.saturating_sub(1)),
+                before: before.min(last.saturating_add(1)),
+                limit: limit - page.len(),
+                newest,
+            };
+            if window.after + 1 < window.before {
+                page.extend(self.store.messages(id, window).await?);
+            }
+            if page.len() >= limit {
+                break;
+            }
+        }
+        page.sort_by_key(|m| m.seq);
+        Ok(page)
     }
 
     /// The caller's member row, or `forbidden` / `not_found`.

@@ -3,7 +3,6 @@
 use super::extract::{Authed, Json, Path, Query};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
-use crate::store::SeqWindow;
 use axum::extract::State;
 use axum::http::StatusCode;
 use confab_proto::limits::{PAGE_DEFAULT, PAGE_MAX};
@@ -37,20 +36,10 @@ pub async fn history(
     Query(q): Query<HistoryQuery>,
 ) -> ApiResult<axum::Json<MessagesResponse>> {
     let limit = page_limit(q.limit)?;
-    let member = app.conversations.membership(me.user_id, id).await?;
-    let visible_after = member.joined_seq.saturating_sub(1);
-    let visible_before = member.left_seq.map_or(u64::MAX, |left| left + 1);
-    let window = SeqWindow {
-        after: q.after_seq.unwrap_or(0).max(visible_after),
-        before: q.before_seq.unwrap_or(u64::MAX).min(visible_before),
-        limit,
-        newest: q.after_seq.is_none(),
-    };
-    let messages = if window.after + 1 >= window.before {
-        Vec::new()
-    } else {
-        app.store.messages(id, window).await?
-    };
+    let messages = app
+        .conversations
+        .history(me.user_id, id, q.after_seq, q.before_seq, limit)
+        .await?;
     Ok(axum::Json(MessagesResponse { messages }))
 }
 

@@ -110,6 +110,13 @@ pub trait Members: Send + Sync {
     async fn members(&self, id: ConversationId) -> StoreResult<Vec<MemberRecord>>;
     /// Those of `users` who share a conversation with `me` (and `me` itself).
     async fn peers_among(&self, me: UserId, users: &[UserId]) -> StoreResult<Vec<UserId>>;
+    /// Every window of seqs `user` may see in a conversation, oldest first: earlier
+    /// memberships, then the current or last one. Empty for a non-member.
+    async fn visible_ranges(
+        &self,
+        id: ConversationId,
+        user: UserId,
+    ) -> StoreResult<Vec<(u64, u64)>>;
     /// One member row.
     async fn member(&self, id: ConversationId, user: UserId) -> StoreResult<Option<MemberRecord>>;
     /// Moves the read watermark forward; the new value when it moved.

@@ -279,3 +279,67 @@ async fn conversation_list_orders_by_activity_and_counts_unread() {
         .unwrap();
     assert_eq!(ada.client.conversations().await.unwrap()[0].id, with_bob.id);
 }
+
+#[tokio::test]
+async fn a_member_who_comes_back_keeps_the_history_of_both_memberships() {
+    let server = TestServer::start().await;
+    let ada = server.user("ada").await;
+    let carol = server.user("carol").await;
+    let group = ada
+        .client
+        .create_group("crew", &[carol.id()])
+        .await
+        .unwrap();
+    ada.client
+        .send_http(group.id, None, "first stay")
+        .await
+        .unwrap();
+    ada.client
+        .remove_member(group.id, carol.id())
+        .await
+        .unwrap();
+    ada.client
+        .send_http(group.id, None, "while away")
+        .await
+        .unwrap();
+    ada.client.add_member(group.id, carol.id()).await.unwrap();
+    ada.client
+        .send_http(group.id, None, "second stay")
+        .await
+        .unwrap();
+
+    let texts = |page: Vec<confab_client::Message>| {
+        page.into_iter()
+            .filter(|m| m.kind == MessageKind::Text)
+            .map(|m| m.body)
+            .collect::<Vec<_>>()
+    };
+    let newest = carol
+        .client
+        .messages(group.id, MessagesQuery::newest())
+        .await
+        .unwrap();
+    assert_eq!(
+        texts(newest),
+        ["first stay", "second stay"],
+        "never what was said while away"
+    );
+    let oldest = carol
+        .client
+        .messages(group.id, MessagesQuery::after(0).limit(2))
+        .await
+        .unwrap();
+    assert_eq!(oldest.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![1, 2]);
+    let seqs: Vec<u64> = carol
+        .client
+        .messages(group.id, MessagesQuery::before(100))
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.seq)
+        .collect();
+    assert!(
+        !seqs.contains(&4),
+        "seq 4 was sent while carol was away: {seqs:?}"
+    );
+}

@@ -468,6 +468,17 @@ async fn groups_and_membership(store: Arc<dyn Store>) {
         !after.recipients.iter().any(|&(u, _)| u == carol),
         "and nothing after it"
     );
+    assert_eq!(
+        store.visible_ranges(group.id, carol).await.unwrap(),
+        vec![(1, removed.message.seq)]
+    );
+    assert!(
+        store
+            .visible_ranges(group.id, UserId(4242))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let carol_row = store.member(group.id, carol).await.unwrap().unwrap();
     assert!(carol_row.sees(removed.message.seq) && !carol_row.sees(after.message.seq));
     assert!(matches!(

@@ -209,7 +209,8 @@ fn insert_conversation(
     ))
 }
 
-/// Inserts or re-activates a member row; they see messages from `joined_seq` on.
+/// Inserts or re-activates a member row; they see messages from `joined_seq` on. A former
+/// member's earlier window is kept in `member_periods`, so they still see that history.
 pub(super) fn insert_member(
     tx: &Tx<'_>,
     id: ConversationId,
@@ -217,6 +218,13 @@ pub(super) fn insert_member(
     role: &str,
     joined_seq: u64,
 ) -> StoreResult<()> {
+    tx.conn
+        .prepare_cached(
+            "INSERT OR IGNORE INTO member_periods (conversation_id, user_id, joined_seq, left_seq)
+             SELECT conversation_id, user_id, joined_seq, left_seq FROM members
+             WHERE conversation_id = ?1 AND user_id = ?2 AND left_seq IS NOT NULL",
+        )?
+        .execute(params![id.0, user.0])?;
     tx.conn
         .prepare_cached(
             "INSERT INTO members (conversation_id, user_id, role, joined_seq, read_seq, delivered_seq)

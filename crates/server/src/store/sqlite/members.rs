@@ -84,6 +84,33 @@ impl Members for SqliteStore {
         .await
     }
 
+    async fn visible_ranges(
+        &self,
+        id: ConversationId,
+        user: UserId,
+    ) -> StoreResult<Vec<(u64, u64)>> {
+        self.read(move |c| {
+            let mut ranges: Vec<(u64, u64)> = c
+                .prepare_cached(
+                    "SELECT joined_seq, left_seq FROM member_periods
+                     WHERE conversation_id = ?1 AND user_id = ?2 ORDER BY joined_seq",
+                )?
+                .query_map(params![id.0, user.0], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            let current = c
+                .prepare_cached(
+                    "SELECT joined_seq, left_seq FROM members WHERE conversation_id = ?1 AND user_id = ?2",
+                )?
+                .query_row(params![id.0, user.0], |r| Ok((r.get::<_, u64>(0)?, r.get::<_, Option<u64>>(1)?)))
+                .optional()?;
+            if let Some((joined, left)) = current {
+                ranges.push((joined, left.unwrap_or(u64::MAX)));
+            }
+            Ok(ranges)
+        })
+        .await
+    }
+
     async fn member(&self, id: ConversationId, user: UserId) -> StoreResult<Option<MemberRecord>> {
         self.read(move |c| {
             Ok(c.prepare_cached(&format!(

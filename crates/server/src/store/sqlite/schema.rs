@@ -73,6 +73,14 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;",
     // 2: contacts are looked up from either side of a direct pair.
     "CREATE INDEX direct_pairs_by_hi ON direct_pairs(user_hi, user_lo);",
+    // 3: earlier membership windows of members who left and came back.
+    "CREATE TABLE member_periods (
+        conversation_id INTEGER NOT NULL,
+        user_id         INTEGER NOT NULL,
+        joined_seq      INTEGER NOT NULL,
+        left_seq        INTEGER NOT NULL,
+        PRIMARY KEY (conversation_id, user_id, joined_seq)
+    ) WITHOUT ROWID;",
 ];
 
 /// Brings the database to the newest schema, one transaction per step.
