@@ -164,9 +164,51 @@ impl LeaseBook {
     }
 }
 
+/// Changes waiting to be published. A burst (online, offline, online) inside one flush
+/// interval nets out to what changed since the last publish: often nothing.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    pending: HashMap<UserId, Change>,
+    /// Users last published as online; absent means offline.
+    published_online: std::collections::HashSet<UserId>,
+}
+
+impl Outbox {
+    /// Queues a change, replacing any earlier one of the same user.
+    pub fn record(&mut self, change: Change) {
+        self.pending.insert(change.user, change);
+    }
+
+    /// The net changes since the last call.
+    pub fn take(&mut self) -> Vec<Change> {
+        let mut out = Vec::new();
+        for (user, change) in self.pending.drain() {
+            let was_online = self.published_online.contains(&user);
+            match change.status {
+                PresenceStatus::Online if !was_online => {
+                    self.published_online.insert(user);
+                    out.push(change);
+                }
+                PresenceStatus::Offline if was_online => {
+                    self.published_online.remove(&user);
+                    out.push(change);
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+}
+
+/// How often queued presence changes are published.
+const COALESCE: Duration = Duration::from_millis(50);
+
 /// The presence service of a node.
 pub struct Presence {
     book: Mutex<LeaseBook>,
+    outbox: Mutex<Outbox>,
+    /// Last activity of users gone offline whose time is not in the store yet.
+    unsaved: Mutex<HashMap<UserId, Timestamp>>,
     store: Arc<dyn Store>,
     bus: Arc<dyn Bus>,
     metrics: Arc<Metrics>,
@@ -183,6 +225,8 @@ impl Presence {
     ) -> Self {
         Self {
             book: Mutex::new(LeaseBook::new(timeout)),
+            outbox: Mutex::new(Outbox::default()),
+            unsaved: Mutex::new(HashMap::new()),
             store,
             bus,
             metrics,
@@ -195,28 +239,45 @@ impl Presence {
     }
 
     /// A session opened.
-    pub async fn connect(&self, user: UserId, device: DeviceId) {
+    pub fn connect(&self, user: UserId, device: DeviceId) {
         let change = self.book().connect(user, device, Instant::now());
-        self.publish(change.into_iter().collect()).await;
+        self.record(change);
     }
 
     /// A frame or ping arrived: cheap, called for every one.
-    pub async fn beat(&self, user: UserId, device: DeviceId) {
+    pub fn beat(&self, user: UserId, device: DeviceId) {
         let change = self.book().beat(user, device, Instant::now());
-        if change.is_some() {
-            self.publish(change.into_iter().collect()).await;
-        }
+        self.record(change);
     }
 
     /// A session closed; `clean` when the client said goodbye (close frame, logout).
-    pub async fn disconnect(&self, user: UserId, device: DeviceId, clean: bool) {
+    pub fn disconnect(&self, user: UserId, device: DeviceId, clean: bool) {
         let change = self.book().disconnect(user, device, clean);
-        self.publish(change.into_iter().collect()).await;
+        self.record(change);
+    }
+
+    fn record(&self, change: Option<Change>) {
+        let Some(change) = change else { return };
+        let mut unsaved = self.unsaved.lock().unwrap_or_else(|p| p.into_inner());
+        match change.status {
+            PresenceStatus::Offline => unsaved.insert(change.user, change.last_active_at),
+            PresenceStatus::Online => unsaved.remove(&change.user),
+        };
+        drop(unsaved);
+        self.outbox
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .record(change);
     }
 
     /// Presence of users as the API answers it: live leases first, then the store.
     pub async fn lookup(&self, users: &[UserId]) -> crate::store::StoreResult<Vec<PresenceView>> {
         let stored = self.store.last_seen(users).await?;
+        let unsaved = self
+            .unsaved
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         let book = self.book();
         Ok(stored
             .into_iter()
@@ -229,7 +290,8 @@ impl Presence {
                 None => PresenceView {
                     user_id,
                     status: PresenceStatus::Offline,
-                    last_active_at: last_seen,
+                    // A time not yet in the store is newer than the one there.
+                    last_active_at: unsaved.get(&user_id).copied().or(last_seen),
                 },
             })
             .collect())
@@ -238,12 +300,19 @@ impl Presence {
     /// Saves `last_active_at` of everyone online, at shutdown: their leases end with the
     /// process, and the store should not keep an older time for them.
     pub async fn save_all(&self) {
-        let seen: Vec<(UserId, Timestamp)> = self
+        let mut seen: Vec<(UserId, Timestamp)> = self
             .book()
             .users
             .iter()
             .map(|(user, leases)| (*user, leases.last_active_at))
             .collect();
+        // And those who went offline since the last flush.
+        let gone = self.outbox.lock().unwrap_or_else(|p| p.into_inner()).take();
+        seen.extend(
+            gone.iter()
+                .filter(|c| c.status == PresenceStatus::Offline)
+                .map(|c| (c.user, c.last_active_at)),
+        );
         if let Err(e) = self.store.set_last_seen(&seen).await {
             tracing::warn!(users = seen.len(), error = %e, "could not save last_seen at shutdown");
         }
@@ -270,15 +339,24 @@ impl Presence {
             .collect()
     }
 
-    /// Expires lapsed leases until `shutdown`, checking four times per timeout.
+    /// Until `shutdown`: expires lapsed leases (four times per timeout) and publishes the
+    /// net changes every 50 ms.
     pub async fn run(&self, shutdown: CancellationToken) {
-        let mut tick = tokio::time::interval((self.timeout / 4).max(Duration::from_millis(10)));
+        let mut tick = tokio::time::interval(COALESCE);
+        let expire_every = (self.timeout / 4).max(COALESCE);
+        let mut next_expiry = Instant::now() + expire_every;
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tick.tick() => {}
             }
-            let changes = self.book().expire(Instant::now());
+            if Instant::now() >= next_expiry {
+                next_expiry = Instant::now() + expire_every;
+                for change in self.book().expire(Instant::now()) {
+                    self.record(Some(change));
+                }
+            }
+            let changes = self.outbox.lock().unwrap_or_else(|p| p.into_inner()).take();
             self.publish(changes).await;
         }
     }
@@ -297,8 +375,16 @@ impl Presence {
                 }
                 PresenceStatus::Online => Ok(()),
             };
-            if let Err(e) = saved {
-                tracing::warn!(user = %change.user, error = %e, "could not save last_seen");
+            match saved {
+                Ok(()) => {
+                    let mut unsaved = self.unsaved.lock().unwrap_or_else(|p| p.into_inner());
+                    if unsaved.get(&change.user) == Some(&change.last_active_at) {
+                        unsaved.remove(&change.user);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(user = %change.user, error = %e, "could not save last_seen")
+                }
             }
             let contacts = match self.store.contacts_of(change.user).await {
                 Ok(contacts) => contacts,
@@ -405,6 +491,34 @@ mod tests {
         book.connect(ADA, PHONE, Instant::now());
         book.connect(UserId(2), PHONE, Instant::now());
         assert_eq!(book.online(), 2);
+    }
+
+    fn change(status: PresenceStatus) -> Change {
+        Change {
+            user: ADA,
+            status,
+            last_active_at: Timestamp(0),
+        }
+    }
+
+    #[test]
+    fn bursts_net_out_before_they_are_published() {
+        let mut outbox = Outbox::default();
+        outbox.record(change(PresenceStatus::Online));
+        assert_eq!(statuses(outbox.take()), vec![(ADA, PresenceStatus::Online)]);
+        outbox.record(change(PresenceStatus::Offline));
+        outbox.record(change(PresenceStatus::Online));
+        assert!(
+            outbox.take().is_empty(),
+            "offline then online again: watchers see nothing"
+        );
+        outbox.record(change(PresenceStatus::Offline));
+        assert_eq!(
+            statuses(outbox.take()),
+            vec![(ADA, PresenceStatus::Offline)]
+        );
+        outbox.record(change(PresenceStatus::Offline));
+        assert!(outbox.take().is_empty(), "never offline twice");
     }
 
     #[tokio::test(start_paused = true)]

@@ -116,13 +116,13 @@ async fn run(socket: WebSocket, app: AppState) {
         device_id,
         cursor,
     ));
-    app.presence.connect(user, device_id).await;
+    app.presence.connect(user, device_id);
     let said_goodbye = read_loop(stream, &tx, &control, &app, user, device_id).await;
     control.close(1000);
     // A close frame or a logout ends presence now; a dropped connection lapses on its own,
     // so a quick reconnect does not flicker.
     let clean = said_goodbye || control.code() == Some(close::UNAUTHORIZED);
-    app.presence.disconnect(user, device_id, clean).await;
+    app.presence.disconnect(user, device_id, clean);
     let _ = writer.await;
 }
 
@@ -341,7 +341,7 @@ async fn read_loop(
             Ok(Some(Ok(frame))) => frame,
         };
         // Any frame, a ping included, is a sign of life.
-        app.presence.beat(user, device).await;
+        app.presence.beat(user, device);
         match frame {
             Ws::Text(text) => session.frame(&text, &sends).await,
             Ws::Binary(_) => session.reply(&ServerFrame::Error(

@@ -156,7 +156,8 @@ pub trait Messages: Send + Sync {
 pub trait Inbox: Send + Sync {
     /// The user's newest inbox_seq (0 when empty).
     async fn inbox_head(&self, user: UserId) -> StoreResult<u64>;
-    /// The highest seq per conversation among the user's entries in `(after, upto]`.
+    /// The highest seq per conversation among the user's entries in `(after, upto]`, counting
+    /// only messages others sent (what a delivered receipt is about).
     async fn conversation_marks(
         &self,
         user: UserId,

@@ -8,6 +8,11 @@ fn receipt(kind: ReceiptKind, seq: u64) -> impl Fn(&Event) -> bool {
     move |e| matches!(e, Event::Receipt { kind: k, seq: s, .. } if *k == kind && *s == seq)
 }
 
+/// A receipt of `kind` at `seq` by `by`.
+fn receipt_by(kind: ReceiptKind, seq: u64, by: confab_client::UserId) -> impl Fn(&Event) -> bool {
+    move |e| matches!(e, Event::Receipt { kind: k, seq: s, user_id, .. } if *k == kind && *s == seq && *user_id == by)
+}
+
 #[tokio::test]
 async fn delivered_and_read_reach_the_sender_and_the_readers_other_devices() {
     let server = TestServer::start().await;
@@ -31,7 +36,7 @@ async fn delivered_and_read_reach_the_sender_and_the_readers_other_devices() {
     let delivered = wait_for(
         &mut ada_events,
         Duration::from_secs(5),
-        receipt(ReceiptKind::Delivered, 3),
+        receipt_by(ReceiptKind::Delivered, 3, bob_phone.id()),
     )
     .await;
     match delivered {

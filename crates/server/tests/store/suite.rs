@@ -230,13 +230,22 @@ async fn append_sequences_and_fans_out(store: Arc<dyn Store>) {
     assert_eq!(bodies, vec![(1, "one"), (2, "two")]);
     assert_eq!(store.inbox_after(ada, 1, 10).await.unwrap().len(), 1);
     assert_eq!(store.inbox_after(ada, 0, 1).await.unwrap().len(), 1);
+    // Delivered marks count only messages from others: ada sent seq 1, bob seq 2.
     assert_eq!(
         store.conversation_marks(bob, 0, 2).await.unwrap(),
-        vec![(conv.id, 2)]
+        vec![(conv.id, 1)]
     );
     assert_eq!(
-        store.conversation_marks(bob, 0, 1).await.unwrap(),
-        vec![(conv.id, 1)]
+        store.conversation_marks(ada, 0, 2).await.unwrap(),
+        vec![(conv.id, 2)]
+    );
+    assert!(
+        store
+            .conversation_marks(ada, 0, 1)
+            .await
+            .unwrap()
+            .is_empty(),
+        "not ada's own message"
     );
     assert!(
         store

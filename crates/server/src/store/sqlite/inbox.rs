@@ -29,9 +29,11 @@ impl Inbox for SqliteStore {
     ) -> StoreResult<Vec<(ConversationId, u64)>> {
         self.read(move |c| {
             Ok(c.prepare_cached(
-                "SELECT conversation_id, max(seq) FROM inbox
-                 WHERE user_id = ?1 AND inbox_seq > ?2 AND inbox_seq <= ?3
-                 GROUP BY conversation_id",
+                "SELECT i.conversation_id, max(i.seq) FROM inbox i
+                 JOIN messages m ON m.conversation_id = i.conversation_id AND m.seq = i.seq
+                 WHERE i.user_id = ?1 AND i.inbox_seq > ?2 AND i.inbox_seq <= ?3
+                   AND m.sender_id != ?1
+                 GROUP BY i.conversation_id",
             )?
             .query_map(params![user.0, after, upto], |r| {
                 Ok((ConversationId(r.get(0)?), r.get(1)?))
