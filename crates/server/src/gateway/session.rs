@@ -30,7 +30,7 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Frames written before one flush.
 const WRITE_BATCH: usize = 64;
 /// Small socket buffers keep idle sessions cheap; they grow for large frames as needed.
-const READ_BUFFER: usize = 4 * 1024;
+const READ_BUFFER: usize = 1024;
 
 type Sink = SplitSink<WebSocket, Ws>;
 type Stream = SplitStream<WebSocket>;
