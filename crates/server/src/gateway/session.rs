@@ -32,6 +32,9 @@ const WRITE_BATCH: usize = 64;
 /// Small socket buffers keep idle sessions cheap; they grow for large frames as needed.
 const READ_BUFFER: usize = 1024;
 
+static HEARTBEAT_ACK: std::sync::LazyLock<Arc<str>> =
+    std::sync::LazyLock::new(|| frame_json(&ServerFrame::HeartbeatAck).into());
+
 type Sink = SplitSink<WebSocket, Ws>;
 type Stream = SplitStream<WebSocket>;
 
@@ -451,7 +454,13 @@ impl Session<'_> {
                     self.reply(&error_frame(e, None));
                 }
             }
-            ClientFrame::Heartbeat => self.reply(&ServerFrame::HeartbeatAck),
+            // The most frequent frame of an idle session: answered with a shared constant.
+            ClientFrame::Heartbeat => offer(
+                self.tx,
+                self.control,
+                Outbound::Frame(HEARTBEAT_ACK.clone()),
+                &self.app.metrics,
+            ),
         }
     }
 
