@@ -5,6 +5,7 @@
 //! - `api`: HTTP handlers; `gateway`: WebSocket sessions and the node-local hub.
 //! - `accounts`, `conversations`, `messaging`: the services behind both transports.
 //! - `store`: the storage seam and its backends; `bus`: the event seam and its backends.
+//! - `web`: the embedded web client, served at `/`.
 //! - `ids`, `metrics`, `ratelimit`, `error`: shared pieces.
 
 mod accounts;
@@ -24,6 +25,7 @@ mod server;
 mod state;
 pub mod store;
 mod typing;
+mod web;
 
 pub use config::Config;
 pub use server::{router, run};

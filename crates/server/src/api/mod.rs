@@ -51,6 +51,9 @@ pub fn routes(app: AppState) -> Router {
         .route("/v1/ws", get(gateway::upgrade))
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
+        // The web client's files, each at its own path, and `/`; nothing else, so unknown
+        // paths (under /v1 too) still get the JSON 404 below.
+        .merge(crate::web::routes())
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async {
             // 405 keeps its HTTP meaning; the body is the usual error shape.

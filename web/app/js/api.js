@@ -1,0 +1,179 @@
+// HTTP calls to the Confab API under /v1 (docs/protocol.md, "HTTP API"). One method per
+// route; errors come back as ApiError with the contract's `code`. No state lives here
+// beyond the token.
+
+/** @typedef {{id: string, username: string, display_name: string, created_at: string}} User */
+/**
+ * @typedef {{id: string, conversation_id: string, seq: number, sender_id: string,
+ *   client_msg_id: string, kind: 'text' | 'system', body: string, created_at: string}} Message
+ */
+/** @typedef {{user_id: string, role: 'admin' | 'member', delivered_seq: number, read_seq: number}} Member */
+/**
+ * @typedef {{id: string, kind: 'direct' | 'group', title: string | null, members: Member[],
+ *   last_seq: number, read_seq: number, unread: number, last_message: Message | null,
+ *   active?: boolean, _floor?: number}} Conversation `_floor` is the client's own: the
+ *   read watermark below which nothing counts as unread (see Store.mergeConversation).
+ */
+/** @typedef {{user_id: string, status: 'online' | 'offline', last_active_at: string | null}} Presence */
+/** @typedef {{token: string, device_id: string, user: User}} Login */
+
+/** An error answer from the server, or `network` when there was no answer at all. */
+export class ApiError extends Error {
+  /**
+   * @param {number} status HTTP status; 0 for a network failure
+   * @param {string} code the contract's error code, or `network`
+   * @param {string} message a sentence for people
+   * @param {number} [retryAfterMs] with `rate_limited`
+   */
+  constructor(status, code, message, retryAfterMs) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.retryAfterMs = retryAfterMs;
+  }
+}
+
+export class Api {
+  /**
+   * @param {string | null} token bearer token, or null before login
+   * @param {() => void} [onUnauthorized] called when the server rejects the token
+   */
+  constructor(token = null, onUnauthorized = () => {}) {
+    this.token = token;
+    this.onUnauthorized = onUnauthorized;
+  }
+
+  /**
+   * @param {string} method
+   * @param {string} path
+   * @param {unknown} [body]
+   * @returns {Promise<any>} the parsed JSON body, or null for 204
+   */
+  async request(method, path, body) {
+    /** @type {Record<string, string>} */
+    const headers = {};
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    if (this.token) headers.authorization = `Bearer ${this.token}`;
+    let answer;
+    try {
+      answer = await fetch(path, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        cache: 'no-store',
+      });
+    } catch {
+      throw new ApiError(0, 'network', 'Cannot reach the server. Check your connection.');
+    }
+    if (answer.status === 204) return null;
+    let json = null;
+    try {
+      json = await answer.json();
+    } catch {
+      // An answer without a JSON body (a proxy's error page) is reported by status below.
+    }
+    if (answer.ok) return json;
+    const err = json?.error;
+    if (answer.status === 401 && this.token) this.onUnauthorized();
+    throw new ApiError(
+      answer.status,
+      err?.code ?? 'internal',
+      err?.message ?? `The server answered ${answer.status}.`,
+      err?.retry_after_ms,
+    );
+  }
+
+  /** @param {string} username @param {string} password @param {string} [displayName] */
+  signup(username, password, displayName) {
+    return this.request('POST', '/v1/auth/signup', {
+      username,
+      password,
+      ...(displayName ? { display_name: displayName } : {}),
+    });
+  }
+
+  /**
+   * @param {string} username @param {string} password @param {string} deviceName
+   * @returns {Promise<Login>}
+   */
+  login(username, password, deviceName) {
+    return this.request('POST', '/v1/auth/login', { username, password, device_name: deviceName });
+  }
+
+  logout() {
+    return this.request('POST', '/v1/auth/logout');
+  }
+
+  /** @returns {Promise<User>} */
+  async me() {
+    return (await this.request('GET', '/v1/me')).user;
+  }
+
+  /** @param {string} username @returns {Promise<User>} */
+  async userByName(username) {
+    return (await this.request('GET', `/v1/users?username=${encodeURIComponent(username)}`)).user;
+  }
+
+  /** @param {string} id @returns {Promise<User>} */
+  async user(id) {
+    return (await this.request('GET', `/v1/users/${encodeURIComponent(id)}`)).user;
+  }
+
+  /** @returns {Promise<Conversation[]>} */
+  async conversations() {
+    return (await this.request('GET', '/v1/conversations')).conversations;
+  }
+
+  /** @param {string} id @returns {Promise<Conversation>} */
+  async conversation(id) {
+    return (await this.request('GET', `/v1/conversations/${id}`)).conversation;
+  }
+
+  /** @param {string} userId @returns {Promise<Conversation>} */
+  async direct(userId) {
+    return (await this.request('POST', '/v1/conversations/direct', { user_id: userId }))
+      .conversation;
+  }
+
+  /** @param {string} title @param {string[]} memberIds @returns {Promise<Conversation>} */
+  async createGroup(title, memberIds) {
+    return (await this.request('POST', '/v1/groups', { title, member_ids: memberIds }))
+      .conversation;
+  }
+
+  /** @param {string} id @param {string} title @returns {Promise<Conversation>} */
+  async renameGroup(id, title) {
+    return (await this.request('PATCH', `/v1/groups/${id}`, { title })).conversation;
+  }
+
+  /** @param {string} id @param {string} userId @returns {Promise<Conversation>} */
+  async addMember(id, userId) {
+    return (await this.request('POST', `/v1/groups/${id}/members`, { user_id: userId }))
+      .conversation;
+  }
+
+  /** Removes a member; with your own id, leaves. @param {string} id @param {string} userId */
+  removeMember(id, userId) {
+    return this.request('DELETE', `/v1/groups/${id}/members/${userId}`);
+  }
+
+  /**
+   * A page of history, ascending by seq.
+   * @param {string} id
+   * @param {{before_seq?: number, after_seq?: number, limit?: number}} [page]
+   * @returns {Promise<Message[]>}
+   */
+  async messages(id, page = {}) {
+    const query = new URLSearchParams();
+    for (const [k, v] of Object.entries(page)) if (v !== undefined) query.set(k, String(v));
+    const qs = query.toString();
+    return (await this.request('GET', `/v1/conversations/${id}/messages${qs ? `?${qs}` : ''}`))
+      .messages;
+  }
+
+  /** @param {string[]} userIds at most 200 @returns {Promise<Presence[]>} */
+  async presence(userIds) {
+    if (userIds.length === 0) return [];
+    return (await this.request('GET', `/v1/presence?user_ids=${userIds.join(',')}`)).presence;
+  }
+}

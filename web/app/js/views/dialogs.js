@@ -1,0 +1,315 @@
+// Modal dialogs (<dialog>, so focus stays inside and Escape closes): start a direct chat by
+// username, create a group, and a group's info: rename, members with presence, add,
+// remove, leave.
+
+import { ApiError } from '../api.js';
+import { h, icon, replace } from '../dom.js';
+import { lastSeen } from '../format.js';
+import { avatar } from './list.js';
+
+/** @typedef {import('../store.js').Store} Store */
+/** @typedef {import('../sync.js').Sync} Sync */
+
+/**
+ * A dialog with a title and a close button; removed from the page when closed.
+ * @param {string} title @param {string} id
+ * @param {() => void} [onClose]
+ */
+function dialog(title, id, onClose) {
+  const body = h('div', { class: 'sheet-body' });
+  const el = h(
+    'dialog',
+    { class: 'sheet', 'aria-labelledby': `${id}-heading` },
+    h(
+      'div',
+      { class: 'sheet-head' },
+      h('h2', { id: `${id}-heading` }, title),
+      h('button', { type: 'button', class: 'icon-btn', 'aria-label': 'Close', onclick: () => el.close() }, icon('close')),
+    ),
+    body,
+  );
+  el.addEventListener('close', () => {
+    el.remove();
+    onClose?.();
+  });
+  // A click on the backdrop (outside the box) closes, as people expect.
+  el.addEventListener('click', (e) => {
+    if (e.target === el) el.close();
+  });
+  document.body.append(el);
+  return { el, body };
+}
+
+/** @param {unknown} e */
+function message(e) {
+  if (e instanceof ApiError) {
+    if (e.code === 'not_found' && /user/.test(e.message)) return 'There is no user with that name.';
+    return e.message;
+  }
+  return String(e);
+}
+
+/**
+ * @param {Sync} sync
+ * @param {(conversationId: string) => void} onOpen
+ */
+export function newChatDialog(sync, onOpen) {
+  const { el, body } = dialog('New chat', 'new-chat');
+  const error = h('p', { class: 'form-error', role: 'alert' });
+  const input = h('input', {
+    id: 'new-chat-username',
+    name: 'username',
+    autocomplete: 'off',
+    autocapitalize: 'none',
+    spellcheck: 'false',
+    required: true,
+    placeholder: 'e.g. ada',
+  });
+  const form = h(
+    'form',
+    { class: 'stack' },
+    h('div', { class: 'field' }, h('label', { for: 'new-chat-username' }, 'Username'), input),
+    error,
+    h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'btn primary' }, 'Start chat')),
+  );
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    error.textContent = '';
+    if (!input.value.trim()) {
+      error.textContent = 'Enter the username of the person to chat with.';
+      input.focus();
+      return;
+    }
+    try {
+      const c = await sync.startDirect(input.value);
+      el.close();
+      onOpen(c.id);
+    } catch (err) {
+      error.textContent = message(err);
+      input.focus();
+    }
+  });
+  body.append(form);
+  el.showModal();
+  input.focus();
+}
+
+/**
+ * @param {Sync} sync
+ * @param {(conversationId: string) => void} onOpen
+ */
+export function newGroupDialog(sync, onOpen) {
+  const { el, body } = dialog('New group', 'new-group');
+  const error = h('p', { class: 'form-error', role: 'alert' });
+  const title = h('input', { id: 'new-group-title', name: 'title', required: true, maxlength: 64, autocomplete: 'off' });
+  const members = h('input', {
+    id: 'new-group-members',
+    name: 'members',
+    autocomplete: 'off',
+    autocapitalize: 'none',
+    spellcheck: 'false',
+    placeholder: 'e.g. ada, bob',
+    'aria-describedby': 'new-group-members-hint',
+  });
+  const form = h(
+    'form',
+    { class: 'stack' },
+    h('div', { class: 'field' }, h('label', { for: 'new-group-title' }, 'Group name'), title),
+    h(
+      'div',
+      { class: 'field' },
+      h('label', { for: 'new-group-members' }, 'Members'),
+      members,
+      h('p', { class: 'hint', id: 'new-group-members-hint' }, 'Usernames, separated by commas. You can add more later.'),
+    ),
+    error,
+    h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'btn primary' }, 'Create group')),
+  );
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    error.textContent = '';
+    if (!title.value.trim()) {
+      error.textContent = 'Give the group a name.';
+      title.focus();
+      return;
+    }
+    const names = members.value
+      .split(/[,\s]+/)
+      .map((s) => s.trim())
+      .filter(Boolean);
+    try {
+      const c = await sync.createGroup(title.value.trim(), names);
+      el.close();
+      onOpen(c.id);
+    } catch (err) {
+      error.textContent = message(err);
+    }
+  });
+  body.append(form);
+  el.showModal();
+  title.focus();
+}
+
+/**
+ * A group's info: its name, members (with presence and role), and what an admin or member
+ * may do. Redraws the member list as the store changes.
+ * @param {Store} store @param {Sync} sync @param {string} id
+ */
+export function groupInfoDialog(store, sync, id) {
+  const c0 = store.conversations.get(id);
+  if (!c0) return;
+  const listeners = /** @type {[string, EventListener][]} */ ([]);
+  const { el, body } = dialog('Group info', 'group-info', () => {
+    for (const [type, fn] of listeners) store.removeEventListener(type, fn);
+  });
+  const error = h('p', { class: 'form-error', role: 'alert' });
+  const isAdmin = () =>
+    store.conversations.get(id)?.members.find((m) => m.user_id === store.me)?.role === 'admin';
+
+  // Name.
+  const nameInput = h('input', { id: 'group-name', name: 'title', maxlength: 64, required: true, autocomplete: 'off' });
+  nameInput.value = c0.title ?? '';
+  const renameForm = h(
+    'form',
+    { class: 'inline-form' },
+    h('div', { class: 'field grow' }, h('label', { for: 'group-name' }, 'Group name'), nameInput),
+    h('button', { type: 'submit', class: 'btn' }, 'Rename'),
+  );
+  renameForm.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    error.textContent = '';
+    try {
+      await sync.renameGroup(id, nameInput.value.trim());
+    } catch (err) {
+      error.textContent = message(err);
+    }
+  });
+
+  // Members.
+  const heading = h('h3', { id: 'members-heading' });
+  const list = h('ul', { class: 'member-list', 'aria-labelledby': 'members-heading' });
+
+  // Add.
+  const addInput = h('input', {
+    id: 'group-add',
+    name: 'username',
+    autocomplete: 'off',
+    autocapitalize: 'none',
+    spellcheck: 'false',
+    placeholder: 'username',
+  });
+  const addForm = h(
+    'form',
+    { class: 'inline-form' },
+    h('div', { class: 'field grow' }, h('label', { for: 'group-add' }, 'Add member by username'), addInput),
+    h('button', { type: 'submit', class: 'btn' }, icon('plus'), 'Add'),
+  );
+  addForm.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    error.textContent = '';
+    if (!addInput.value.trim()) return;
+    try {
+      await sync.addMember(id, addInput.value);
+      addInput.value = '';
+      addInput.focus();
+    } catch (err) {
+      error.textContent = message(err);
+    }
+  });
+
+  // Leave, with a confirmation step.
+  const leaveArea = h('div', { class: 'leave' });
+  const drawLeave = (confirming = false) => {
+    if (!confirming) {
+      replace(
+        leaveArea,
+        h('button', { type: 'button', class: 'btn danger', onclick: () => drawLeave(true) }, 'Leave group'),
+      );
+      return;
+    }
+    const yes = h(
+      'button',
+      {
+        type: 'button',
+        class: 'btn danger',
+        onclick: async () => {
+          error.textContent = '';
+          try {
+            await sync.removeMember(id, store.me);
+            el.close();
+          } catch (err) {
+            error.textContent = message(err);
+          }
+        },
+      },
+      'Leave',
+    );
+    replace(
+      leaveArea,
+      h('p', {}, 'Leave this group? You will keep its history up to now but get no new messages.'),
+      h('div', { class: 'actions' }, h('button', { type: 'button', class: 'btn', onclick: () => drawLeave(false) }, 'Cancel'), yes),
+    );
+    yes.focus();
+  };
+
+  const draw = () => {
+    const c = store.conversations.get(id);
+    if (!c) return;
+    const admin = isAdmin();
+    const active = c.active !== false;
+    renameForm.hidden = !admin || !active;
+    addForm.hidden = !admin || !active;
+    leaveArea.hidden = !active;
+    heading.textContent = `${c.members.length} member${c.members.length === 1 ? '' : 's'}`;
+    replace(
+      list,
+      c.members.map((m) => {
+        const u = store.users.get(m.user_id);
+        const name = store.nameOf(m.user_id);
+        const p = store.presence.get(m.user_id);
+        const me = m.user_id === store.me;
+        const status = me ? 'you' : p?.status === 'online' ? 'online' : p ? lastSeen(p.last_active_at) : '';
+        return h(
+          'li',
+          { class: 'member' },
+          h('span', { class: 'avatar-wrap' }, avatar(m.user_id, name), h('span', { class: `dot${me || p?.status === 'online' ? ' online' : ''}` })),
+          h(
+            'span',
+            { class: 'member-main' },
+            h('span', { class: 'member-name' }, name, m.role === 'admin' && h('span', { class: 'role' }, 'Admin')),
+            h('span', { class: 'member-sub' }, [u ? `@${u.username}` : '', status].filter(Boolean).join(' · ')),
+          ),
+          admin && !me && active &&
+            h(
+              'button',
+              {
+                type: 'button',
+                class: 'btn small',
+                'aria-label': `Remove ${name}`,
+                onclick: async () => {
+                  error.textContent = '';
+                  try {
+                    await sync.removeMember(id, m.user_id);
+                  } catch (err) {
+                    error.textContent = message(err);
+                  }
+                },
+              },
+              'Remove',
+            ),
+        );
+      }),
+    );
+  };
+
+  for (const type of ['conversations', 'receipts', 'users', 'presence']) {
+    const fn = () => draw();
+    store.addEventListener(type, fn);
+    listeners.push([type, fn]);
+  }
+  drawLeave(false);
+  draw();
+  body.append(renameForm, h('section', { class: 'members' }, heading, list), addForm, error, leaveArea);
+  sync.refreshPresence(c0.members.map((m) => m.user_id));
+  el.showModal();
+}
