@@ -339,6 +339,23 @@ impl Presence {
             .collect()
     }
 
+    /// `a` and `b` just became contacts: each one's sessions get the other's current status
+    /// if online (later changes follow as usual).
+    pub fn introduce(&self, a: UserId, b: UserId) {
+        let book = self.book();
+        for (to, about) in [(a, b), (b, a)] {
+            if let Some((status @ PresenceStatus::Online, at)) = book.get(about) {
+                let frame = crate::gateway::frame_json(&ServerFrame::Presence(PresenceView {
+                    user_id: about,
+                    status,
+                    last_active_at: Some(at),
+                }));
+                self.metrics.presence_events.inc();
+                self.bus.publish(to, UserEvent::Frame(frame.into()));
+            }
+        }
+    }
+
     /// Until `shutdown`: expires lapsed leases (four times per timeout) and publishes the
     /// net changes every 50 ms.
     pub async fn run(&self, shutdown: CancellationToken) {

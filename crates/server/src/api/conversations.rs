@@ -19,6 +19,8 @@ pub async fn direct(
 ) -> ApiResult<(StatusCode, axum::Json<ConversationResponse>)> {
     let (conversation, created) = app.conversations.direct(me.user_id, req.user_id).await?;
     let status = if created {
+        // New contacts: each side's open sessions learn the other's status now.
+        app.presence.introduce(me.user_id, req.user_id);
         StatusCode::CREATED
     } else {
         StatusCode::OK

@@ -253,3 +253,19 @@ async fn typing_reaches_members_and_not_others() {
     };
     assert_eq!(refused["code"], "forbidden");
 }
+
+#[tokio::test]
+async fn new_contacts_learn_each_others_status_at_once() {
+    let server = server().await;
+    let ada = server.user("ada").await;
+    let bob = server.user("bob").await;
+    let (_a, mut ada_events) = ada.connect(0).await;
+    let (_b, _bob_events) = bob.connect(0).await;
+    // Not contacts yet: nothing. Then bob starts a chat with ada.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    bob.client.direct(ada.id()).await.unwrap();
+    assert!(
+        sees(&mut ada_events, bob.id(), PresenceStatus::Online).await,
+        "ada learns bob is online"
+    );
+}
