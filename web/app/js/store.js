@@ -235,6 +235,15 @@ export class Store extends EventTarget {
       c.last_message = m;
     }
     if (m.sender_id === this.me) c.read_seq = Math.max(c.read_seq, m.seq);
+    // Sending implies having read what came before (the server moves the sender's read
+    // watermark without a receipt, docs/protocol.md decision d): a member's message at seq N
+    // means they have read, and have, everything up to N.
+    const sender = c.members.find((x) => x.user_id === m.sender_id);
+    if (sender) {
+      sender.read_seq = Math.max(sender.read_seq, m.seq);
+      sender.delivered_seq = Math.max(sender.delivered_seq, m.seq);
+      this.emit('receipts', m.conversation_id);
+    }
     this.recount(c);
     this.stopTyping(m.conversation_id, m.sender_id);
     const h = this.histories.get(m.conversation_id);
