@@ -273,11 +273,8 @@ impl Presence {
     /// Presence of users as the API answers it: live leases first, then the store.
     pub async fn lookup(&self, users: &[UserId]) -> crate::store::StoreResult<Vec<PresenceView>> {
         let stored = self.store.last_seen(users).await?;
-        let unsaved = self
-            .unsaved
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        // Both locks are held only for this lookup; no path takes them the other way round.
+        let unsaved = self.unsaved.lock().unwrap_or_else(|p| p.into_inner());
         let book = self.book();
         Ok(stored
             .into_iter()
