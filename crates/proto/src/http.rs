@@ -329,3 +329,43 @@ pub struct PushSubscriptionResponse {
     /// The subscription.
     pub id: PushSubscriptionId,
 }
+
+/// `POST /v1/push/subscriptions`: where to wake this device when it is offline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum PushSubscriptionRequest {
+    /// A browser's Web Push subscription (`PushSubscription.toJSON()`).
+    Webpush {
+        /// The push service URL (absolute, https).
+        endpoint: String,
+        /// The browser's keys.
+        keys: WebPushKeys,
+    },
+    /// A Firebase Cloud Messaging registration token.
+    Fcm {
+        /// The registration token.
+        token: String,
+    },
+    /// An Apple Push Notification service device token (hex).
+    Apns {
+        /// The device token.
+        token: String,
+    },
+}
+
+/// The keys of a Web Push subscription, base64url (RFC 8291).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebPushKeys {
+    /// The browser's P-256 public key: 65 bytes, uncompressed.
+    pub p256dh: String,
+    /// The authentication secret: 16 bytes.
+    pub auth: String,
+}
+
+/// `GET /v1/push/vapid-public-key`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VapidKeyResponse {
+    /// The server's VAPID public key, base64url of the 65-byte uncompressed P-256 point: the
+    /// `applicationServerKey` of `pushManager.subscribe`.
+    pub key: String,
+}

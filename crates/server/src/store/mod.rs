@@ -12,7 +12,9 @@ mod types;
 pub use types::*;
 
 use async_trait::async_trait;
-use confab_proto::{ConversationId, DeviceId, Message, SyncEntry, Timestamp, User, UserId};
+use confab_proto::{
+    ConversationId, DeviceId, Message, PushSubscriptionId, SyncEntry, Timestamp, User, UserId,
+};
 
 /// What a store call can fail with. Domain refusals carry enough to answer the client;
 /// `Backend` is a fault to log, never shown to clients as is.
@@ -173,9 +175,34 @@ pub trait Inbox: Send + Sync {
     ) -> StoreResult<Vec<SyncEntry>>;
 }
 
+/// Push subscriptions and the push outbox. The outbox row of a message is written in the
+/// message's own transaction (for members, not the sender, who have a subscription), so a
+/// crash between the commit and the push still pushes after a restart.
+#[async_trait]
+pub trait Push: Send + Sync {
+    /// Saves a subscription of a device. The same endpoint or token registered again (a new
+    /// login in the same browser) moves to the new device, with the new keys.
+    async fn add_subscription(&self, new: NewSubscription) -> StoreResult<SubscriptionRecord>;
+    /// Deletes a subscription of `user`; false if there was none.
+    async fn delete_subscription(&self, user: UserId, id: PushSubscriptionId) -> StoreResult<bool>;
+    /// Deletes a subscription the provider said is gone.
+    async fn drop_subscription(&self, id: PushSubscriptionId) -> StoreResult<()>;
+    /// A user's subscriptions.
+    async fn subscriptions(&self, user: UserId) -> StoreResult<Vec<SubscriptionRecord>>;
+    /// Outbox rows due at `now`, the longest waiting first, at most `limit`.
+    async fn due_pushes(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<PushJob>>;
+    /// Marks `job` pushed (or not needing a push) up to its inbox_seq, and holds the row
+    /// until `hold_until`: what comes meanwhile is pushed once then, as one notification.
+    async fn push_done(&self, job: &PushJob, hold_until: Timestamp) -> StoreResult<()>;
+    /// Schedules the next attempt of a job that failed.
+    async fn push_retry(&self, job: &PushJob, at: Timestamp) -> StoreResult<()>;
+    /// Deletes the row of `job` unless a newer message updated it meanwhile.
+    async fn push_forget(&self, job: &PushJob) -> StoreResult<()>;
+}
+
 /// The whole store, as the rest of the server sees it.
 #[async_trait]
-pub trait Store: Users + Devices + Conversations + Members + Messages + Inbox {
+pub trait Store: Users + Devices + Conversations + Members + Messages + Inbox + Push {
     /// Finishes the writes in flight and stops accepting new ones.
     async fn close(&self);
 }

@@ -1,8 +1,8 @@
 //! Records that cross the store seam.
 
 use confab_proto::{
-    Body, ConversationId, ConversationKind, DeviceId, Message, MessageKind, Role, Timestamp, User,
-    UserId,
+    Body, ConversationId, ConversationKind, DeviceId, Message, MessageKind, PushSubscriptionId,
+    Role, Timestamp, User, UserId,
 };
 
 /// A user to create.
@@ -154,6 +154,8 @@ pub struct Appended {
     pub recipients: Vec<(UserId, u64)>,
     /// True when this was a retry of a stored message.
     pub duplicate: bool,
+    /// True when a recipient got a row in the push outbox: the push worker has work.
+    pub push_queued: bool,
 }
 
 impl Appended {
@@ -175,4 +177,73 @@ pub struct SeqWindow {
     pub limit: usize,
     /// Take the newest `limit` of the window rather than the oldest.
     pub newest: bool,
+}
+
+/// Where a push goes: the provider and what it needs to reach one device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PushTarget {
+    /// Web Push: the endpoint URL and the browser's keys (raw bytes, validated).
+    WebPush {
+        /// The push service URL.
+        endpoint: String,
+        /// The browser's 65-byte P-256 public key.
+        p256dh: Vec<u8>,
+        /// The 16-byte authentication secret.
+        auth: Vec<u8>,
+    },
+    /// An FCM registration token.
+    Fcm(String),
+    /// An APNs device token.
+    Apns(String),
+}
+
+/// A push subscription to store for a device.
+#[derive(Debug, Clone)]
+pub struct NewSubscription {
+    /// Whose.
+    pub user_id: UserId,
+    /// Which device; removing it removes the subscription.
+    pub device_id: DeviceId,
+    /// Where pushes go.
+    pub target: PushTarget,
+}
+
+/// A stored push subscription.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriptionRecord {
+    /// Its id.
+    pub id: PushSubscriptionId,
+    /// Whose.
+    pub user_id: UserId,
+    /// Which device.
+    pub device_id: DeviceId,
+    /// Where pushes go.
+    pub target: PushTarget,
+}
+
+/// One row of the push outbox: a conversation of a user that has something to push. A burst
+/// of messages updates the same row, so it becomes one notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PushJob {
+    /// To whom.
+    pub user_id: UserId,
+    /// About which conversation.
+    pub conversation_id: ConversationId,
+    /// The newest message's entry in the user's inbox.
+    pub inbox_seq: u64,
+    /// The newest message's seq in the conversation.
+    pub seq: u64,
+    /// Who sent the newest message.
+    pub sender_id: UserId,
+    /// Everything up to here was pushed (or needed no push).
+    pub pushed_inbox_seq: u64,
+    /// Failed attempts since the last success.
+    pub attempts: u32,
+}
+
+impl PushJob {
+    /// Is there something newer than what was pushed?
+    pub fn has_news(&self) -> bool {
+        self.inbox_seq > self.pushed_inbox_seq
+    }
 }

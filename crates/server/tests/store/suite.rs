@@ -26,6 +26,7 @@ where
     history_windows(make().await).await;
     groups_and_membership(make().await).await;
     group_size_limit(make().await).await;
+    full_group_fans_out_to_every_inbox(make().await).await;
     watermarks_never_go_back(make().await).await;
 }
 
@@ -562,6 +563,84 @@ async fn group_size_limit(store: Arc<dyn Store>) {
             .unwrap()
             .is_some(),
         "room again after a leave"
+    );
+}
+
+/// A full group's message reaches all 100 inboxes, each at that member's next inbox seq,
+/// and membership changes take effect on the very next message.
+async fn full_group_fans_out_to_every_inbox(store: Arc<dyn Store>) {
+    let admin = user(&*store, "admin").await;
+    let mut others = Vec::new();
+    for i in 0..99 {
+        others.push(user(&*store, &format!("user{i}")).await);
+    }
+    let lone = user(&*store, "lone").await;
+    // Give one member a head start in their inbox, so heads differ between members.
+    let (direct, _) = store.direct(others[5], lone).await.unwrap();
+    store
+        .append(text(direct.id, lone, "d1", "hi"))
+        .await
+        .unwrap();
+    let (group, created) = store
+        .create_group(NewGroup {
+            creator: admin,
+            title: "all".into(),
+            members: others.clone(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(created.recipients.len(), 100);
+    let sent = store
+        .append(text(group.id, admin, "g1", "to all"))
+        .await
+        .unwrap();
+    let mut recipients = sent.recipients.clone();
+    recipients.sort();
+    let mut expected: Vec<_> = std::iter::once(admin)
+        .chain(others.iter().copied())
+        .map(|u| (u, if u == others[5] { 3 } else { 2 }))
+        .collect();
+    expected.sort();
+    assert_eq!(
+        recipients, expected,
+        "one entry per member, at their own next seq"
+    );
+    for &member in [admin, others[0], others[5], others[98]].iter() {
+        let head = store.inbox_head(member).await.unwrap();
+        let last = store.inbox_after(member, head - 1, 10).await.unwrap();
+        assert_eq!(last.len(), 1);
+        assert_eq!(last[0].message.body.as_str(), "to all");
+    }
+
+    store
+        .remove_member(group.id, admin, others[0])
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            store
+                .append(text(group.id, others[0], "x1", "still here?"))
+                .await,
+            Err(StoreError::Forbidden(_))
+        ),
+        "a removed member cannot send at once"
+    );
+    let after = store
+        .append(text(group.id, others[1], "g2", "fewer"))
+        .await
+        .unwrap();
+    assert_eq!(after.recipients.len(), 99);
+    assert!(after.recipients.iter().all(|&(u, _)| u != others[0]));
+    store.add_member(group.id, admin, lone).await.unwrap();
+    let with_lone = store
+        .append(text(group.id, admin, "g3", "welcome"))
+        .await
+        .unwrap();
+    assert_eq!(with_lone.recipients.len(), 100);
+    let lone_head = store.inbox_head(lone).await.unwrap();
+    assert!(
+        with_lone.recipients.contains(&(lone, lone_head)),
+        "a new member gets the next message at their inbox head"
     );
 }
 

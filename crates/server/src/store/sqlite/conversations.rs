@@ -234,5 +234,6 @@ pub(super) fn insert_member(
                read_seq = excluded.read_seq, delivered_seq = excluded.delivered_seq",
         )?
         .execute(params![id.0, user.0, role, joined_seq])?;
+    tx.hot.forget_members(id.0);
     Ok(())
 }

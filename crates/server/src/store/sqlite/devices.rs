@@ -18,7 +18,7 @@ impl Devices for SqliteStore {
                     .conn
                     .prepare_cached(&format!(
                         "INSERT INTO devices (user_id, name, token_hash, created_at, last_active_at, cursor)
-                         VALUES (?1, ?2, ?3, ?4, ?4, (SELECT inbox_head FROM users WHERE id = ?1))
+                         VALUES (?1, ?2, ?3, ?4, ?4, (SELECT coalesce(max(inbox_seq), 0) FROM inbox WHERE user_id = ?1))
                          RETURNING {DEVICE_COLS}"
                     ))?
                     .query_row(params![new.user_id.0, new.name, new.token_hash, now.0], rows::device)?)
@@ -64,7 +64,7 @@ impl Devices for SqliteStore {
                 let mut update = tx.conn.prepare_cached(
                     // Never past the inbox head: a cursor there would skip entries yet to come.
                     "UPDATE devices SET last_active_at = ?3, cursor = max(cursor,
-                       min(?2, (SELECT inbox_head FROM users WHERE users.id = devices.user_id)))
+                       min(?2, (SELECT coalesce(max(inbox_seq), 0) FROM inbox WHERE inbox.user_id = devices.user_id)))
                      WHERE id = ?1",
                 )?;
                 for (device, cursor) in cursors {
@@ -93,11 +93,13 @@ impl Devices for SqliteStore {
     async fn delete_device(&self, user: UserId, device: DeviceId) -> StoreResult<bool> {
         self.writer
             .write(move |tx| {
-                Ok(tx
+                // Its push subscriptions go with it (ON DELETE CASCADE).
+                let deleted = tx
                     .conn
                     .prepare_cached("DELETE FROM devices WHERE id = ?1 AND user_id = ?2")?
-                    .execute(params![device.0, user.0])?
-                    > 0)
+                    .execute(params![device.0, user.0])?;
+                tx.hot.forget_push_user(user.0);
+                Ok(deleted > 0)
             })
             .await
     }

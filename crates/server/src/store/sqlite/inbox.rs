@@ -1,24 +1,17 @@
 //! Inboxes: what each user's devices sync from.
 
 use super::SqliteStore;
+use super::hot::inbox_head;
 use super::rows::{self, MESSAGE_COLS};
 use crate::store::{Inbox, StoreResult};
 use async_trait::async_trait;
 use confab_proto::{ConversationId, SyncEntry, UserId};
-use deadpool_sqlite::rusqlite::{OptionalExtension, params};
+use deadpool_sqlite::rusqlite::params;
 
 #[async_trait]
 impl Inbox for SqliteStore {
     async fn inbox_head(&self, user: UserId) -> StoreResult<u64> {
-        self.read(move |c| {
-            Ok(
-                c.prepare_cached("SELECT inbox_head FROM users WHERE id = ?1")?
-                    .query_row([user.0], |r| r.get(0))
-                    .optional()?
-                    .unwrap_or(0),
-            )
-        })
-        .await
+        self.read(move |c| Ok(inbox_head(c, user.0)?)).await
     }
 
     async fn conversation_marks(

@@ -23,13 +23,7 @@ impl Members for SqliteStore {
             .write(move |tx| {
                 require_admin(tx, id, by)?;
                 require_users(tx, &[user])?;
-                let active: Vec<i64> = tx
-                    .conn
-                    .prepare_cached(
-                        "SELECT user_id FROM members WHERE conversation_id = ?1 AND left_seq IS NULL",
-                    )?
-                    .query_map([id.0], |r| r.get(0))?
-                    .collect::<Result<_, _>>()?;
+                let active = tx.hot.members(tx.conn, id.0)?;
                 if active.contains(&user.0) {
                     return Ok(None);
                 }
@@ -214,6 +208,7 @@ impl Members for SqliteStore {
                         "UPDATE members SET left_seq = ?3, role = 'member' WHERE conversation_id = ?1 AND user_id = ?2",
                     )?
                     .execute(params![id.0, user.0, appended.message.seq])?;
+                tx.hot.forget_members(id.0);
                 if role == "admin" {
                     promote_if_no_admin(tx, id)?;
                 }

@@ -19,22 +19,16 @@ impl Messages for SqliteStore {
                             "this client_msg_id was already used for a message in another conversation",
                         ));
                     }
-                    return Ok(Appended { message: original, recipients: Vec::new(), duplicate: true });
+                    return Ok(Appended {
+                        message: original,
+                        recipients: Vec::new(),
+                        duplicate: true,
+                        push_queued: false,
+                    });
                 }
-                let member = tx
-                    .conn
-                    .prepare_cached(
-                        "SELECT left_seq IS NULL FROM members WHERE conversation_id = ?1 AND user_id = ?2",
-                    )?
-                    .query_row(params![new.conversation_id.0, new.sender_id.0], |r| r.get::<_, bool>(0))
-                    .optional()?;
-                match member {
-                    Some(true) => {}
-                    Some(false) => return Err(StoreError::Forbidden("you are no longer a member of this conversation")),
-                    None if conversation_exists(tx, new.conversation_id)? => {
-                        return Err(StoreError::Forbidden("you are not a member of this conversation"));
-                    }
-                    None => return Err(StoreError::NotFound),
+                let active = tx.hot.members(tx.conn, new.conversation_id.0)?;
+                if !active.contains(&new.sender_id.0) {
+                    return Err(not_a_member(tx, new.conversation_id, new.sender_id)?);
                 }
                 let appended = append(
                     tx,
@@ -69,6 +63,23 @@ impl Messages for SqliteStore {
         })
         .await
     }
+}
+
+/// Why `user` may not send here: they left, were never a member, or there is no such
+/// conversation.
+fn not_a_member(tx: &Tx<'_>, id: ConversationId, user: UserId) -> StoreResult<StoreError> {
+    let member = tx
+        .conn
+        .prepare_cached("SELECT 1 FROM members WHERE conversation_id = ?1 AND user_id = ?2")?
+        .query_row(params![id.0, user.0], |_| Ok(()))
+        .optional()?;
+    Ok(if member.is_some() {
+        StoreError::Forbidden("you are no longer a member of this conversation")
+    } else if conversation_exists(tx, id)? {
+        StoreError::Forbidden("you are not a member of this conversation")
+    } else {
+        StoreError::NotFound
+    })
 }
 
 fn conversation_exists(tx: &Tx<'_>, id: ConversationId) -> StoreResult<bool> {
@@ -130,24 +141,20 @@ pub(super) fn append(
             }
             _ => e.into(),
         })?;
-    let members: Vec<i64> = tx
-        .conn
-        .prepare_cached(
-            "SELECT user_id FROM members WHERE conversation_id = ?1 AND left_seq IS NULL",
-        )?
-        .query_map([conversation_id.0], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
-    let mut bump = tx.conn.prepare_cached(
-        "UPDATE users SET inbox_head = inbox_head + 1 WHERE id = ?1 RETURNING inbox_head",
-    )?;
-    let mut insert = tx.conn.prepare_cached(
-        "INSERT INTO inbox (user_id, inbox_seq, conversation_id, seq) VALUES (?1, ?2, ?3, ?4)",
-    )?;
+    let members = tx.hot.members(tx.conn, conversation_id.0)?;
     let mut recipients = Vec::with_capacity(members.len());
-    for user in members {
-        let inbox_seq: u64 = bump.query_row([user], |r| r.get(0))?;
-        insert.execute(params![user, inbox_seq, conversation_id.0, seq])?;
-        recipients.push((UserId(user), inbox_seq));
+    for &user in members.iter() {
+        recipients.push((UserId(user), tx.hot.next_inbox_seq(tx.conn, user)?));
+    }
+    insert_inbox(tx, &recipients, conversation_id, seq)?;
+    let mut push_queued = false;
+    if kind == MessageKind::Text {
+        for &(user, inbox_seq) in &recipients {
+            if user != sender_id && tx.hot.has_push(tx.conn, user.0)? {
+                super::push::enqueue(tx, user, conversation_id, inbox_seq, seq, sender_id)?;
+                push_queued = true;
+            }
+        }
     }
     // Sending implies having read everything before, so what a member sends or causes
     // never counts as unread for them.
@@ -170,7 +177,43 @@ pub(super) fn append(
         message,
         recipients,
         duplicate: false,
+        push_queued,
     })
+}
+
+/// Inbox rows go in with multi-row INSERTs in power-of-two chunks (at most this many rows),
+/// so a group message costs a few statements, not one per member, and the few statement
+/// shapes stay in the prepared-statement cache.
+const INBOX_CHUNK: usize = 64;
+
+fn insert_inbox(
+    tx: &Tx<'_>,
+    recipients: &[(UserId, u64)],
+    conversation_id: ConversationId,
+    seq: u64,
+) -> StoreResult<()> {
+    let mut rest = recipients;
+    while !rest.is_empty() {
+        let n = prev_power_of_two(rest.len().min(INBOX_CHUNK));
+        let (chunk, tail) = rest.split_at(n);
+        let rows = vec!["(?, ?, ?, ?)"; n].join(", ");
+        let mut insert = tx.conn.prepare_cached(&format!(
+            "INSERT INTO inbox (user_id, inbox_seq, conversation_id, seq) VALUES {rows}"
+        ))?;
+        for (i, &(user, inbox_seq)) in chunk.iter().enumerate() {
+            insert.raw_bind_parameter(4 * i + 1, user.0)?;
+            insert.raw_bind_parameter(4 * i + 2, inbox_seq)?;
+            insert.raw_bind_parameter(4 * i + 3, conversation_id.0)?;
+            insert.raw_bind_parameter(4 * i + 4, seq)?;
+        }
+        insert.raw_execute()?;
+        rest = tail;
+    }
+    Ok(())
+}
+
+fn prev_power_of_two(n: usize) -> usize {
+    1 << (usize::BITS - 1 - n.leading_zeros())
 }
 
 /// A system message recording a membership or title change; its body is a JSON object.

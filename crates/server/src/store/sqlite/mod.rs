@@ -4,9 +4,11 @@
 
 mod conversations;
 mod devices;
+mod hot;
 mod inbox;
 mod members;
 mod messages;
+mod push;
 mod rows;
 mod schema;
 mod users;
@@ -92,7 +94,10 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
          PRAGMA busy_timeout = 5000;
          PRAGMA journal_size_limit = 67108864;
          PRAGMA cache_size = -16384;",
-    )
+    )?;
+    // Room for the writer's multi-row inbox inserts (one statement per chunk size).
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(())
 }
 
 fn backend(e: rusqlite::Error) -> StoreError {

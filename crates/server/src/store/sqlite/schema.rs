@@ -81,6 +81,36 @@ const MIGRATIONS: &[&str] = &[
         left_seq        INTEGER NOT NULL,
         PRIMARY KEY (conversation_id, user_id, joined_seq)
     ) WITHOUT ROWID;",
+    // 4: a user's inbox head is the newest seq in their inbox, which the writer keeps in
+    // memory; a counter column cost one UPDATE per recipient of every message.
+    "ALTER TABLE users DROP COLUMN inbox_head;",
+    // 5: push subscriptions (gone with their device) and the push outbox, one row per user
+    // and conversation with something to push.
+    "CREATE TABLE push_subscriptions (
+        id         INTEGER PRIMARY KEY,
+        user_id    INTEGER NOT NULL REFERENCES users(id),
+        device_id  INTEGER NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+        kind       TEXT NOT NULL CHECK (kind IN ('webpush', 'fcm', 'apns')),
+        address    TEXT NOT NULL,
+        p256dh     BLOB,
+        auth       BLOB,
+        created_at INTEGER NOT NULL,
+        UNIQUE (kind, address)
+    );
+    CREATE INDEX push_subscriptions_by_user ON push_subscriptions(user_id);
+    CREATE INDEX push_subscriptions_by_device ON push_subscriptions(device_id);
+    CREATE TABLE push_outbox (
+        user_id          INTEGER NOT NULL,
+        conversation_id  INTEGER NOT NULL,
+        inbox_seq        INTEGER NOT NULL,
+        seq              INTEGER NOT NULL,
+        sender_id        INTEGER NOT NULL,
+        pushed_inbox_seq INTEGER NOT NULL DEFAULT 0,
+        attempts         INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at  INTEGER NOT NULL,
+        PRIMARY KEY (user_id, conversation_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX push_outbox_due ON push_outbox(next_attempt_at);",
 ];
 
 /// Brings the database to the newest schema, one transaction per step.
