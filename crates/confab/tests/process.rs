@@ -364,3 +364,94 @@ async fn idle_sessions_are_cheap() {
         "{per_session_kib:.1} KiB per idle session"
     );
 }
+
+/// A Web Push service that holds the first request forever (the push is in flight when
+/// the server dies) and accepts every later one.
+async fn push_service() -> (String, Arc<Mutex<Vec<String>>>) {
+    use axum::http::HeaderMap;
+    let topics = Arc::new(Mutex::new(Vec::new()));
+    let app = axum::Router::new().fallback({
+        let topics = topics.clone();
+        move |headers: HeaderMap| {
+            let topics = topics.clone();
+            async move {
+                let topic = headers
+                    .get("topic")
+                    .and_then(|t| t.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                let first = {
+                    let mut topics = topics.lock().unwrap();
+                    topics.push(topic);
+                    topics.len() == 1
+                };
+                if first {
+                    std::future::pending::<()>().await;
+                }
+                axum::http::StatusCode::CREATED
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, topics)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_interrupted_by_sigkill_is_sent_after_restart() {
+    let (push_url, topics) = push_service().await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("CONFAB_PUSH_ALLOW_HTTP_ENDPOINTS", "true")];
+    let mut node = Node::start(dir.path(), &env).await;
+    let (bob, _) = user(&node.url, "bob").await;
+    let anon = Client::new(&node.url).unwrap();
+    let alice = anon.signup("alice", "password-x", None).await.unwrap();
+    let login = anon.login("alice", "password-x", None).await.unwrap();
+    // The P-256 base point: a valid browser key; this service does not decrypt.
+    let p256dh =
+        "BGsX0fLhLEJH-Lzm5WOkQPJ3A32BLeszoPShOUXYmMKWT-NC4v4af5uO5-tKfA-eFivOM1drMV7Oy7ZAaDe_UfU";
+    let subscribed = reqwest::Client::new()
+        .post(format!("{}/v1/push/subscriptions", node.url))
+        .bearer_auth(&login.token)
+        .json(&serde_json::json!({
+            "kind": "webpush",
+            "endpoint": format!("{push_url}/push/alice"),
+            "keys": {"p256dh": p256dh, "auth": "AAAAAAAAAAAAAAAAAAAAAA"},
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        subscribed.status(),
+        201,
+        "{}",
+        subscribed.text().await.unwrap()
+    );
+    let chat = bob.direct(alice.id).await.unwrap();
+    bob.send_http(chat.id, None, "wake up").await.unwrap();
+
+    let wait_for = |n: usize| {
+        let topics = topics.clone();
+        async move {
+            for _ in 0..400 {
+                if topics.lock().unwrap().len() >= n {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            panic!("the push service got fewer than {n} requests");
+        }
+    };
+    wait_for(1).await; // in flight, never answered
+    node.kill9();
+    let node = Node::start(dir.path(), &env).await;
+    wait_for(2).await;
+    let topics = topics.lock().unwrap().clone();
+    assert_eq!(topics[0], format!("c{}", chat.id));
+    assert_eq!(
+        topics[1], topics[0],
+        "the same notification, after the restart"
+    );
+    drop(node);
+}

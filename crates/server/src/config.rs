@@ -50,6 +50,44 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Which logs to write, as a `tracing` filter: `info`, `debug`, `confab_server=debug`.
     pub log: String,
+    /// Put a preview of the message text in push notifications. Off: pushes say only who
+    /// wrote and how many messages are unread, since they pass through Google's or Apple's
+    /// servers.
+    pub push_preview: bool,
+    /// Accept `http://` and loopback or private-network Web Push endpoints. For tests and
+    /// local development only: on a public server it lets clients make it call internal
+    /// addresses.
+    pub push_allow_http_endpoints: bool,
+    /// The VAPID contact (`sub`): a `mailto:` or `https:` URL push services can reach you at.
+    pub push_vapid_subject: String,
+    /// The VAPID private key, PKCS#8 PEM. Empty: generated on first start and kept in
+    /// `data_dir/vapid.pem`.
+    pub push_vapid_private_key: String,
+    /// Path of the FCM service-account JSON file. Empty: no FCM.
+    pub push_fcm_service_account: String,
+    /// Base URL of the FCM HTTP v1 API.
+    pub push_fcm_url: String,
+    /// Path of the APNs token-signing key (`AuthKey_XXXX.p8`). Empty: no APNs.
+    pub push_apns_key_file: String,
+    /// The APNs key's id (10 characters).
+    pub push_apns_key_id: String,
+    /// The Apple developer team id.
+    pub push_apns_team_id: String,
+    /// The app's bundle id, sent as `apns-topic`.
+    pub push_apns_topic: String,
+    /// Base URL of APNs (`https://api.sandbox.push.apple.com` for development builds).
+    pub push_apns_url: String,
+    /// Pushes sent at once.
+    pub push_concurrency: usize,
+    /// After a push, further messages in the same conversation wait this long and then go
+    /// as one notification, so a burst does not buzz a phone once per message.
+    pub push_collapse_ms: u64,
+    /// The first retry's delay; each next one doubles, up to 5 minutes, with jitter.
+    pub push_retry_base_ms: u64,
+    /// Attempts before a push is given up.
+    pub push_max_attempts: u32,
+    /// How long push services keep a notification for a device that is offline.
+    pub push_ttl_secs: u64,
 }
 
 /// How logs are written.
@@ -84,6 +122,22 @@ impl Default for Config {
             drain_timeout_ms: 5_000,
             log_format: LogFormat::Text,
             log: "info".into(),
+            push_preview: false,
+            push_allow_http_endpoints: false,
+            push_vapid_subject: "mailto:admin@localhost".into(),
+            push_vapid_private_key: String::new(),
+            push_fcm_service_account: String::new(),
+            push_fcm_url: "https://fcm.googleapis.com".into(),
+            push_apns_key_file: String::new(),
+            push_apns_key_id: String::new(),
+            push_apns_team_id: String::new(),
+            push_apns_topic: String::new(),
+            push_apns_url: "https://api.push.apple.com".into(),
+            push_concurrency: 16,
+            push_collapse_ms: 2_000,
+            push_retry_base_ms: 1_000,
+            push_max_attempts: 10,
+            push_ttl_secs: 86_400,
         }
     }
 }
@@ -193,6 +247,35 @@ impl Config {
             self.password_hash_iterations >= 1,
             "password_hash_iterations",
             "must be at least 1",
+        )?;
+        check(
+            self.push_vapid_subject.starts_with("mailto:")
+                || self.push_vapid_subject.starts_with("https://"),
+            "push_vapid_subject",
+            "must be a mailto: or https: URL (RFC 8292)",
+        )?;
+        check(
+            (1..=1024).contains(&self.push_concurrency),
+            "push_concurrency",
+            "must be 1 to 1024",
+        )?;
+        check(
+            (1..=100).contains(&self.push_max_attempts),
+            "push_max_attempts",
+            "must be 1 to 100",
+        )?;
+        check(
+            self.push_retry_base_ms >= 1,
+            "push_retry_base_ms",
+            "must be at least 1",
+        )?;
+        check(
+            self.push_apns_key_file.is_empty()
+                || !(self.push_apns_key_id.is_empty()
+                    || self.push_apns_team_id.is_empty()
+                    || self.push_apns_topic.is_empty()),
+            "push_apns_key_file",
+            "needs push_apns_key_id, push_apns_team_id and push_apns_topic too",
         )?;
         check(
             self.public_url.is_empty()

@@ -19,6 +19,7 @@ pub mod ids;
 mod messaging;
 pub mod metrics;
 pub mod presence;
+pub mod push;
 mod ratelimit;
 mod receipts;
 mod server;

@@ -4,6 +4,7 @@
 use crate::bus::{Bus, PreparedMessage, UserEvent};
 use crate::error::{ApiError, ApiResult};
 use crate::metrics::Metrics;
+use crate::push::Pusher;
 use crate::ratelimit::RateLimiter;
 use crate::store::{Appended, NewMessage, Store};
 use confab_proto::limits::valid_client_msg_id;
@@ -25,6 +26,7 @@ pub struct Messaging {
     bus: Arc<dyn Bus>,
     metrics: Arc<Metrics>,
     sends: RateLimiter<UserId>,
+    push: Arc<Pusher>,
 }
 
 impl Messaging {
@@ -34,12 +36,14 @@ impl Messaging {
         bus: Arc<dyn Bus>,
         metrics: Arc<Metrics>,
         sends: RateLimiter<UserId>,
+        push: Arc<Pusher>,
     ) -> Self {
         Self {
             store,
             bus,
             metrics,
             sends,
+            push,
         }
     }
 
@@ -74,6 +78,9 @@ impl Messaging {
         if !appended.duplicate {
             self.metrics.messages_sent.inc();
             self.fan_out(&appended);
+            if appended.push_queued {
+                self.push.wake();
+            }
         }
         Ok(Sent {
             message: appended.message,

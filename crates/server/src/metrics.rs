@@ -39,6 +39,20 @@ pub struct Metrics {
     pub presence_events: Counter,
     /// Receipt events handed to members.
     pub receipts: Counter,
+    /// Committed messages that queued a push.
+    pub push_queued: Counter,
+    /// Pushes a provider accepted.
+    pub push_sent: Counter,
+    /// Pushes refused for good or given up after retries.
+    pub push_failed: Counter,
+    /// Push jobs scheduled for another attempt.
+    pub push_retries: Counter,
+    /// Push jobs not needed: the user came online or already had the message.
+    pub push_skipped: Counter,
+    /// Subscriptions deleted because the provider said they were gone.
+    pub push_subscriptions_dropped: Counter,
+    /// Seconds per request to a push provider.
+    pub push_send_seconds: Histogram,
     resident_memory: Gauge,
     /// Opened at start, so the gauge stays readable when the process is out of descriptors.
     statm: std::sync::Mutex<Option<std::fs::File>>,
@@ -62,6 +76,13 @@ impl Metrics {
             online_users: Gauge::default(),
             presence_events: Counter::default(),
             receipts: Counter::default(),
+            push_queued: Counter::default(),
+            push_sent: Counter::default(),
+            push_failed: Counter::default(),
+            push_retries: Counter::default(),
+            push_skipped: Counter::default(),
+            push_subscriptions_dropped: Counter::default(),
+            push_send_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
             resident_memory: Gauge::default(),
             statm: std::sync::Mutex::new(std::fs::File::open("/proc/self/statm").ok()),
         };
@@ -124,6 +145,41 @@ impl Metrics {
             "receipts",
             "Receipt events handed to members",
             m.receipts.clone(),
+        );
+        confab.register(
+            "push_queued",
+            "Committed messages that queued a push",
+            m.push_queued.clone(),
+        );
+        confab.register(
+            "push_sent",
+            "Pushes a provider accepted",
+            m.push_sent.clone(),
+        );
+        confab.register(
+            "push_failed",
+            "Pushes refused for good or given up after retries",
+            m.push_failed.clone(),
+        );
+        confab.register(
+            "push_retries",
+            "Push jobs scheduled for another attempt",
+            m.push_retries.clone(),
+        );
+        confab.register(
+            "push_skipped",
+            "Push jobs not needed: the user came online or had the message",
+            m.push_skipped.clone(),
+        );
+        confab.register(
+            "push_subscriptions_dropped",
+            "Push subscriptions deleted because the provider said they were gone",
+            m.push_subscriptions_dropped.clone(),
+        );
+        confab.register(
+            "push_send_seconds",
+            "Seconds per request to a push provider",
+            m.push_send_seconds.clone(),
         );
         Self {
             registry,

@@ -270,6 +270,13 @@ impl Presence {
             .record(change);
     }
 
+    /// Does `user` have a device online on this node now?
+    pub fn is_online(&self, user: UserId) -> bool {
+        self.book()
+            .get(user)
+            .is_some_and(|(status, _)| status == PresenceStatus::Online)
+    }
+
     /// Presence of users as the API answers it: live leases first, then the store.
     pub async fn lookup(&self, users: &[UserId]) -> crate::store::StoreResult<Vec<PresenceView>> {
         let stored = self.store.last_seen(users).await?;

@@ -45,6 +45,11 @@ pub async fn run(
         let shutdown = shutdown.clone();
         async move { app.presence.run(shutdown).await }
     });
+    let push = tokio::spawn({
+        let app = app.clone();
+        let shutdown = shutdown.clone();
+        async move { app.push.run(&app.presence, shutdown).await }
+    });
     let drain = {
         let app = app.clone();
         let shutdown = shutdown.clone();
@@ -67,6 +72,7 @@ pub async fn run(
     let (served, ()) = tokio::join!(serve, drain);
     let _ = upkeep.await;
     let _ = presence.await;
+    let _ = push.await;
     app.flush_cursors().await;
     app.presence.save_all().await;
     app.store.close().await;

@@ -11,6 +11,7 @@ use crate::ids::Snowflake;
 use crate::messaging::Messaging;
 use crate::metrics::Metrics;
 use crate::presence::Presence;
+use crate::push::Pusher;
 use crate::ratelimit::RateLimiter;
 use crate::receipts::Receipts;
 use crate::store::sqlite::SqliteStore;
@@ -47,6 +48,8 @@ pub struct App {
     pub receipts: Receipts,
     /// Typing indicators.
     pub typing: Typing,
+    /// Push notifications.
+    pub push: Arc<Pusher>,
     /// Device cursors waiting to be saved.
     pub cursors: CursorBook,
     /// Signup and login attempts per IP.
@@ -82,11 +85,15 @@ impl App {
         let hub = Arc::new(Hub::new(metrics.clone()));
         let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(hub.clone()));
         let sends = RateLimiter::per_second(config.send_rate_per_sec, config.send_burst);
+        let push = Arc::new(
+            Pusher::new(&config, store.clone(), metrics.clone()).map_err(StartError::Setting)?,
+        );
         let messaging = Arc::new(Messaging::new(
             store.clone(),
             bus.clone(),
             metrics.clone(),
             sends.clone(),
+            push.clone(),
         ));
         Ok(Arc::new(App {
             accounts: Accounts::new(&config, store.clone(), bus.clone())
@@ -102,6 +109,7 @@ impl App {
             ),
             receipts: Receipts::new(store.clone(), bus.clone(), metrics.clone()),
             typing: Typing::new(store.clone(), bus.clone()),
+            push,
             config,
             store,
             bus,

@@ -6,6 +6,7 @@ mod conversations;
 mod extract;
 mod messages;
 mod ops;
+mod push;
 
 use crate::error::ApiError;
 use crate::gateway;
@@ -48,6 +49,9 @@ pub fn routes(app: AppState) -> Router {
         .route("/v1/sync", get(messages::sync))
         .route("/v1/presence", get(ops::presence))
         .route("/v1/discovery", get(ops::discovery))
+        .route("/v1/push/vapid-public-key", get(push::vapid_public_key))
+        .route("/v1/push/subscriptions", post(push::subscribe))
+        .route("/v1/push/subscriptions/{id}", delete(push::unsubscribe))
         .route("/v1/ws", get(gateway::upgrade))
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))

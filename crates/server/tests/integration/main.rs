@@ -10,5 +10,6 @@ mod harness;
 mod messages;
 mod openapi;
 mod presence;
+mod push;
 mod receipts;
 mod sync;

@@ -1,0 +1,632 @@
+//! Push notifications against local servers that do what the real ones do: a Web Push
+//! service that checks the VAPID JWT with the key from the API and decrypts the body with
+//! an independent RFC 8291 implementation (Mozilla's `ece`), and FCM and APNs (HTTP/2)
+//! servers that verify their JWTs and the request shape.
+
+use super::harness::{TestServer, TestUser};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri, Version};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use confab_server::Config;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::{Value, json};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// One request a fake provider received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub at: Instant,
+    pub version: Version,
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// A scripted answer: status, `Retry-After` seconds, body.
+type Answer = (u16, Option<u64>, &'static str);
+
+/// A local HTTP server that records requests and answers from a script (then 201).
+#[derive(Clone, Default)]
+pub struct Receiver {
+    pub got: Arc<Mutex<Vec<Received>>>,
+    script: Arc<Mutex<VecDeque<Answer>>>,
+    answer_token: Arc<Mutex<Option<Value>>>,
+}
+
+impl Receiver {
+    /// Starts on a free loopback port; HTTP/1.1 and HTTP/2 (h2c) both accepted.
+    pub async fn start() -> (Self, String) {
+        let receiver = Self::default();
+        let app = axum::Router::new()
+            .fallback(record)
+            .with_state(receiver.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (receiver, url)
+    }
+
+    /// The next answers: (status, Retry-After seconds, body).
+    pub fn answer(&self, answers: &[Answer]) {
+        self.script.lock().unwrap().extend(answers.iter().copied());
+    }
+
+    pub fn requests(&self, path_prefix: &str) -> Vec<Received> {
+        self.got
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.path.starts_with(path_prefix))
+            .cloned()
+            .collect()
+    }
+
+    /// Waits up to 10 s for `n` requests under `path_prefix`.
+    pub async fn wait(&self, path_prefix: &str, n: usize) -> Vec<Received> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let got = self.requests(path_prefix);
+            if got.len() >= n {
+                return got;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "waited 10 s for {n} requests to {path_prefix}, got {}",
+                got.len()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+async fn record(
+    State(receiver): State<Receiver>,
+    method: Method,
+    uri: Uri,
+    version: Version,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    assert_eq!(method, Method::POST, "providers are only ever POSTed to");
+    let path = uri.path().to_owned();
+    receiver.got.lock().unwrap().push(Received {
+        at: Instant::now(),
+        version,
+        path: path.clone(),
+        headers,
+        body,
+    });
+    if path == "/token" {
+        let token = receiver.answer_token.lock().unwrap().clone();
+        return axum::Json(token.unwrap_or_else(
+            || json!({"access_token": "fcm-access-1", "expires_in": 3600, "token_type": "Bearer"}),
+        ))
+        .into_response();
+    }
+    let next = receiver.script.lock().unwrap().pop_front();
+    let (status, retry_after, text) = next.unwrap_or((201, None, ""));
+    let mut response = (StatusCode::from_u16(status).unwrap(), text).into_response();
+    if let Some(secs) = retry_after {
+        response
+            .headers_mut()
+            .insert("retry-after", secs.to_string().parse().unwrap());
+    }
+    response
+}
+
+/// A browser's push subscription: its ECDH key pair and auth secret.
+struct Browser {
+    keys: Box<dyn ece::LocalKeyPair>,
+    auth: Vec<u8>,
+}
+
+impl Browser {
+    fn new() -> Self {
+        let (keys, auth) = ece::generate_keypair_and_auth_secret().unwrap();
+        Self {
+            keys,
+            auth: auth.to_vec(),
+        }
+    }
+
+    fn subscription(&self, endpoint: &str) -> Value {
+        let public = self.keys.pub_as_raw().unwrap();
+        json!({
+            "kind": "webpush",
+            "endpoint": endpoint,
+            "keys": {"p256dh": URL_SAFE_NO_PAD.encode(public), "auth": URL_SAFE_NO_PAD.encode(&self.auth)},
+        })
+    }
+
+    fn decrypt(&self, body: &[u8]) -> Value {
+        let components = self.keys.raw_components().unwrap();
+        let plain = ece::decrypt(&components, &self.auth, body).expect("RFC 8291 decryption");
+        serde_json::from_slice(&plain).unwrap()
+    }
+}
+
+async fn post(user: &TestUser, path: &str, body: &Value) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{}{path}", user.url))
+        .bearer_auth(&user.login.token)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn subscribe(user: &TestUser, body: &Value) -> String {
+    let (status, answer) = post(user, "/v1/push/subscriptions", body).await;
+    assert_eq!(status, 201, "{answer}");
+    answer["id"].as_str().unwrap().to_owned()
+}
+
+fn pushy(config: &mut Config) {
+    config.push_allow_http_endpoints = true;
+    config.push_retry_base_ms = 50;
+    config.push_collapse_ms = 300;
+    config.push_vapid_subject = "mailto:ops@confab.test".into();
+}
+
+/// Alice (never connected, so offline) subscribed at the receiver, and Bob to write to her.
+async fn pair(server: &TestServer) -> (TestUser, TestUser, confab_client::ConversationId) {
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let chat = bob.client.direct(alice.id()).await.unwrap();
+    (alice, bob, chat.id)
+}
+
+#[tokio::test]
+async fn web_push_is_signed_with_vapid_and_encrypted_per_rfc_8291() {
+    let (receiver, push_url) = Receiver::start().await;
+    let server = TestServer::with(pushy).await;
+    let (alice, bob, chat) = pair(&server).await;
+    let browser = Browser::new();
+    subscribe(
+        &alice,
+        &browser.subscription(&format!("{push_url}/push/alice")),
+    )
+    .await;
+
+    bob.client
+        .send_http(chat, None, "hello alice, secret plans")
+        .await
+        .unwrap();
+    let got = receiver.wait("/push/alice", 1).await;
+    let push = &got[0];
+    let header = |name: &str| {
+        push.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    assert_eq!(header("content-encoding").as_deref(), Some("aes128gcm"));
+    assert_eq!(header("ttl").as_deref(), Some("86400"));
+    assert_eq!(header("urgency").as_deref(), Some("high"));
+    assert_eq!(header("topic"), Some(format!("c{chat}")));
+
+    // VAPID (RFC 8292): `vapid t=<JWT>, k=<the key the API publishes>`.
+    let authorization = header("authorization").unwrap();
+    let (t, k) = authorization
+        .strip_prefix("vapid t=")
+        .and_then(|rest| rest.split_once(", k="))
+        .expect("vapid t=..., k=...");
+    let published: Value = reqwest::get(format!("{}/v1/push/vapid-public-key", server.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(published["key"].as_str(), Some(k));
+    let point = URL_SAFE_NO_PAD.decode(k).unwrap();
+    assert_eq!(
+        (point.len(), point[0]),
+        (65, 4),
+        "an uncompressed P-256 point"
+    );
+    let key = DecodingKey::from_ec_components(
+        &URL_SAFE_NO_PAD.encode(&point[1..33]),
+        &URL_SAFE_NO_PAD.encode(&point[33..]),
+    )
+    .unwrap();
+    let mut validation = Validation::new(Algorithm::ES256);
+    validation.set_audience(&[push_url.as_str()]);
+    let claims = jsonwebtoken::decode::<Value>(t, &key, &validation)
+        .expect("a VAPID JWT signed by the published key, for the endpoint's origin")
+        .claims;
+    assert_eq!(claims["sub"], "mailto:ops@confab.test");
+    let exp = claims["exp"].as_i64().unwrap();
+    let now = chrono_secs();
+    assert!(
+        exp > now && exp <= now + 24 * 3600,
+        "exp within 24 h: {exp} vs {now}"
+    );
+
+    let payload = browser.decrypt(&push.body);
+    assert_eq!(payload["conversation_id"], chat.to_string());
+    assert_eq!(payload["sender_name"], "bob");
+    assert_eq!(payload["count"], 1);
+    assert_eq!(payload["seq"], 1);
+    assert!(
+        payload.get("preview").is_none() && !payload.to_string().contains("secret plans"),
+        "no message text without push_preview: {payload}"
+    );
+}
+
+#[tokio::test]
+async fn a_burst_becomes_one_more_notification_with_the_count_and_a_preview() {
+    let (receiver, push_url) = Receiver::start().await;
+    let server = TestServer::with(|c| {
+        pushy(c);
+        c.push_preview = true;
+        c.push_collapse_ms = 1_000;
+    })
+    .await;
+    let (alice, bob, chat) = pair(&server).await;
+    let browser = Browser::new();
+    subscribe(
+        &alice,
+        &browser.subscription(&format!("{push_url}/push/alice")),
+    )
+    .await;
+    for i in 1..=5 {
+        bob.client
+            .send_http(chat, None, format!("message {i}"))
+            .await
+            .unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let last = loop {
+        let got = receiver.requests("/push/alice");
+        if let Some(last) = got.last().map(|p| browser.decrypt(&p.body))
+            && last["count"] == 5
+        {
+            assert!(got.len() <= 2, "five messages made {} pushes", got.len());
+            break last;
+        }
+        assert!(Instant::now() < deadline, "no push with count 5");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(last["preview"], "message 5");
+    assert_eq!(last["seq"], 5);
+}
+
+#[tokio::test]
+async fn no_push_while_a_device_is_online() {
+    let (receiver, push_url) = Receiver::start().await;
+    let server = TestServer::with(pushy).await;
+    let (alice, bob, chat) = pair(&server).await;
+    subscribe(
+        &alice,
+        &Browser::new().subscription(&format!("{push_url}/push/alice")),
+    )
+    .await;
+    let (_conn, mut events) = alice.connect(0).await;
+    bob.client
+        .send_http(chat, None, "you are here")
+        .await
+        .unwrap();
+    super::harness::next_message(&mut events, Duration::from_secs(5)).await;
+    server
+        .wait_metric("confab_push_skipped_total", |v| v >= 1.0)
+        .await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(
+        receiver.requests("/push/").is_empty(),
+        "pushed to an online user"
+    );
+}
+
+#[tokio::test]
+async fn a_gone_subscription_is_deleted_and_gets_no_more_pushes() {
+    let (receiver, push_url) = Receiver::start().await;
+    let server = TestServer::with(pushy).await;
+    let (alice, bob, chat) = pair(&server).await;
+    let id = subscribe(
+        &alice,
+        &Browser::new().subscription(&format!("{push_url}/push/alice")),
+    )
+    .await;
+    receiver.answer(&[(410, None, "")]);
+    bob.client.send_http(chat, None, "one").await.unwrap();
+    receiver.wait("/push/alice", 1).await;
+    server
+        .wait_metric("confab_push_subscriptions_dropped_total", |v| v >= 1.0)
+        .await;
+    bob.client.send_http(chat, None, "two").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        receiver.requests("/push/alice").len(),
+        1,
+        "pushed to a gone subscription"
+    );
+    let status = reqwest::Client::new()
+        .delete(format!("{}/v1/push/subscriptions/{id}", server.url))
+        .bearer_auth(&alice.login.token)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 404, "the subscription was deleted");
+}
+
+#[tokio::test]
+async fn failures_are_retried_with_backoff_honouring_retry_after() {
+    let (receiver, push_url) = Receiver::start().await;
+    let server = TestServer::with(pushy).await;
+    let (alice, bob, chat) = pair(&server).await;
+    subscribe(
+        &alice,
+        &Browser::new().subscription(&format!("{push_url}/push/alice")),
+    )
+    .await;
+    receiver.answer(&[
+        (503, Some(1), "busy"),
+        (429, None, "slow down"),
+        (201, None, ""),
+    ]);
+    bob.client.send_http(chat, None, "persist").await.unwrap();
+    let got = receiver.wait("/push/alice", 3).await;
+    assert!(
+        got[1].at - got[0].at >= Duration::from_secs(1),
+        "Retry-After: 1 was not honoured"
+    );
+    assert!(
+        got[2].at - got[1].at >= Duration::from_millis(50),
+        "no backoff"
+    );
+    server
+        .wait_metric("confab_push_sent_total", |v| v == 1.0)
+        .await;
+    assert_eq!(server.metric("confab_push_retries_total").await, 2.0);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        receiver.requests("/push/alice").len(),
+        3,
+        "pushed again after success"
+    );
+}
+
+#[tokio::test]
+async fn subscriptions_are_validated_and_leave_with_their_device() {
+    let (receiver, push_url) = Receiver::start().await;
+    let strict = TestServer::start().await;
+    let carol = strict.user("carol").await;
+    let browser = Browser::new();
+    for endpoint in [
+        format!("{push_url}/push/carol"), // http, and loopback
+        "https://127.0.0.1/push".into(),
+        "https://10.0.0.8/push".into(),
+        "https://localhost/push".into(),
+        "not a url".into(),
+    ] {
+        let (status, answer) = post(
+            &carol,
+            "/v1/push/subscriptions",
+            &browser.subscription(&endpoint),
+        )
+        .await;
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (400, Some("invalid_request")),
+            "{endpoint}"
+        );
+    }
+    let mut short_key = browser.subscription("https://push.example.com/x");
+    short_key["keys"]["auth"] = json!("AAAA");
+    assert_eq!(
+        post(&carol, "/v1/push/subscriptions", &short_key).await.0,
+        400
+    );
+    let (status, answer) = post(
+        &carol,
+        "/v1/push/subscriptions",
+        &json!({"kind": "fcm", "token": "abc"}),
+    )
+    .await;
+    assert_eq!(status, 400, "no FCM credentials: {answer}");
+    assert_eq!(
+        post(
+            &carol,
+            "/v1/push/subscriptions",
+            &json!({"kind": "carrier-pigeon"})
+        )
+        .await
+        .0,
+        400
+    );
+
+    // Logging out removes the device's subscriptions.
+    let server = TestServer::with(pushy).await;
+    let (alice, bob, chat) = pair(&server).await;
+    subscribe(
+        &alice,
+        &browser.subscription(&format!("{push_url}/push/alice")),
+    )
+    .await;
+    alice.client.logout().await.unwrap();
+    bob.client.send_http(chat, None, "anyone?").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(
+        receiver.requests("/push/alice").is_empty(),
+        "pushed to a logged-out device"
+    );
+}
+
+fn fixture(name: &str) -> String {
+    format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[tokio::test]
+async fn fcm_exchanges_a_service_account_jwt_and_sends_http_v1() {
+    let (receiver, fcm_url) = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let account = dir.path().join("service-account.json");
+    let private_key = std::fs::read_to_string(fixture("fcm-test-key.pem")).unwrap();
+    std::fs::write(
+        &account,
+        json!({
+            "type": "service_account",
+            "project_id": "confab-test",
+            "private_key_id": "key-1",
+            "private_key": private_key,
+            "client_email": "push@confab-test.iam.gserviceaccount.com",
+            "token_uri": format!("{fcm_url}/token"),
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let server = TestServer::with(|c| {
+        pushy(c);
+        c.push_fcm_service_account = account.display().to_string();
+        c.push_fcm_url = fcm_url.clone();
+    })
+    .await;
+    let (alice, bob, chat) = pair(&server).await;
+    subscribe(
+        &alice,
+        &json!({"kind": "fcm", "token": "registration-token-1"}),
+    )
+    .await;
+    bob.client.send_http(chat, None, "hi").await.unwrap();
+    let sent = receiver
+        .wait("/v1/projects/confab-test/messages:send", 1)
+        .await;
+
+    let token_request = &receiver.requests("/token")[0];
+    let form: Vec<(String, String)> = url_form(&token_request.body);
+    let field = |k: &str| {
+        form.iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap()
+    };
+    assert_eq!(
+        field("grant_type"),
+        "urn:ietf:params:oauth:grant-type:jwt-bearer"
+    );
+    let public = std::fs::read(fixture("fcm-test-key.pub.pem")).unwrap();
+    let mut validation = Validation::new(Algorithm::RS256);
+    validation.set_audience(&[format!("{fcm_url}/token")]);
+    let assertion = jsonwebtoken::decode::<Value>(
+        &field("assertion"),
+        &DecodingKey::from_rsa_pem(&public).unwrap(),
+        &validation,
+    )
+    .expect("an RS256 assertion signed by the service account's key");
+    assert_eq!(assertion.header.kid.as_deref(), Some("key-1"));
+    assert_eq!(
+        assertion.claims["iss"],
+        "push@confab-test.iam.gserviceaccount.com"
+    );
+    assert_eq!(
+        assertion.claims["scope"],
+        "https://www.googleapis.com/auth/firebase.messaging"
+    );
+
+    let send = &sent[0];
+    assert_eq!(send.headers["authorization"], "Bearer fcm-access-1");
+    let body: Value = serde_json::from_slice(&send.body).unwrap();
+    assert_eq!(body["message"]["token"], "registration-token-1");
+    assert_eq!(
+        body["message"]["android"]["collapse_key"],
+        format!("c{chat}")
+    );
+    let data: Value =
+        serde_json::from_str(body["message"]["data"]["confab"].as_str().unwrap()).unwrap();
+    assert_eq!(data["conversation_id"], chat.to_string());
+
+    // The access token is cached; an UNREGISTERED token is dropped.
+    receiver.answer(&[(
+        404,
+        None,
+        r#"{"error":{"status":"NOT_FOUND","details":[{"errorCode":"UNREGISTERED"}]}}"#,
+    )]);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    bob.client
+        .send_http(chat, None, "still there?")
+        .await
+        .unwrap();
+    receiver
+        .wait("/v1/projects/confab-test/messages:send", 2)
+        .await;
+    server
+        .wait_metric("confab_push_subscriptions_dropped_total", |v| v >= 1.0)
+        .await;
+    assert_eq!(
+        receiver.requests("/token").len(),
+        1,
+        "the access token was not reused"
+    );
+}
+
+#[tokio::test]
+async fn apns_gets_http2_with_a_provider_token() {
+    let (receiver, apns_url) = Receiver::start().await;
+    let server = TestServer::with(|c| {
+        pushy(c);
+        c.push_apns_key_file = fixture("apns-test-key.p8");
+        c.push_apns_key_id = "KEYID12345".into();
+        c.push_apns_team_id = "TEAM123456".into();
+        c.push_apns_topic = "chat.confab.ios".into();
+        c.push_apns_url = apns_url.clone();
+    })
+    .await;
+    let (alice, bob, chat) = pair(&server).await;
+    let device_token = "a1b2c3d4".repeat(8);
+    subscribe(&alice, &json!({"kind": "apns", "token": device_token})).await;
+    bob.client.send_http(chat, None, "hi").await.unwrap();
+    let got = receiver.wait("/3/device/", 1).await;
+    let push = &got[0];
+    assert_eq!(push.version, Version::HTTP_2, "APNs speaks HTTP/2 only");
+    assert_eq!(push.path, format!("/3/device/{device_token}"));
+    assert_eq!(push.headers["apns-topic"], "chat.confab.ios");
+    assert_eq!(push.headers["apns-push-type"], "alert");
+    assert_eq!(push.headers["apns-collapse-id"], format!("c{chat}"));
+    let jwt = push.headers["authorization"]
+        .to_str()
+        .unwrap()
+        .strip_prefix("bearer ")
+        .unwrap();
+    let public = std::fs::read(fixture("apns-test-key.pub.pem")).unwrap();
+    let mut validation = Validation::new(Algorithm::ES256);
+    validation.required_spec_claims.clear();
+    validation.validate_exp = false;
+    let token = jsonwebtoken::decode::<Value>(
+        jwt,
+        &DecodingKey::from_ec_pem(&public).unwrap(),
+        &validation,
+    )
+    .expect("an ES256 provider token signed by the .p8 key");
+    assert_eq!(token.header.kid.as_deref(), Some("KEYID12345"));
+    assert_eq!(token.claims["iss"], "TEAM123456");
+    assert!((token.claims["iat"].as_i64().unwrap() - chrono_secs()).abs() < 60);
+    let body: Value = serde_json::from_slice(&push.body).unwrap();
+    assert_eq!(body["aps"]["alert"]["title"], "bob");
+    assert_eq!(body["confab"]["conversation_id"], chat.to_string());
+
+    receiver.answer(&[(410, None, r#"{"reason":"Unregistered"}"#)]);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    bob.client.send_http(chat, None, "again").await.unwrap();
+    receiver.wait("/3/device/", 2).await;
+    server
+        .wait_metric("confab_push_subscriptions_dropped_total", |v| v >= 1.0)
+        .await;
+}
+
+fn url_form(body: &[u8]) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(body).into_owned().collect()
+}
+
+fn chrono_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
