@@ -19,6 +19,7 @@ const SHELL = [
   '/js/api.js',
   '/js/dom.js',
   '/js/format.js',
+  '/js/push.js',
   '/js/socket.js',
   '/js/store.js',
   '/js/sync.js',
@@ -96,9 +97,43 @@ function withTimeout(promise, ms) {
 }
 
 // ---- Push notifications ------------------------------------------------------------------
-// Reserved for the push notifications issue. It adds here:
-//   worker.addEventListener('push', (event) => { ... worker.registration.showNotification(...) });
-//   worker.addEventListener('notificationclick', (event) => { ... focus or open /#/c/<id> });
-// and the page side (subscribe with the server's VAPID key, POST /v1/push/...) in
-// js/push.js. Nothing in this file caches or intercepts /v1, so push needs no change above.
-// -------------------------------------------------------------------------------------------
+// The server pushes only while no device of the user is online; the payload is
+// docs/protocol.md's push payload. One notification per conversation (its tag), so a
+// later push replaces an earlier one, with the unread count.
+
+worker.addEventListener('push', (event) => {
+  /** @type {{conversation_id?: string, title?: string, body?: string}} */
+  let data = {};
+  try {
+    data = event.data ? event.data.json() : {};
+  } catch {
+    // Not ours or garbled: a plain notification still tells the user to look.
+  }
+  const id = data.conversation_id ?? '';
+  event.waitUntil(
+    worker.registration.showNotification(data.title || 'Confab', {
+      body: data.body || 'New message',
+      tag: `c${id}`,
+      icon: '/icons/icon-192.png',
+      data: { conversation_id: id },
+    }),
+  );
+});
+
+worker.addEventListener('notificationclick', (event) => {
+  event.notification.close();
+  const id = event.notification.data?.conversation_id;
+  const url = id ? `/#/c/${id}` : '/';
+  event.waitUntil(
+    (async () => {
+      const windows = await worker.clients.matchAll({ type: 'window', includeUncontrolled: true });
+      const open = windows[0];
+      if (open) {
+        await open.focus();
+        await open.navigate(url);
+      } else {
+        await worker.clients.openWindow(url);
+      }
+    })(),
+  );
+});

@@ -176,4 +176,17 @@ export class Api {
     if (userIds.length === 0) return [];
     return (await this.request('GET', `/v1/presence?user_ids=${userIds.join(',')}`)).presence;
   }
+
+  /** @returns {Promise<string>} the server's VAPID public key, base64url */
+  async vapidPublicKey() {
+    return (await this.request('GET', '/v1/push/vapid-public-key')).key;
+  }
+
+  /**
+   * @param {{endpoint: string, keys: {p256dh: string, auth: string}}} subscription
+   * @returns {Promise<string>} the subscription's id
+   */
+  async subscribePush(subscription) {
+    return (await this.request('POST', '/v1/push/subscriptions', { kind: 'webpush', ...subscription })).id;
+  }
 }

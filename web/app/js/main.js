@@ -1,6 +1,7 @@
 // Entry point: shows the sign-in screen or the app, routes #/ and #/c/<id>, and registers
 // the service worker that lets the app open offline.
 
+import { startPush } from './push.js';
 import { Store, loadSession, saveSession } from './store.js';
 import { Sync } from './sync.js';
 import { renderAuth } from './views/auth.js';
@@ -65,6 +66,7 @@ function signedIn(session) {
   };
   store.addEventListener('conversations', title);
   sync.start();
+  startPush(sync.api, root);
   shell.route(routeId());
   title();
 }
