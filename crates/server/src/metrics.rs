@@ -29,6 +29,8 @@ pub struct Metrics {
     pub deliveries: Counter,
     /// Sessions closed with 4008 because their queue was full.
     pub queue_full_closes: Counter,
+    /// Inbox pages read because a live entry arrived ahead of one not yet sent.
+    pub inbox_gap_fills: Counter,
     /// Sessions refused because the node was at `max_sessions`.
     pub sessions_refused: Counter,
     /// Requests and frames refused with `rate_limited`.
@@ -71,6 +73,7 @@ impl Metrics {
             messages_sent: Counter::default(),
             deliveries: Counter::default(),
             queue_full_closes: Counter::default(),
+            inbox_gap_fills: Counter::default(),
             sessions_refused: Counter::default(),
             rate_limited: Counter::default(),
             online_users: Gauge::default(),
@@ -120,6 +123,11 @@ impl Metrics {
             "queue_full_closes",
             "Sessions closed with 4008 because they could not keep up",
             m.queue_full_closes.clone(),
+        );
+        confab.register(
+            "inbox_gap_fills",
+            "Inbox reads a session made because a live entry arrived ahead of its turn",
+            m.inbox_gap_fills.clone(),
         );
         confab.register(
             "sessions_refused",

@@ -7,10 +7,10 @@ use crate::bus::{PreparedMessage, UserEvent};
 use crate::metrics::Metrics;
 use confab_proto::limits::close;
 use confab_proto::{DeviceId, UserId};
+use flume::{Sender, TrySendError};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio_util::sync::CancellationToken;
 
 /// What a session's writer sends.
@@ -65,7 +65,7 @@ impl Control {
 struct Entry {
     id: u64,
     device: DeviceId,
-    tx: mpsc::Sender<Outbound>,
+    tx: Sender<Outbound>,
     control: Arc<Control>,
 }
 
@@ -159,7 +159,7 @@ impl Hub {
         self: &Arc<Self>,
         user: UserId,
         device: DeviceId,
-        tx: mpsc::Sender<Outbound>,
+        tx: Sender<Outbound>,
         control: Arc<Control>,
     ) -> Registration {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -220,12 +220,7 @@ impl Hub {
 }
 
 /// Puts `outbound` on a session's queue; a full queue closes the session with 4008.
-pub fn offer(
-    tx: &mpsc::Sender<Outbound>,
-    control: &Control,
-    outbound: Outbound,
-    metrics: &Metrics,
-) {
+pub fn offer(tx: &Sender<Outbound>, control: &Control, outbound: Outbound, metrics: &Metrics) {
     match tx.try_send(outbound) {
         Ok(()) => {}
         Err(TrySendError::Full(_)) => {
@@ -234,6 +229,6 @@ pub fn offer(
             }
             control.close(close::TOO_SLOW);
         }
-        Err(TrySendError::Closed(_)) => {}
+        Err(TrySendError::Disconnected(_)) => {}
     }
 }

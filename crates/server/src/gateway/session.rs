@@ -16,11 +16,13 @@ use axum::extract::ws::{CloseFrame, Message as Ws, Utf8Bytes, WebSocket, WebSock
 use axum::response::{IntoResponse, Response};
 use confab_proto::limits::{FRAME_MAX_BYTES, PAGE_MAX, REQ_MAX, close};
 use confab_proto::{ClientFrame, DeviceId, ErrorCode, ServerFrame, UserId};
+use flume::{Receiver, Sender};
+use futures_util::future::BoxFuture;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::Semaphore;
 use tokio::time::timeout;
 
 /// Sends of one session being stored at once; more wait, which slows the reader.
@@ -30,7 +32,13 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Frames written before one flush.
 const WRITE_BATCH: usize = 64;
 /// Small socket buffers keep idle sessions cheap; they grow for large frames as needed.
-const READ_BUFFER: usize = 1024;
+const READ_BUFFER: usize = 512;
+/// Queued frames are gathered up to this many bytes per socket write, so a busy session
+/// pays one syscall per batch rather than one per frame; an idle one never fills it.
+const WRITE_BUFFER: usize = 8 * 1024;
+
+/// A heartbeat as clients usually write it.
+const HEARTBEAT: &str = r#"{"type":"heartbeat"}"#;
 
 static HEARTBEAT_ACK: std::sync::LazyLock<Arc<str>> =
     std::sync::LazyLock::new(|| frame_json(&ServerFrame::HeartbeatAck).into());
@@ -62,7 +70,7 @@ pub async fn upgrade(
         .into_response();
     }
     ws.read_buffer_size(READ_BUFFER)
-        .write_buffer_size(0)
+        .write_buffer_size(WRITE_BUFFER)
         .max_write_buffer_size(2 * FRAME_MAX_BYTES)
         .max_message_size(FRAME_MAX_BYTES)
         .max_frame_size(FRAME_MAX_BYTES)
@@ -73,52 +81,37 @@ pub async fn upgrade(
         })
 }
 
-async fn run(socket: WebSocket, app: AppState) {
-    let (mut sink, mut stream) = socket.split();
-    let hello_timeout = Duration::from_millis(app.config.hello_timeout_ms);
-    let (token, cursor) = match hello(&mut stream, hello_timeout).await {
-        Ok(hello) => hello,
-        Err(code) => return close_now(&mut sink, code).await,
-    };
-    let device = match app.accounts.authenticate(&token).await {
-        Ok(device) => device,
-        Err(e) if e.code == ErrorCode::Unauthorized => {
-            return close_now(&mut sink, close::UNAUTHORIZED).await;
-        }
-        Err(_) => return close_now(&mut sink, 1011).await,
-    };
-    let (user, device_id) = (device.user_id, device.id);
-    let Ok(head) = app.store.inbox_head(user).await else {
-        return close_now(&mut sink, 1011).await;
-    };
-    let welcome = ServerFrame::Welcome {
-        user_id: user,
-        device_id,
-        inbox_seq: head,
-        heartbeat_interval_ms: app.config.heartbeat_interval_ms,
-    };
-    if sink
-        .send(Ws::Text(frame_json(&welcome).into()))
-        .await
-        .is_err()
-    {
+/// Not `async fn`: the socket is split before the future exists, so the future does not
+/// keep a moved-from copy of it for the whole session.
+fn run(socket: WebSocket, app: AppState) -> impl Future<Output = ()> {
+    let (sink, stream) = socket.split();
+    session(sink, stream, app)
+}
+
+async fn session(mut sink: Sink, mut stream: Stream, app: AppState) {
+    let Some(Started {
+        user,
+        device: device_id,
+        cursor,
+    }) = start(&mut sink, &mut stream, &app).await
+    else {
         return;
-    }
-    // A cursor past the head (a device that synced with another server's data) restarts at
-    // the head rather than waiting for entries that may never come.
-    let cursor = cursor.unwrap_or(device.cursor).min(head);
+    };
     let control = Arc::new(Control::default());
-    let (tx, rx) = mpsc::channel(app.config.session_queue);
-    let writer = tokio::spawn(write_loop(
+    // flume's queue allocates as it fills (tokio's holds a 32-slot block per channel
+    // from the start), which matters for idle sessions.
+    let (tx, rx) = flume::bounded(app.config.session_queue);
+    let writer = WriterTask {
         sink,
         rx,
-        tx.clone(),
-        control.clone(),
-        app.clone(),
+        tx: tx.clone(),
+        control: control.clone(),
+        app: app.clone(),
         user,
-        device_id,
+        device: device_id,
         cursor,
-    ));
+    }
+    .spawn();
     app.presence.connect(user, device_id);
     let said_goodbye = read_loop(stream, &tx, &control, &app, user, device_id).await;
     control.close(1000);
@@ -127,6 +120,65 @@ async fn run(socket: WebSocket, app: AppState) {
     let clean = said_goodbye || control.code() == Some(close::UNAUTHORIZED);
     app.presence.disconnect(user, device_id, clean);
     let _ = writer.await;
+}
+
+/// Who a session is, once it has said hello and been welcomed.
+struct Started {
+    user: UserId,
+    device: DeviceId,
+    /// The inbox entry the device has; the writer sends what comes after.
+    cursor: u64,
+}
+
+/// `hello`, authentication and `welcome`; closes the socket itself when one fails.
+/// Boxed: the handshake's state is freed once it is done instead of living in the session's
+/// future for the whole session, which keeps idle sessions small.
+fn start<'a>(
+    sink: &'a mut Sink,
+    stream: &'a mut Stream,
+    app: &'a AppState,
+) -> BoxFuture<'a, Option<Started>> {
+    Box::pin(async move {
+        match handshake(sink, stream, app).await {
+            Ok(started) => Some(started),
+            Err(code) => {
+                close_now(sink, code).await;
+                None
+            }
+        }
+    })
+}
+
+/// The close code to end with when the session cannot start.
+async fn handshake(sink: &mut Sink, stream: &mut Stream, app: &AppState) -> Result<Started, u16> {
+    let hello_timeout = Duration::from_millis(app.config.hello_timeout_ms);
+    let (token, cursor) = hello(stream, hello_timeout).await?;
+    let device = app.accounts.authenticate(&token).await.map_err(|e| {
+        if e.code == ErrorCode::Unauthorized {
+            close::UNAUTHORIZED
+        } else {
+            1011
+        }
+    })?;
+    let (user, device_id) = (device.user_id, device.id);
+    let head = app.store.inbox_head(user).await.map_err(|_| 1011_u16)?;
+    let welcome = ServerFrame::Welcome {
+        user_id: user,
+        device_id,
+        inbox_seq: head,
+        heartbeat_interval_ms: app.config.heartbeat_interval_ms,
+    };
+    // A socket that fails here is gone; the close that follows is best effort.
+    sink.send(Ws::Text(frame_json(&welcome).into()))
+        .await
+        .map_err(|_| 1011_u16)?;
+    // A cursor past the head (a device that synced with another server's data) restarts at
+    // the head rather than waiting for entries that may never come.
+    Ok(Started {
+        user,
+        device: device_id,
+        cursor: cursor.unwrap_or(device.cursor).min(head),
+    })
 }
 
 /// Waits for `hello`; the close code to use when it does not come.
@@ -159,16 +211,37 @@ async fn hello(stream: &mut Stream, wait: Duration) -> Result<(String, Option<u6
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn write_loop(
-    mut sink: Sink,
-    mut rx: mpsc::Receiver<Outbound>,
-    tx: mpsc::Sender<Outbound>,
+/// What the writer task owns.
+struct WriterTask {
+    sink: Sink,
+    rx: Receiver<Outbound>,
+    tx: Sender<Outbound>,
     control: Arc<Control>,
     app: AppState,
     user: UserId,
     device: DeviceId,
     cursor: u64,
+}
+
+impl WriterTask {
+    /// Not `async`: the writer's future goes straight to its task and takes no room in the
+    /// session's own.
+    fn spawn(self) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(write_loop(self))
+    }
+}
+
+async fn write_loop(
+    WriterTask {
+        mut sink,
+        rx,
+        tx,
+        control,
+        app,
+        user,
+        device,
+        cursor,
+    }: WriterTask,
 ) {
     let mut writer = Writer {
         sink: &mut sink,
@@ -181,14 +254,12 @@ async fn write_loop(
         let _registration = app.hub.register(user, device, tx, control.clone());
         writer.backlog().await?;
         // Registered now, so later changes arrive live; these are the ones from before.
-        for frame in app.presence.snapshot(user).await {
-            writer.write(Utf8Bytes::from(frame.as_ref())).await?;
-        }
+        writer.presence().await?;
         loop {
             let first = tokio::select! {
                 biased;
                 _ = control.closed() => return Ok(()),
-                item = rx.recv() => item,
+                item = rx.recv_async() => item.ok(),
             };
             let Some(first) = first else { return Ok(()) };
             writer.feed(first).await?;
@@ -233,9 +304,33 @@ struct Writer<'a> {
     last: u64,
 }
 
+// The catch-up steps and gap fills are boxed, so their state takes no room in a live
+// session's future. (Not `Box::pin` at the call site: the compiler may still reserve room
+// for the unboxed future in the caller's.)
 impl Writer<'_> {
+    /// The presence of the user's contacts as it was before the session registered.
+    fn presence(&mut self) -> BoxFuture<'_, Result<(), ()>> {
+        Box::pin(self.presence_frames())
+    }
+
     /// Sends inbox entries after `last` until the store has no more.
-    async fn backlog(&mut self) -> Result<(), ()> {
+    fn backlog(&mut self) -> BoxFuture<'_, Result<(), ()>> {
+        Box::pin(self.backlog_pages())
+    }
+
+    /// Sends up to one page of entries after `last` and before `before`; how many it sent.
+    fn fill(&mut self, before: u64) -> BoxFuture<'_, Result<usize, ()>> {
+        Box::pin(self.fill_page(before))
+    }
+
+    async fn presence_frames(&mut self) -> Result<(), ()> {
+        for frame in self.app.presence.snapshot(self.user).await {
+            self.write(Utf8Bytes::from(frame.as_ref())).await?;
+        }
+        Ok(())
+    }
+
+    async fn backlog_pages(&mut self) -> Result<(), ()> {
         loop {
             let sent = self.fill(u64::MAX).await?;
             if sent < PAGE_MAX {
@@ -244,8 +339,7 @@ impl Writer<'_> {
         }
     }
 
-    /// Sends up to one page of entries after `last` and before `before`; how many it sent.
-    async fn fill(&mut self, before: u64) -> Result<usize, ()> {
+    async fn fill_page(&mut self, before: u64) -> Result<usize, ()> {
         let want = usize::try_from(before.saturating_sub(self.last + 1))
             .unwrap_or(usize::MAX)
             .min(PAGE_MAX);
@@ -275,6 +369,7 @@ impl Writer<'_> {
                 }
                 while self.last + 1 < inbox_seq {
                     // A live entry jumped ahead: fetch what is in between first.
+                    self.app.metrics.inbox_gap_fills.inc();
                     if self.fill(inbox_seq).await? == 0 {
                         tracing::warn!(user = %self.user, from = self.last, to = inbox_seq, "inbox gap not in the store");
                         break;
@@ -308,7 +403,7 @@ fn message_frame(inbox_seq: u64, message_json: &str) -> Utf8Bytes {
 
 async fn read_loop(
     mut stream: Stream,
-    tx: &mpsc::Sender<Outbound>,
+    tx: &Sender<Outbound>,
     control: &Arc<Control>,
     app: &AppState,
     user: UserId,
@@ -346,6 +441,8 @@ async fn read_loop(
         // Any frame, a ping included, is a sign of life.
         app.presence.beat(user, device);
         match frame {
+            // The most frequent frame of all, in the form clients send it, skips the parser.
+            Ws::Text(text) if text.as_str() == HEARTBEAT => session.heartbeat(),
             Ws::Text(text) => session.frame(&text, &sends).await,
             Ws::Binary(_) => session.reply(&ServerFrame::Error(
                 ApiError::invalid("frames are JSON text; binary frames are not accepted")
@@ -361,7 +458,7 @@ async fn read_loop(
 
 /// What the reader needs to answer frames.
 struct Session<'a> {
-    tx: &'a mpsc::Sender<Outbound>,
+    tx: &'a Sender<Outbound>,
     control: &'a Arc<Control>,
     app: &'a AppState,
     user: UserId,
@@ -369,7 +466,12 @@ struct Session<'a> {
 }
 
 impl Session<'_> {
-    async fn frame(&self, text: &str, sends: &Arc<Semaphore>) {
+    /// Boxed, so a frame's state lives only while it is handled, not in every idle session.
+    fn frame<'b>(&'b self, text: &'b str, sends: &'b Arc<Semaphore>) -> BoxFuture<'b, ()> {
+        Box::pin(self.answer(text, sends))
+    }
+
+    async fn answer(&self, text: &str, sends: &Arc<Semaphore>) {
         let frame = match serde_json::from_str::<ClientFrame>(text) {
             Ok(frame) => frame,
             Err(e) => return self.bad_frame(text, e),
@@ -454,14 +556,18 @@ impl Session<'_> {
                     self.reply(&error_frame(e, None));
                 }
             }
-            // The most frequent frame of an idle session: answered with a shared constant.
-            ClientFrame::Heartbeat => offer(
-                self.tx,
-                self.control,
-                Outbound::Frame(HEARTBEAT_ACK.clone()),
-                &self.app.metrics,
-            ),
+            ClientFrame::Heartbeat => self.heartbeat(),
         }
+    }
+
+    /// The most frequent frame of an idle session: answered with a shared constant.
+    fn heartbeat(&self) {
+        offer(
+            self.tx,
+            self.control,
+            Outbound::Frame(HEARTBEAT_ACK.clone()),
+            &self.app.metrics,
+        );
     }
 
     /// A frame that did not parse: not JSON closes the session (4009); anything else is
@@ -510,7 +616,13 @@ fn read_error_code(e: axum::Error) -> u16 {
     }
 }
 
-async fn close_now(sink: &mut Sink, code: u16) {
+/// Sends a close frame with `code` and its reason. Boxed, like the handshake: it runs once,
+/// at the end.
+fn close_now(sink: &mut Sink, code: u16) -> BoxFuture<'_, ()> {
+    Box::pin(send_close(sink, code))
+}
+
+async fn send_close(sink: &mut Sink, code: u16) {
     let reason = match code {
         close::UNAUTHORIZED => "bad or revoked token; log in again",
         close::NO_HELLO => "no hello in time",
