@@ -105,6 +105,9 @@ fn store(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
+    // Declared before the fixture, so the fixture (its store's pool needs a runtime to drop)
+    // is dropped while the runtime is still entered.
+    let _entered = rt.enter();
     let f = rt.block_on(fixture());
     let counter = AtomicU64::new(0);
     let mut group = c.benchmark_group("store");
