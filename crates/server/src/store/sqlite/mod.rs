@@ -93,8 +93,7 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
          PRAGMA foreign_keys = ON;
          PRAGMA busy_timeout = 5000;
          PRAGMA journal_size_limit = 67108864;
-         PRAGMA cache_size = -16384;
-         PRAGMA temp_store = MEMORY;",
+         PRAGMA cache_size = -16384;",
     )?;
     // Room for the writer's multi-row inbox inserts (one statement per chunk size).
     conn.set_prepared_statement_cache_capacity(64);
