@@ -28,6 +28,9 @@ pub const PAGE_DEFAULT: usize = 50;
 pub const PAGE_MAX: usize = 200;
 /// `GET /v1/presence` answers for at most this many users.
 pub const PRESENCE_QUERY_MAX: usize = 200;
+/// Sequence numbers (`seq`, `inbox_seq`, cursors) are at most 2^63 - 1, what a signed
+/// 64-bit database integer holds; a query past it is `invalid_request`.
+pub const SEQ_MAX: u64 = i64::MAX as u64;
 /// The first frame must be `hello`, within this many milliseconds (the server's default).
 pub const HELLO_TIMEOUT_MS: u64 = 10_000;
 

@@ -183,27 +183,40 @@ impl Conversations {
         self.view_as(record, member).await
     }
 
+    /// The conversation as `me` may see it: as it is now for a member, as it was when they
+    /// left for a former one (title, members and watermarks at their last seq).
     async fn view_as(
         &self,
         record: ConversationRecord,
         me: MemberRecord,
     ) -> ApiResult<Conversation> {
-        let members = self
-            .store
-            .members(record.id)
-            .await?
-            .into_iter()
-            .filter(MemberRecord::is_active)
-            .map(|m| Member {
-                user_id: m.user_id,
-                role: m.role,
-                delivered_seq: m.delivered_seq,
-                read_seq: m.read_seq,
-            })
-            .collect();
+        let (title, members) = match me.left_seq {
+            None => (
+                record.title,
+                self.store
+                    .members(record.id)
+                    .await?
+                    .into_iter()
+                    .filter(MemberRecord::is_active)
+                    .collect::<Vec<_>>(),
+            ),
+            Some(left) => (
+                self.store.title_at(record.id, left).await?,
+                self.store.members_at(record.id, left).await?,
+            ),
+        };
         let last_seq = me
             .left_seq
             .map_or(record.last_seq, |left| left.min(record.last_seq));
+        let members = members
+            .into_iter()
+            .map(|m| Member {
+                user_id: m.user_id,
+                role: m.role,
+                delivered_seq: m.delivered_seq.min(last_seq),
+                read_seq: m.read_seq.min(last_seq),
+            })
+            .collect();
         let last_message = if last_seq >= me.joined_seq && last_seq > 0 {
             let window = SeqWindow {
                 after: last_seq - 1,
@@ -219,7 +232,7 @@ impl Conversations {
         Ok(Conversation {
             id: record.id,
             kind: record.kind,
-            title: record.title,
+            title,
             members,
             last_seq,
             read_seq: me.read_seq,

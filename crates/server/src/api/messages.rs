@@ -5,7 +5,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
-use confab_proto::limits::{PAGE_DEFAULT, PAGE_MAX};
+use confab_proto::limits::{PAGE_DEFAULT, PAGE_MAX, SEQ_MAX};
 use confab_proto::{
     ConversationId, MessageResponse, MessagesResponse, ReadRequest, SendRequest, SyncResponse,
 };
@@ -26,6 +26,17 @@ fn page_limit(limit: Option<usize>) -> ApiResult<usize> {
     }
 }
 
+/// A sequence number from a query: past [`SEQ_MAX`] no entry can exist, so it is the
+/// client's mistake, not something to look up.
+fn seq_param(name: &str, value: Option<u64>) -> ApiResult<Option<u64>> {
+    match value {
+        Some(v) if v > SEQ_MAX => Err(ApiError::invalid(format!(
+            "{name} must be at most {SEQ_MAX}"
+        ))),
+        v => Ok(v),
+    }
+}
+
 /// A page of history, ascending by seq: the newest page, the page before `before_seq`, or
 /// the page after `after_seq`. A member sees only the messages from when they joined until
 /// they left.
@@ -36,9 +47,11 @@ pub async fn history(
     Query(q): Query<HistoryQuery>,
 ) -> ApiResult<axum::Json<MessagesResponse>> {
     let limit = page_limit(q.limit)?;
+    let after = seq_param("after_seq", q.after_seq)?;
+    let before = seq_param("before_seq", q.before_seq)?;
     let messages = app
         .conversations
-        .history(me.user_id, id, q.after_seq, q.before_seq, limit)
+        .history(me.user_id, id, after, before, limit)
         .await?;
     Ok(axum::Json(MessagesResponse { messages }))
 }
@@ -90,7 +103,7 @@ pub async fn sync(
     me: Authed,
     Query(q): Query<SyncQuery>,
 ) -> ApiResult<axum::Json<SyncResponse>> {
-    let after = q.after.unwrap_or(0);
+    let after = seq_param("after", q.after)?.unwrap_or(0);
     let limit = page_limit(q.limit.or(Some(PAGE_MAX)))?;
     let head = app.store.inbox_head(me.user_id).await?;
     let entries = app.store.inbox_after(me.user_id, after, limit).await?;

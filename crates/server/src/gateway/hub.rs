@@ -32,6 +32,8 @@ pub enum Outbound {
 pub struct Control {
     cancel: CancellationToken,
     code: AtomicU16,
+    /// The newest inbox entry the writer has sent: how far a `delivered` may go.
+    sent: AtomicU64,
 }
 
 impl Control {
@@ -56,6 +58,16 @@ impl Control {
         self.cancel.cancelled().await
     }
 
+    /// Records that the writer has sent the inbox entry `inbox_seq`.
+    pub fn set_sent(&self, inbox_seq: u64) {
+        self.sent.fetch_max(inbox_seq, Ordering::Relaxed);
+    }
+
+    /// The newest inbox entry sent to this session.
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
     /// Has the session been told to end?
     pub fn is_closed(&self) -> bool {
         self.cancel.is_cancelled()
@@ -67,6 +79,8 @@ struct Entry {
     device: DeviceId,
     tx: Sender<Outbound>,
     control: Arc<Control>,
+    /// Receives the user's events; until then only revocations and drains reach it.
+    live: bool,
 }
 
 const SHARDS: usize = 64;
@@ -96,6 +110,19 @@ pub struct Registration {
     hub: Arc<Hub>,
     user: UserId,
     id: u64,
+}
+
+impl Registration {
+    /// From now on the session receives every event of its user, not just revocations.
+    pub fn go_live(&self) {
+        let mut shard = self.hub.shard(self.user);
+        if let Some(entry) = shard
+            .get_mut(&self.user)
+            .and_then(|entries| entries.iter_mut().find(|e| e.id == self.id))
+        {
+            entry.live = true;
+        }
+    }
 }
 
 impl Drop for Registration {
@@ -154,7 +181,9 @@ impl Hub {
         self.shard(user).contains_key(&user)
     }
 
-    /// Registers a session so it receives `user`'s events.
+    /// Registers a session as soon as it is authenticated, so a revocation or a drain reaches
+    /// it whatever it is doing; it receives `user`'s other events once it goes live
+    /// ([`Registration::go_live`]), after its first catch-up from the store.
     pub fn register(
         self: &Arc<Self>,
         user: UserId,
@@ -168,6 +197,7 @@ impl Hub {
             device,
             tx,
             control,
+            live: false,
         });
         self.count.fetch_add(1, Ordering::Relaxed);
         self.metrics.connections.inc();
@@ -185,6 +215,9 @@ impl Hub {
             return;
         };
         for entry in entries {
+            if !entry.live && !matches!(event, UserEvent::Revoked(_)) {
+                continue; // still catching up from the store, which has this event too
+            }
             let outbound = match event {
                 UserEvent::Message { inbox_seq, message } => {
                     self.metrics.deliveries.inc();

@@ -7,7 +7,7 @@
 //! already sent is skipped; one that jumps ahead first fills the gap from the store. So the
 //! device sees every entry once, in order, across the switch.
 
-use super::hub::{Control, Outbound, offer};
+use super::hub::{Control, Outbound, Registration, offer};
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::extract::State;
@@ -93,22 +93,30 @@ async fn session(mut sink: Sink, mut stream: Stream, app: AppState) {
         user,
         device: device_id,
         cursor,
+        token,
     }) = start(&mut sink, &mut stream, &app).await
     else {
         return;
     };
     let control = Arc::new(Control::default());
+    control.set_sent(cursor);
     // flume's queue allocates as it fills (tokio's holds a 32-slot block per channel
     // from the start), which matters for idle sessions.
     let (tx, rx) = flume::bounded(app.config.session_queue);
+    // Registered before anything else, so a logout reaches this session even while its
+    // catch-up is stuck on a slow reader.
+    let registration = app
+        .hub
+        .register(user, device_id, tx.clone(), control.clone());
+    still_authorized(&app, &token, &control).await;
+    drop(token);
     let writer = WriterTask {
         sink,
         rx,
-        tx: tx.clone(),
+        registration,
         control: control.clone(),
         app: app.clone(),
         user,
-        device: device_id,
         cursor,
     }
     .spawn();
@@ -128,6 +136,24 @@ struct Started {
     device: DeviceId,
     /// The inbox entry the device has; the writer sends what comes after.
     cursor: u64,
+    /// Checked once more after the session registers (see [`still_authorized`]).
+    token: String,
+}
+
+/// A logout that landed between the handshake's check and the hub registration reached no
+/// session; a second look at the token, now that revocations reach this one, closes that gap.
+fn still_authorized<'a>(
+    app: &'a AppState,
+    token: &'a str,
+    control: &'a Control,
+) -> BoxFuture<'a, ()> {
+    Box::pin(async move {
+        match app.accounts.authenticate(token).await {
+            Ok(_) => {}
+            Err(e) if e.code == ErrorCode::Unauthorized => control.close(close::UNAUTHORIZED),
+            Err(_) => control.close(1011),
+        }
+    })
 }
 
 /// `hello`, authentication and `welcome`; closes the socket itself when one fails.
@@ -178,6 +204,7 @@ async fn handshake(sink: &mut Sink, stream: &mut Stream, app: &AppState) -> Resu
         user,
         device: device_id,
         cursor: cursor.unwrap_or(device.cursor).min(head),
+        token,
     })
 }
 
@@ -215,11 +242,10 @@ async fn hello(stream: &mut Stream, wait: Duration) -> Result<(String, Option<u6
 struct WriterTask {
     sink: Sink,
     rx: Receiver<Outbound>,
-    tx: Sender<Outbound>,
+    registration: Registration,
     control: Arc<Control>,
     app: AppState,
     user: UserId,
-    device: DeviceId,
     cursor: u64,
 }
 
@@ -235,11 +261,10 @@ async fn write_loop(
     WriterTask {
         mut sink,
         rx,
-        tx,
+        registration,
         control,
         app,
         user,
-        device,
         cursor,
     }: WriterTask,
 ) {
@@ -248,10 +273,11 @@ async fn write_loop(
         app: &app,
         user,
         last: cursor,
+        control: &control,
     };
-    let result: Result<(), ()> = async {
+    let live = async {
         writer.backlog().await?;
-        let _registration = app.hub.register(user, device, tx, control.clone());
+        registration.go_live();
         writer.backlog().await?;
         // Registered now, so later changes arrive live; these are the ones from before.
         writer.presence().await?;
@@ -269,17 +295,17 @@ async fn write_loop(
                     Err(_) => break,
                 }
             }
-            tokio::select! {
-                biased;
-                _ = control.closed() => return Ok(()),
-                flushed = timeout(WRITE_TIMEOUT, writer.sink.flush()) => match flushed {
-                    Ok(Ok(())) => {}
-                    _ => return Err(()),
-                },
-            }
+            writer.flush().await?;
         }
-    }
-    .await;
+    };
+    // Whatever the writer is waiting on (a slow reader, the store), a close (a revocation,
+    // a drain, a full queue) ends it at once.
+    let result: Result<(), ()> = tokio::select! {
+        biased;
+        _ = control.closed() => Ok(()),
+        result = live => result,
+    };
+    drop(registration);
     let code = control.code().unwrap_or(1000);
     if result.is_ok() && code != close::TOO_SLOW {
         // Frames queued before the close (a drain's `reconnect`) still go out, best effort.
@@ -302,6 +328,8 @@ struct Writer<'a> {
     app: &'a AppState,
     user: UserId,
     last: u64,
+    /// Where the reader learns how far this session has been sent (see `Control::sent`).
+    control: &'a Control,
 }
 
 // The catch-up steps and gap fills are boxed, so their state takes no room in a live
@@ -353,7 +381,7 @@ impl Writer<'_> {
         for entry in entries {
             let json = serde_json::to_string(&entry.message).unwrap_or_default();
             self.write(message_frame(entry.inbox_seq, &json)).await?;
-            self.last = entry.inbox_seq;
+            self.sent(entry.inbox_seq);
         }
         self.flush().await?;
         Ok(count)
@@ -376,10 +404,16 @@ impl Writer<'_> {
                     }
                 }
                 self.write(message_frame(inbox_seq, &message.json)).await?;
-                self.last = inbox_seq;
+                self.sent(inbox_seq);
                 Ok(())
             }
         }
+    }
+
+    /// Notes that the entry `inbox_seq` is on its way to the device.
+    fn sent(&mut self, inbox_seq: u64) {
+        self.last = inbox_seq;
+        self.control.set_sent(inbox_seq);
     }
 
     async fn write(&mut self, text: Utf8Bytes) -> Result<(), ()> {
@@ -522,7 +556,20 @@ impl Session<'_> {
                     drop(permit);
                 });
             }
-            ClientFrame::Delivered { inbox_seq } => self.app.cursors.note(self.device, inbox_seq),
+            ClientFrame::Delivered { inbox_seq } => {
+                // A device can only have what it was sent; a cursor past that would skip
+                // entries still to come (and one past i64 cannot be stored).
+                let sent = self.control.sent();
+                if inbox_seq > sent {
+                    return self.reply(&error_frame(
+                        ApiError::invalid(format!(
+                            "delivered inbox_seq {inbox_seq} is past the newest entry this session was sent ({sent})"
+                        )),
+                        None,
+                    ));
+                }
+                self.app.cursors.note(self.device, inbox_seq)
+            }
             ClientFrame::Read {
                 req,
                 conversation_id,

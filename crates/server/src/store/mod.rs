@@ -89,6 +89,9 @@ pub trait Conversations: Send + Sync {
     async fn conversations_of(&self, user: UserId) -> StoreResult<Vec<Membership>>;
     /// The users who share a direct conversation with `user`: whose presence they follow.
     async fn contacts_of(&self, user: UserId) -> StoreResult<Vec<UserId>>;
+    /// A group's title as it was at `seq` (after the message with that seq): what a member
+    /// who left there last saw. `None` for a direct conversation.
+    async fn title_at(&self, id: ConversationId, seq: u64) -> StoreResult<Option<String>>;
     /// Renames a group (admins only), recording a `title_changed` system message.
     async fn rename_group(
         &self,
@@ -110,7 +113,11 @@ pub trait Members: Send + Sync {
     ) -> StoreResult<Option<Appended>>;
     /// The members of a conversation, past ones included.
     async fn members(&self, id: ConversationId) -> StoreResult<Vec<MemberRecord>>;
-    /// Those of `users` who share a conversation with `me` (and `me` itself).
+    /// The members of a conversation at `seq`: those who joined at or before it and left
+    /// after it (in any of their membership windows), oldest first.
+    async fn members_at(&self, id: ConversationId, seq: u64) -> StoreResult<Vec<MemberRecord>>;
+    /// Those of `users` who are members of a conversation `me` is a member of now (and `me`
+    /// itself). Former members share nothing.
     async fn peers_among(&self, me: UserId, users: &[UserId]) -> StoreResult<Vec<UserId>>;
     /// Every window of seqs `user` may see in a conversation, oldest first: earlier
     /// memberships, then the current or last one. Empty for a non-member.

@@ -343,3 +343,71 @@ async fn a_member_who_comes_back_keeps_the_history_of_both_memberships() {
         "seq 4 was sent while carol was away: {seqs:?}"
     );
 }
+
+#[tokio::test]
+async fn a_former_member_sees_the_group_as_it_was_when_they_left() {
+    let server = TestServer::start().await;
+    let ada = server.user("ada").await;
+    let bob = server.user("bob").await;
+    let carol = server.user("carol").await;
+    let dave = server.user("dave").await;
+    let group = ada
+        .client
+        .create_group("Plans", &[bob.id(), carol.id()])
+        .await
+        .unwrap();
+    ada.client
+        .send_http(group.id, None, "before")
+        .await
+        .unwrap();
+    ada.client.remove_member(group.id, bob.id()).await.unwrap();
+    let left = bob.client.conversation(group.id).await.unwrap();
+    assert!(!left.active);
+
+    // Everything after the removal: a new title, a new member, new reads.
+    ada.client
+        .rename_group(group.id, "Surprise for bob")
+        .await
+        .unwrap();
+    ada.client.add_member(group.id, dave.id()).await.unwrap();
+    let after = ada.client.send_http(group.id, None, "after").await.unwrap();
+    carol
+        .client
+        .read(group.id, after.message.seq)
+        .await
+        .unwrap();
+
+    let seen = bob.client.conversation(group.id).await.unwrap();
+    let listed = bob.client.conversations().await.unwrap();
+    let listed = listed.iter().find(|c| c.id == group.id).unwrap();
+    for view in [&seen, listed] {
+        assert_eq!(
+            view.title.as_deref(),
+            Some("Plans"),
+            "the title when bob left"
+        );
+        let mut members: Vec<_> = view.members.iter().map(|m| m.user_id).collect();
+        members.sort();
+        let mut then = vec![ada.id(), carol.id()];
+        then.sort();
+        assert_eq!(members, then, "the members when bob left, not dave");
+        assert_eq!(view.last_seq, left.last_seq);
+        for m in &view.members {
+            assert!(
+                m.read_seq <= left.last_seq && m.delivered_seq <= left.last_seq,
+                "a watermark past what bob may see: {m:?}"
+            );
+        }
+    }
+
+    // Presence: bob shares nothing with carol or dave any more.
+    assert!(
+        bob.client
+            .presence(&[carol.id(), dave.id()])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Carol, still a member, shares the group with dave.
+    assert_eq!(carol.client.presence(&[dave.id()]).await.unwrap().len(), 1);
+}

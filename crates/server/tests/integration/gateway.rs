@@ -243,3 +243,115 @@ async fn a_client_that_never_reads_is_closed_with_4008_and_others_go_on() {
     );
     others_are_served(&server).await;
 }
+
+#[tokio::test]
+async fn a_device_revoked_while_its_catch_up_is_stuck_never_receives_or_sends_again() {
+    let server = TestServer::start().await;
+    let ada = server.user("ada").await;
+    let stolen = server.login("ada").await;
+    let bob = server.user("bob").await;
+    let chat = bob.client.direct(ada.id()).await.unwrap();
+    // A backlog far larger than the socket's buffers, made as anyone can: big messages into
+    // a group of one. Replaying it blocks on a reader that reads nothing.
+    let notes = ada.client.create_group("notes", &[]).await.unwrap();
+    let body = "z".repeat(99_999);
+    for i in 0..200 {
+        ada.client
+            .send_http(notes.id, Some(format!("big-{i}")), body.clone())
+            .await
+            .unwrap();
+    }
+    let mut thief = RawWs::hello(&server, &stolen.login.token).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    ada.client
+        .remove_device(stolen.login.device_id)
+        .await
+        .unwrap();
+    bob.client
+        .send_http(chat.id, Some("after".into()), "sent after the revocation")
+        .await
+        .unwrap();
+    // The socket may already be gone; a send that cannot be written is fine.
+    let _ = thief
+        .socket
+        .send(Ws::text(
+            json!({"type": "send", "req": "s1", "conversation_id": chat.id.to_string(),
+                   "client_msg_id": "thief-1", "body": "from a revoked device"})
+            .to_string(),
+        ))
+        .await;
+
+    // Reading at last, the thief gets at most what was in flight, then the end.
+    let mut frames = 0;
+    while let Some(frame) = thief.next().await {
+        frames += 1;
+        assert_ne!(frame["type"], "ack", "a revoked device's send was accepted");
+        assert_ne!(
+            frame["message"]["body"], "sent after the revocation",
+            "a revoked device received a new message"
+        );
+        assert!(frames <= 201, "the revoked session kept going: {frame}");
+    }
+    let history = bob
+        .client
+        .messages(chat.id, confab_client::MessagesQuery::newest())
+        .await
+        .unwrap();
+    let bodies: Vec<_> = history.iter().map(|m| m.body.as_str()).collect();
+    assert_eq!(bodies, ["sent after the revocation"]);
+    others_are_served(&server).await;
+}
+
+#[tokio::test]
+async fn a_delivered_past_what_was_sent_is_refused_and_others_cursors_still_save() {
+    let server = TestServer::start().await;
+    let ada = server.user("ada").await;
+    let bob = server.user("bob").await;
+    let mallory = server.user("mallory").await;
+    let chat = ada.client.direct(bob.id()).await.unwrap();
+    let mut attacker = RawWs::hello(&server, &mallory.login.token).await;
+    let (_a, mut ada_events) = ada.connect(0).await;
+    let mut bob_ws = RawWs::hello(&server, &bob.login.token).await;
+
+    // Past i64, and past anything sent: refused at the frame, the session goes on.
+    for bad in [u64::MAX, 1 << 63, 5] {
+        attacker
+            .send_text(format!(r#"{{"type":"delivered","inbox_seq":{bad}}}"#))
+            .await;
+        let err = attacker.next().await.expect("an error, not a close");
+        assert_eq!(
+            (err["type"].as_str(), err["code"].as_str()),
+            (Some("error"), Some("invalid_request")),
+            "{err}"
+        );
+    }
+    attacker.send(json!({"type": "heartbeat"})).await;
+    assert_eq!(attacker.next().await.unwrap()["type"], "heartbeat_ack");
+
+    // Bob's acknowledgement, saved in the same second, still moves his cursor and reaches
+    // the sender as a delivered receipt.
+    ada.client.send_http(chat.id, None, "hi bob").await.unwrap();
+    let message = loop {
+        let frame = bob_ws.next().await.expect("bob's message");
+        if frame["type"] == "message" {
+            break frame;
+        }
+    };
+    attacker
+        .send_text(format!(
+            r#"{{"type":"delivered","inbox_seq":{}}}"#,
+            u64::MAX
+        ))
+        .await;
+    bob_ws
+        .send(json!({"type": "delivered", "inbox_seq": message["inbox_seq"]}))
+        .await;
+    let receipt = crate::harness::wait_for(
+        &mut ada_events,
+        Duration::from_secs(5),
+        |e| matches!(e, confab_client::Event::Receipt { user_id, .. } if *user_id == bob.id()),
+    )
+    .await;
+    assert!(receipt.is_some(), "bob's delivered receipt never came");
+}

@@ -275,3 +275,53 @@ async fn sends_are_rate_limited_per_user() {
     assert_eq!(got.last().unwrap().1.body, "still fine");
     no_message(&mut events, Duration::from_millis(200)).await;
 }
+
+#[tokio::test]
+async fn sequence_numbers_past_i64_are_bad_requests_not_server_errors() {
+    let server = TestServer::start().await;
+    let ada = server.user("ada").await;
+    let bob = server.user("bob").await;
+    let chat = ada.client.direct(bob.id()).await.unwrap();
+    ada.client.send_http(chat.id, None, "hi").await.unwrap();
+    let huge = [1u64 << 63, u64::MAX];
+    let mut paths = Vec::new();
+    for n in huge {
+        paths.push(format!(
+            "/v1/conversations/{}/messages?after_seq={n}",
+            chat.id
+        ));
+        paths.push(format!(
+            "/v1/conversations/{}/messages?before_seq={n}",
+            chat.id
+        ));
+        paths.push(format!("/v1/sync?after={n}"));
+    }
+    for path in paths {
+        let res = reqwest::Client::new()
+            .get(format!("{}{path}", server.url))
+            .bearer_auth(&bob.login.token)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some("invalid_request")),
+            "{path}: {body}"
+        );
+    }
+    // The largest legal value is an ordinary, empty page.
+    let res = reqwest::Client::new()
+        .get(format!(
+            "{}/v1/conversations/{}/messages?after_seq={}",
+            server.url,
+            chat.id,
+            i64::MAX
+        ))
+        .bearer_auth(&bob.login.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+}

@@ -164,6 +164,20 @@ async fn devices(store: Arc<dyn Store>) {
         capped, 10,
         "never past the inbox head, or entries yet to come would be skipped"
     );
+    // A cursor no database integer holds, next to an ordinary one: the ordinary one moves.
+    let moved = store
+        .save_cursors(&[(phone.id, u64::MAX), (laptop.id, 4)])
+        .await
+        .expect("one out-of-range cursor must not fail the batch");
+    assert_eq!(
+        moved,
+        vec![CursorMove {
+            device: laptop.id,
+            user: ada,
+            from: 1,
+            to: 4
+        }]
+    );
     assert!(
         !store.delete_device(bob, phone.id).await.unwrap(),
         "only the owner removes a device"

@@ -123,6 +123,22 @@ impl Conversations for SqliteStore {
         .await
     }
 
+    async fn title_at(&self, id: ConversationId, seq: u64) -> StoreResult<Option<String>> {
+        self.read(move |c| {
+            // Walks the partial index of system messages back from `seq` to the newest title.
+            Ok(c.prepare_cached(
+                "SELECT json_extract(body, '$.title') FROM messages
+                 WHERE conversation_id = ?1 AND seq <= ?2 AND kind = 'system'
+                   AND json_extract(body, '$.event') IN ('group_created', 'title_changed')
+                 ORDER BY seq DESC LIMIT 1",
+            )?
+            .query_row(params![id.0, seq], |r| r.get(0))
+            .optional()?
+            .flatten())
+        })
+        .await
+    }
+
     async fn rename_group(
         &self,
         id: ConversationId,

@@ -2,7 +2,7 @@
 
 use super::SqliteStore;
 use super::rows::{self, DEVICE_COLS};
-use crate::store::{CursorMove, DeviceRecord, Devices, NewDevice, StoreResult};
+use crate::store::{CursorMove, DeviceRecord, Devices, NewDevice, StoreError, StoreResult};
 use async_trait::async_trait;
 use confab_proto::{DeviceId, Timestamp, UserId};
 use deadpool_sqlite::rusqlite::{OptionalExtension, params};
@@ -68,21 +68,31 @@ impl Devices for SqliteStore {
                      WHERE id = ?1",
                 )?;
                 for (device, cursor) in cursors {
-                    let Some((user, from)) = before
-                        .query_row([device.0], |r| Ok((UserId(r.get(0)?), r.get::<_, u64>(1)?)))
-                        .optional()?
-                    else {
-                        continue; // removed meanwhile
-                    };
-                    update.execute(params![device.0, cursor, now.0])?;
-                    let to: u64 = after.query_row([device.0], |r| r.get(0))?;
-                    if to > from {
-                        moved.push(CursorMove {
+                    // One device's row must not cost every other device its save: a row that
+                    // fails is logged and skipped (a failed statement leaves the transaction
+                    // usable in SQLite).
+                    let saved = (|| {
+                        let Some((user, from)) = before
+                            .query_row([device.0], |r| Ok((UserId(r.get(0)?), r.get::<_, u64>(1)?)))
+                            .optional()?
+                        else {
+                            return Ok(None); // removed meanwhile
+                        };
+                        // Past the inbox head anyway, so no cursor is lost by the clamp.
+                        let cursor = i64::try_from(cursor).unwrap_or(i64::MAX);
+                        update.execute(params![device.0, cursor, now.0])?;
+                        let to: u64 = after.query_row([device.0], |r| r.get(0))?;
+                        Ok::<_, StoreError>((to > from).then_some(CursorMove {
                             device,
                             user,
                             from,
                             to,
-                        });
+                        }))
+                    })();
+                    match saved {
+                        Ok(Some(mv)) => moved.push(mv),
+                        Ok(None) => {}
+                        Err(e) => tracing::warn!(%device, error = %e, "could not save a device cursor"),
                     }
                 }
                 Ok(moved)

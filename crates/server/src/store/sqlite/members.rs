@@ -55,12 +55,32 @@ impl Members for SqliteStore {
         .await
     }
 
+    async fn members_at(&self, id: ConversationId, seq: u64) -> StoreResult<Vec<MemberRecord>> {
+        self.read(move |c| {
+            Ok(c.prepare_cached(&format!(
+                "SELECT {MEMBER_COLS} FROM (
+                   SELECT {MEMBER_COLS} FROM members
+                   WHERE conversation_id = ?1 AND joined_seq <= ?2 AND (left_seq IS NULL OR left_seq > ?2)
+                   UNION ALL
+                   SELECT m.user_id, m.role, p.joined_seq, p.left_seq, m.read_seq, m.delivered_seq
+                   FROM member_periods p JOIN members m
+                     ON m.conversation_id = p.conversation_id AND m.user_id = p.user_id
+                   WHERE p.conversation_id = ?1 AND p.joined_seq <= ?2 AND p.left_seq > ?2)
+                 ORDER BY joined_seq, user_id"
+            ))?
+            .query_map(params![id.0, seq], rows::member)?
+            .collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
     async fn peers_among(&self, me: UserId, users: &[UserId]) -> StoreResult<Vec<UserId>> {
         let users = users.to_vec();
         self.read(move |c| {
             let mut shares = c.prepare_cached(
                 "SELECT 1 FROM members a JOIN members b ON a.conversation_id = b.conversation_id
-                 WHERE a.user_id = ?1 AND b.user_id = ?2 LIMIT 1",
+                 WHERE a.user_id = ?1 AND b.user_id = ?2
+                   AND a.left_seq IS NULL AND b.left_seq IS NULL LIMIT 1",
             )?;
             let mut out = Vec::with_capacity(users.len());
             for user in users {

@@ -111,6 +111,9 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (user_id, conversation_id)
     ) WITHOUT ROWID;
     CREATE INDEX push_outbox_due ON push_outbox(next_attempt_at);",
+    // 6: a group's title at a given seq, for members who left, is found among its system
+    // messages only.
+    "CREATE INDEX messages_system ON messages(conversation_id, seq) WHERE kind = 'system';",
 ];
 
 /// Brings the database to the newest schema, one transaction per step.
