@@ -402,7 +402,15 @@ async fn push_service() -> (String, Arc<Mutex<Vec<String>>>) {
 async fn a_push_interrupted_by_sigkill_is_sent_after_restart() {
     let (push_url, topics) = push_service().await;
     let dir = tempfile::tempdir().unwrap();
-    let env = [("CONFAB_PUSH_ALLOW_HTTP_ENDPOINTS", "true")];
+    // Proxies from the environment must not carry pushes: one would connect on the
+    // server's behalf, past its address checks. (This one refuses every connection.)
+    let env = [
+        ("CONFAB_PUSH_ALLOW_HTTP_ENDPOINTS", "true"),
+        ("HTTP_PROXY", "http://127.0.0.1:9"),
+        ("HTTPS_PROXY", "http://127.0.0.1:9"),
+        ("ALL_PROXY", "http://127.0.0.1:9"),
+        ("http_proxy", "http://127.0.0.1:9"),
+    ];
     let mut node = Node::start(dir.path(), &env).await;
     let (bob, _) = user(&node.url, "bob").await;
     let anon = Client::new(&node.url).unwrap();

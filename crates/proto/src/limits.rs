@@ -28,6 +28,9 @@ pub const PAGE_DEFAULT: usize = 50;
 pub const PAGE_MAX: usize = 200;
 /// `GET /v1/presence` answers for at most this many users.
 pub const PRESENCE_QUERY_MAX: usize = 200;
+/// A device holds at most this many push subscriptions; subscribing once more drops its
+/// oldest.
+pub const PUSH_SUBSCRIPTIONS_PER_DEVICE: usize = 10;
 /// Sequence numbers (`seq`, `inbox_seq`, cursors) are at most 2^63 - 1, what a signed
 /// 64-bit database integer holds; a query past it is `invalid_request`.
 pub const SEQ_MAX: u64 = i64::MAX as u64;

@@ -79,6 +79,10 @@ pub struct Config {
     pub push_apns_url: String,
     /// Pushes sent at once.
     pub push_concurrency: usize,
+    /// The longest a push to one user's subscriptions (sent side by side) may take; what
+    /// has not answered by then is retried with backoff, and a host that keeps missing it
+    /// is not called for a while.
+    pub push_timeout_ms: u64,
     /// After a push, further messages in the same conversation wait this long and then go
     /// as one notification, so a burst does not buzz a phone once per message.
     pub push_collapse_ms: u64,
@@ -134,6 +138,7 @@ impl Default for Config {
             push_apns_topic: String::new(),
             push_apns_url: "https://api.push.apple.com".into(),
             push_concurrency: 16,
+            push_timeout_ms: 10_000,
             push_collapse_ms: 2_000,
             push_retry_base_ms: 1_000,
             push_max_attempts: 10,
@@ -258,6 +263,11 @@ impl Config {
             (1..=1024).contains(&self.push_concurrency),
             "push_concurrency",
             "must be 1 to 1024",
+        )?;
+        check(
+            (100..=60_000).contains(&self.push_timeout_ms),
+            "push_timeout_ms",
+            "must be 100 to 60000",
         )?;
         check(
             (1..=100).contains(&self.push_max_attempts),

@@ -14,6 +14,7 @@ pub mod bus;
 pub mod config;
 mod conversations;
 mod error;
+mod files;
 pub mod gateway;
 pub mod ids;
 mod messaging;

@@ -188,7 +188,8 @@ pub trait Inbox: Send + Sync {
 #[async_trait]
 pub trait Push: Send + Sync {
     /// Saves a subscription of a device. The same endpoint or token registered again (a new
-    /// login in the same browser) moves to the new device, with the new keys.
+    /// login in the same browser) moves to the new device, with the new keys. A device keeps
+    /// its newest `PUSH_SUBSCRIPTIONS_PER_DEVICE`; older ones are deleted.
     async fn add_subscription(&self, new: NewSubscription) -> StoreResult<SubscriptionRecord>;
     /// Deletes a subscription of `user`; false if there was none.
     async fn delete_subscription(&self, user: UserId, id: PushSubscriptionId) -> StoreResult<bool>;

@@ -5,6 +5,7 @@
 
 mod accounts;
 mod conversations;
+mod files;
 mod gateway;
 mod harness;
 mod messages;

@@ -405,6 +405,14 @@ async fn subscriptions_are_validated_and_leave_with_their_device() {
         "https://10.0.0.8/push".into(),
         "https://localhost/push".into(),
         "not a url".into(),
+        // IPv4 inside IPv6 (compatible, NAT64, 6to4), site local, IETF-reserved IPv4, and
+        // ports other than 443: each is a way inward.
+        "https://[::7f00:1]/push".into(),
+        "https://[64:ff9b::a9fe:a9fe]/push".into(),
+        "https://[2002:7f00:1::]/push".into(),
+        "https://[fec0::1]/push".into(),
+        "https://192.0.0.170/push".into(),
+        "https://push.example.com:22/push".into(),
     ] {
         let (status, answer) = post(
             &carol,
@@ -629,4 +637,135 @@ fn chrono_secs() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64
+}
+
+/// A push host that accepts connections and never answers; counts the connections.
+async fn black_hole() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    tokio::spawn({
+        let accepted = accepted.clone();
+        async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                accepted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                held.push(socket);
+            }
+        }
+    });
+    (url, accepted)
+}
+
+#[tokio::test]
+async fn a_user_whose_push_hosts_never_answer_does_not_hold_up_anyone_elses_push() {
+    let (hole, accepted) = black_hole().await;
+    let (receiver, push_url) = Receiver::start().await;
+    // Long enough that, if jobs waited on each other, the test would see it.
+    let server = TestServer::with(|c| {
+        pushy(c);
+        c.push_timeout_ms = 60_000;
+    })
+    .await;
+    let (mallory, bob, to_mallory) = pair(&server).await;
+    let browser = Browser::new();
+    for i in 0..2 {
+        subscribe(
+            &mallory,
+            &browser.subscription(&format!("{hole}/push/mallory-{i}")),
+        )
+        .await;
+    }
+    bob.client
+        .send_http(to_mallory, None, "to mallory")
+        .await
+        .unwrap();
+    // Both of mallory's subscriptions are tried at once, not one after the other.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while accepted.load(std::sync::atomic::Ordering::SeqCst) < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "mallory's pushes were not both started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Mallory's push is still hanging; alice's goes out meanwhile.
+    let alice = server.user("alice2").await;
+    let to_alice = bob.client.direct(alice.id()).await.unwrap();
+    subscribe(
+        &alice,
+        &browser.subscription(&format!("{push_url}/push/alice")),
+    )
+    .await;
+    bob.client
+        .send_http(to_alice.id, None, "to alice")
+        .await
+        .unwrap();
+    receiver.wait("/push/alice", 1).await;
+}
+
+#[tokio::test]
+async fn a_push_host_that_keeps_timing_out_is_backed_off() {
+    let (hole, accepted) = black_hole().await;
+    let server = TestServer::with(|c| {
+        pushy(c);
+        c.push_timeout_ms = 200;
+        c.push_retry_base_ms = 10;
+        c.push_max_attempts = 100;
+    })
+    .await;
+    let (mallory, bob, chat) = pair(&server).await;
+    subscribe(
+        &mallory,
+        &Browser::new().subscription(&format!("{hole}/push/mallory")),
+    )
+    .await;
+    bob.client
+        .send_http(chat, None, "knock knock")
+        .await
+        .unwrap();
+    // Retries come every few tens of milliseconds, but after three missed deadlines the host
+    // is left alone for seconds.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let tried = accepted.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        (3..=4).contains(&tried),
+        "{tried} connections to a host that never answers in 3 s"
+    );
+    assert!(server.metric("confab_push_retries_total").await >= 3.0);
+}
+
+#[tokio::test]
+async fn a_device_keeps_its_newest_ten_subscriptions() {
+    let (_receiver, push_url) = Receiver::start().await;
+    let server = TestServer::with(pushy).await;
+    let alice = server.user("alice").await;
+    let browser = Browser::new();
+    let mut ids = Vec::new();
+    for i in 0..12 {
+        ids.push(
+            subscribe(
+                &alice,
+                &browser.subscription(&format!("{push_url}/push/alice-{i}")),
+            )
+            .await,
+        );
+    }
+    let delete = |id: &String| {
+        reqwest::Client::new()
+            .delete(format!("{}/v1/push/subscriptions/{id}", server.url))
+            .bearer_auth(&alice.login.token)
+            .send()
+    };
+    for id in &ids[..2] {
+        assert_eq!(delete(id).await.unwrap().status(), 404, "the oldest went");
+    }
+    for id in &ids[2..] {
+        assert_eq!(
+            delete(id).await.unwrap().status(),
+            204,
+            "the newest ten stay"
+        );
+    }
 }

@@ -39,10 +39,12 @@ impl SqliteStore {
         snowflake: Arc<Snowflake>,
         metrics: StoreMetrics,
     ) -> StoreResult<Self> {
-        std::fs::create_dir_all(dir).map_err(|e| {
+        crate::files::private_dir(dir).map_err(|e| {
             StoreError::Backend(format!("cannot create data dir {}: {e}", dir.display()))
         })?;
         let path = dir.join("confab.db");
+        crate::files::private_file(&path)
+            .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", path.display())))?;
         let mut conn = Connection::open(&path).map_err(backend)?;
         configure(&conn).map_err(backend)?;
         schema::migrate(&mut conn).map_err(backend)?;

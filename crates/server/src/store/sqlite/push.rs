@@ -4,6 +4,7 @@ use super::SqliteStore;
 use super::writer::Tx;
 use crate::store::{NewSubscription, Push, PushJob, PushTarget, StoreResult, SubscriptionRecord};
 use async_trait::async_trait;
+use confab_proto::limits::PUSH_SUBSCRIPTIONS_PER_DEVICE;
 use confab_proto::{ConversationId, DeviceId, PushSubscriptionId, Timestamp, UserId};
 use deadpool_sqlite::rusqlite::{Row, params};
 
@@ -43,6 +44,13 @@ impl Push for SqliteStore {
                         params![new.user_id.0, new.device_id.0, kind, address, p256dh, auth, Timestamp::now().0],
                         subscription,
                     )?;
+                // The newest subscriptions of a device are the ones its browser still uses.
+                tx.conn
+                    .prepare_cached(
+                        "DELETE FROM push_subscriptions WHERE device_id = ?1 AND id NOT IN (
+                           SELECT id FROM push_subscriptions WHERE device_id = ?1 ORDER BY id DESC LIMIT ?2)",
+                    )?
+                    .execute(params![new.device_id.0, PUSH_SUBSCRIPTIONS_PER_DEVICE])?;
                 for user in previous {
                     tx.hot.forget_push_user(user);
                 }

@@ -1,6 +1,7 @@
 //! Signing keys and compact JWTs (RFC 7515/7519) for VAPID and APNs (ES256) and FCM's
-//! OAuth exchange (RS256), on `ring`.
+//! OAuth exchange (RS256), on `ring`; and the VAPID key's file.
 
+use crate::config::Config;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use ring::rand::SystemRandom;
@@ -124,4 +125,33 @@ fn pem_to_der(pem: &str) -> Result<Vec<u8>, String> {
     STANDARD
         .decode(body)
         .map_err(|e| format!("bad base64 in the PEM block: {e}"))
+}
+
+/// The VAPID key's PEM: from the config, else from `data_dir/vapid.pem`, made on first start.
+pub fn vapid_pem(config: &Config) -> Result<String, String> {
+    if !config.push_vapid_private_key.is_empty() {
+        return Ok(config.push_vapid_private_key.clone());
+    }
+    let path = config.data_dir.join("vapid.pem");
+    match std::fs::read_to_string(&path) {
+        Ok(pem) => return Ok(pem),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    }
+    let pem = generate_p256_pem()?;
+    crate::files::private_dir(&config.data_dir)
+        .and_then(|()| write_private(&path, &pem))
+        .map_err(|e| format!("cannot save the new VAPID key to {}: {e}", path.display()))?;
+    Ok(pem)
+}
+
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()
 }

@@ -1,0 +1,193 @@
+//! The worker that drains the push outbox. Jobs run side by side, up to `push_concurrency`,
+//! and none waits for another: a new job starts as soon as a slot is free, not when a whole
+//! batch is done. A job sends to all of its user's subscriptions at once under one deadline
+//! (`push_timeout_ms`); what misses it is retried with backoff.
+
+use super::Pusher;
+use super::notification::Notification;
+use super::providers::{Delivery, Outcome};
+use crate::presence::Presence;
+use crate::store::{PushJob, StoreResult};
+use confab_proto::{ConversationId, Timestamp, UserId};
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use rand::Rng;
+use std::collections::{HashSet, VecDeque};
+use std::time::Duration;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// Outbox rows read at a time.
+const BATCH: usize = 256;
+/// How often the worker looks for due rows (held bursts, retries) without being woken.
+const POLL: Duration = Duration::from_millis(250);
+/// The longest wait between retries.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+/// An outbox row: one per user and conversation.
+type Key = (UserId, ConversationId);
+
+fn key(job: &PushJob) -> Key {
+    (job.user_id, job.conversation_id)
+}
+
+impl Pusher {
+    /// Drains the outbox until `shutdown`; rows left then are pushed after the restart.
+    pub async fn run(&self, presence: &Presence, shutdown: CancellationToken) {
+        let mut running = FuturesUnordered::new();
+        // Rows being pushed, so a read of the outbox does not start them twice.
+        let mut busy: HashSet<Key> = HashSet::new();
+        let mut queued: VecDeque<PushJob> = VecDeque::new();
+        let mut look = true;
+        loop {
+            if look && queued.is_empty() && running.len() < self.concurrency {
+                queued = self.due(&busy).await;
+                // A full read means more may be due right now.
+                look = queued.len() == BATCH;
+            }
+            while running.len() < self.concurrency {
+                let Some(job) = queued.pop_front() else { break };
+                busy.insert(key(&job));
+                running.push(async move {
+                    self.handle(job, presence).await;
+                    key(&job)
+                });
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                Some(done) = running.next(), if !running.is_empty() => {
+                    busy.remove(&done);
+                }
+                _ = self.wake.notified() => look = true,
+                _ = tokio::time::sleep(POLL) => look = true,
+            }
+        }
+    }
+
+    /// Due rows that are not being pushed already, the longest waiting first.
+    async fn due(&self, busy: &HashSet<Key>) -> VecDeque<PushJob> {
+        // Rows in flight are still due until they finish, so read past them.
+        match self
+            .store
+            .due_pushes(Timestamp::now(), BATCH + busy.len())
+            .await
+        {
+            Ok(jobs) => jobs
+                .into_iter()
+                .filter(|job| !busy.contains(&key(job)))
+                .take(BATCH)
+                .collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the push outbox; will retry");
+                VecDeque::new()
+            }
+        }
+    }
+
+    async fn handle(&self, job: PushJob, presence: &Presence) {
+        if let Err(e) = self.try_handle(job, presence).await {
+            tracing::warn!(user = %job.user_id, error = %e, "push job failed; will retry");
+            let _ = self
+                .store
+                .push_retry(&job, later(self.backoff(job.attempts, None)))
+                .await;
+        }
+    }
+
+    async fn try_handle(&self, job: PushJob, presence: &Presence) -> StoreResult<()> {
+        if !job.has_news() {
+            // The hold is over and nothing came: the row is done.
+            return self.store.push_forget(&job).await;
+        }
+        if presence.is_online(job.user_id) || self.delivered(&job).await? {
+            self.metrics.push_skipped.inc();
+            return self.store.push_done(&job, Timestamp::now()).await;
+        }
+        let subscriptions = self.store.subscriptions(job.user_id).await?;
+        if subscriptions.is_empty() {
+            return self.store.push_forget(&job).await;
+        }
+        let Some(notification) = Notification::build(&*self.store, &job, self.preview).await?
+        else {
+            return self.store.push_forget(&job).await;
+        };
+        let topic = format!("c{}", job.conversation_id);
+        let payload = notification.payload();
+        let delivery = Delivery {
+            payload: &payload,
+            topic: &topic,
+            title: &notification.title,
+            body: &notification.body,
+        };
+        let deadline = Instant::now() + self.timeout;
+        let outcomes = futures_util::future::join_all(subscriptions.iter().map(|subscription| {
+            let delivery = &delivery;
+            async move {
+                let started = Instant::now();
+                let outcome = self.providers.send(subscription, delivery, deadline).await;
+                self.metrics
+                    .push_send_seconds
+                    .observe(started.elapsed().as_secs_f64());
+                outcome
+            }
+        }))
+        .await;
+        let mut retry: Option<Option<Duration>> = None;
+        for (subscription, outcome) in subscriptions.iter().zip(outcomes) {
+            match outcome {
+                Outcome::Sent => {
+                    self.metrics.push_sent.inc();
+                }
+                Outcome::Gone => {
+                    self.metrics.push_subscriptions_dropped.inc();
+                    tracing::info!(user = %job.user_id, subscription = %subscription.id, "the provider says this push subscription is gone; deleting it");
+                    self.store.drop_subscription(subscription.id).await?;
+                }
+                Outcome::Retry(after) => retry = Some(retry.flatten().max(after)),
+                Outcome::Unreachable => retry = Some(retry.flatten()),
+                Outcome::Rejected(why) => {
+                    self.metrics.push_failed.inc();
+                    tracing::warn!(user = %job.user_id, subscription = %subscription.id, %why, "push refused by the provider");
+                }
+            }
+        }
+        match retry {
+            Some(after) if job.attempts + 1 < self.max_attempts => {
+                self.metrics.push_retries.inc();
+                self.store
+                    .push_retry(&job, later(self.backoff(job.attempts, after)))
+                    .await
+            }
+            Some(_) => {
+                self.metrics.push_failed.inc();
+                tracing::warn!(user = %job.user_id, attempts = job.attempts + 1, "push given up");
+                self.store.push_done(&job, later(self.collapse)).await
+            }
+            None => self.store.push_done(&job, later(self.collapse)).await,
+        }
+    }
+
+    /// Has any device of the user already received this entry?
+    async fn delivered(&self, job: &PushJob) -> StoreResult<bool> {
+        Ok(self
+            .store
+            .devices(job.user_id)
+            .await?
+            .iter()
+            .any(|d| d.cursor >= job.inbox_seq))
+    }
+
+    /// Exponential backoff with full jitter, at least what the provider asked for.
+    fn backoff(&self, attempts: u32, retry_after: Option<Duration>) -> Duration {
+        let ceiling = self
+            .retry_base
+            .saturating_mul(1 << attempts.min(20))
+            .min(MAX_BACKOFF);
+        let jittered = rand::rng().random_range(ceiling / 2..=ceiling);
+        retry_after.map_or(jittered, |after| after.min(MAX_BACKOFF).max(jittered))
+    }
+}
+
+fn later(after: Duration) -> Timestamp {
+    Timestamp(Timestamp::now().millis() + i64::try_from(after.as_millis()).unwrap_or(i64::MAX))
+}
