@@ -6,12 +6,13 @@ use crate::bus::{Bus, UserEvent};
 use crate::config::Config;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{new_token, token_hash};
+use crate::names::Name;
 use crate::store::{DeviceRecord, NewDevice, NewUser, Store};
 use argon2::password_hash::{
     PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng,
 };
 use argon2::{Algorithm, Argon2, Params, Version};
-use confab_proto::limits::{DISPLAY_NAME_MAX, PASSWORD_MAX, PASSWORD_MIN, valid_username};
+use confab_proto::limits::{PASSWORD_MAX, PASSWORD_MIN, valid_username};
 use confab_proto::{DeviceId, ErrorCode, LoginResponse, User, UserId};
 use std::sync::Arc;
 use tokio::sync::Semaphore;
@@ -64,7 +65,7 @@ impl Accounts {
             ));
         }
         check_password(password)?;
-        let display_name = check_display_name(display_name.unwrap_or(username))?;
+        let display_name = Name::Display.check(display_name.unwrap_or(username))?;
         let hash = self.hash(password.to_owned()).await?;
         Ok(self
             .store
@@ -92,13 +93,10 @@ impl Accounts {
         let Some(record) = record.filter(|_| matches) else {
             return Err(refused());
         };
-        let name = device_name
-            .map(str::trim)
-            .filter(|n| !n.is_empty())
-            .unwrap_or("device");
-        if name.chars().count() > DISPLAY_NAME_MAX {
-            return Err(ApiError::invalid("device names are at most 64 characters"));
-        }
+        let name = match device_name.map(str::trim).filter(|n| !n.is_empty()) {
+            Some(name) => Name::Device.check(name)?,
+            None => "device".to_owned(),
+        };
         let token = new_token();
         let device = self
             .store
@@ -168,13 +166,4 @@ fn check_password(password: &str) -> ApiResult<()> {
         return Err(ApiError::invalid("passwords are at most 1024 characters"));
     }
     Ok(())
-}
-
-/// A trimmed display name of 1-64 characters.
-pub fn check_display_name(name: &str) -> ApiResult<String> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > DISPLAY_NAME_MAX {
-        return Err(ApiError::invalid("display names are 1-64 characters"));
-    }
-    Ok(name.to_owned())
 }

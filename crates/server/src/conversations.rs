@@ -3,8 +3,9 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::messaging::Messaging;
+use crate::names::Name;
 use crate::store::{ConversationRecord, MemberRecord, NewGroup, SeqWindow, Store};
-use confab_proto::limits::{DISPLAY_NAME_MAX, GROUP_MAX_MEMBERS};
+use confab_proto::limits::GROUP_MAX_MEMBERS;
 use confab_proto::{Conversation, ConversationId, ErrorCode, Member, Message, UserId};
 use std::sync::Arc;
 
@@ -42,7 +43,7 @@ impl Conversations {
         title: &str,
         member_ids: &[UserId],
     ) -> ApiResult<Conversation> {
-        let title = check_title(title)?;
+        let title = Name::Title.check(title)?;
         let mut members: Vec<UserId> = Vec::with_capacity(member_ids.len());
         for &id in member_ids {
             if id != me && !members.contains(&id) {
@@ -72,7 +73,7 @@ impl Conversations {
         id: ConversationId,
         title: &str,
     ) -> ApiResult<Conversation> {
-        let title = check_title(title)?;
+        let title = Name::Title.check(title)?;
         let appended = self
             .store
             .rename_group(id, me, &title)
@@ -241,14 +242,6 @@ impl Conversations {
             active: me.is_active(),
         })
     }
-}
-
-fn check_title(title: &str) -> ApiResult<String> {
-    let title = title.trim();
-    if title.is_empty() || title.chars().count() > DISPLAY_NAME_MAX {
-        return Err(ApiError::invalid("group titles are 1-64 characters"));
-    }
-    Ok(title.to_owned())
 }
 
 /// A store `NotFound` names what was missing.

@@ -19,6 +19,7 @@ pub mod gateway;
 pub mod ids;
 mod messaging;
 pub mod metrics;
+mod names;
 pub mod presence;
 pub mod push;
 mod ratelimit;

@@ -361,6 +361,15 @@ export class Store extends EventTarget {
     return u ? u.display_name || u.username : 'someone';
   }
 
+  /**
+   * `@username`: unique, unlike display names, so shown wherever a name could pass for
+   * someone else's. @param {string} id
+   */
+  handleOf(id) {
+    const u = this.users.get(id);
+    return u ? `@${u.username}` : '';
+  }
+
   /** The other member of a direct conversation. @param {Conversation} c */
   peerOf(c) {
     return c.members.find((m) => m.user_id !== this.me)?.user_id ?? null;

@@ -42,6 +42,8 @@ test('two people chat: messages both ways, typing, read tick, presence, unread',
   // Ada starts the chat by username; Bob is online, and her header says so.
   await startChat(ada.page, 'bob');
   await expectText(ada.page.locator('.chat-head'), 'online');
+  // The header names the @username too: a display name can be anyone's.
+  await expectText(ada.page.locator('.chat-head'), '@bob');
 
   await send(ada.page, 'Hi Bob!');
   const sent = messageItems(ada.page, 'Hi Bob!');

@@ -55,8 +55,8 @@ test('a group of three', async () => {
   await openConversation(cat.page, /^Crew/);
   const fromBob = messageItems(cat.page, 'hi crew');
   await expectCount(fromBob, 1);
-  // Sender names in groups.
-  assert.equal(await fromBob.locator('.sender').textContent(), 'bob');
+  // Sender names in groups, with the @username no one else can take.
+  assert.equal(await fromBob.locator('.sender').textContent(), 'bob @bob');
   await send(cat.page, 'hello both');
   await expectCount(messageItems(ada.page, 'hello both'), 1);
   await expectText(messageItems(ada.page, 'hello both').locator('.sender'), 'cat');

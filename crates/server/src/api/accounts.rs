@@ -1,8 +1,8 @@
 //! Signup, login, logout, profiles, user lookup and devices.
 
 use super::extract::{Authed, Json, Path, Query};
-use crate::accounts::check_display_name;
 use crate::error::{ApiError, ApiResult};
+use crate::names::Name;
 use crate::state::AppState;
 use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
@@ -65,7 +65,7 @@ pub async fn update_me(
     me: Authed,
     Json(req): Json<UpdateMeRequest>,
 ) -> ApiResult<axum::Json<UserResponse>> {
-    let name = check_display_name(&req.display_name)?;
+    let name = Name::Display.check(&req.display_name)?;
     let user = app.store.update_display_name(me.user_id, &name).await?;
     Ok(axum::Json(UserResponse { user }))
 }

@@ -256,3 +256,59 @@ async fn wait_for_close(events: &mut confab_client::Events) -> Option<u16> {
         }
     }
 }
+
+#[tokio::test]
+async fn names_with_invisible_or_control_characters_are_refused_and_names_are_nfc() {
+    let server = TestServer::start().await;
+    let ada = server.user("ada").await;
+    let http = reqwest::Client::new();
+    let call = |method: reqwest::Method, path: &str, body: serde_json::Value| {
+        http.request(method, format!("{}{path}", server.url))
+            .bearer_auth(&ada.login.token)
+            .json(&body)
+    };
+    for bad in [
+        "\u{202e}nimda",
+        "ad\u{200b}a",
+        "two\nlines",
+        "nul\u{0}",
+        "\u{3164}",
+    ] {
+        let tries = [
+            call(
+                reqwest::Method::POST,
+                "/v1/auth/signup",
+                serde_json::json!({"username": "mallory", "password": "password-m", "display_name": bad}),
+            ),
+            call(
+                reqwest::Method::PATCH,
+                "/v1/me",
+                serde_json::json!({"display_name": bad}),
+            ),
+            call(
+                reqwest::Method::POST,
+                "/v1/groups",
+                serde_json::json!({"title": bad, "member_ids": []}),
+            ),
+            call(
+                reqwest::Method::POST,
+                "/v1/auth/login",
+                serde_json::json!({"username": "ada", "password": "password-ada", "device_name": bad}),
+            ),
+        ];
+        for request in tries {
+            let res = request.send().await.unwrap();
+            let url = res.url().path().to_owned();
+            let status = res.status().as_u16();
+            let body: serde_json::Value = res.json().await.unwrap();
+            assert_eq!(
+                (status, body["error"]["code"].as_str()),
+                (400, Some("invalid_request")),
+                "{url} took {bad:?}: {body}"
+            );
+        }
+    }
+    // Stored in NFC: "e" + combining acute is the one character "é".
+    let me = ada.client.update_me("Ade\u{301}le 👩‍💻").await.unwrap();
+    assert_eq!(me.display_name, "Ad\u{e9}le 👩‍💻");
+}

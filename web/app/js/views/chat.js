@@ -268,7 +268,8 @@ export class ChatView {
     let sub = '';
     if (c.kind === 'direct' && peer) {
       const p = store.presence.get(peer);
-      sub = p?.status === 'online' ? 'online' : p ? lastSeen(p.last_active_at) : '';
+      const seen = p?.status === 'online' ? 'online' : p ? lastSeen(p.last_active_at) : '';
+      sub = [store.handleOf(peer), seen].filter(Boolean).join(' · ');
       subEl.classList.toggle('online', p?.status === 'online');
     } else {
       const online = c.members.filter(
@@ -363,10 +364,11 @@ export class ChatView {
       const mine = e.sender === store.me;
       const status = mine ? this.statusOf(e, others, group) : null;
       const name = store.nameOf(e.sender);
+      const handle = store.handleOf(e.sender);
       const showName = group && !mine && first;
       const expanded = this.expanded.has(e.key);
-      const sig = JSON.stringify([status, name, showName, first, last, expanded]);
-      rows.push({ key: e.key, sig, make: () => this.messageRow(e, { mine, first, last, showName, name, status, expanded }) });
+      const sig = JSON.stringify([status, name, handle, showName, first, last, expanded]);
+      rows.push({ key: e.key, sig, make: () => this.messageRow(e, { mine, first, last, showName, name, handle, status, expanded }) });
     }
     return rows;
   }
@@ -393,7 +395,7 @@ export class ChatView {
   /**
    * @param {{key: string, at: Date, sender: string, m?: Message, p?: Pending}} e
    * @param {{mine: boolean, first: boolean, last: boolean, showName: boolean, name: string,
-   *   status: {kind: string, label: string} | null, expanded: boolean}} o
+   *   handle: string, status: {kind: string, label: string} | null, expanded: boolean}} o
    */
   messageRow(e, o) {
     const body = e.m ? e.m.body : /** @type {Pending} */ (e.p).body;
@@ -407,7 +409,9 @@ export class ChatView {
       h(
         'div',
         { class: 'bubble' },
-        o.showName ? h('p', { class: 'sender', dataset: { tone: String(toneOf(e.sender)) } }, o.name) : srOnly(`${o.mine ? 'You' : o.name}: `),
+        o.showName
+          ? h('p', { class: 'sender', dataset: { tone: String(toneOf(e.sender)) } }, o.name, o.handle && h('span', { class: 'handle' }, ` ${o.handle}`))
+          : srOnly(`${o.mine ? 'You' : o.name}: `),
         bodyEl,
         long &&
           h(
