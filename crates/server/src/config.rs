@@ -3,6 +3,7 @@
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -36,6 +37,22 @@ pub struct Config {
     pub send_burst: u32,
     /// Signups and logins one IP address may attempt per minute.
     pub auth_rate_per_min: u32,
+    /// Networks of the load balancers or reverse proxies in front of the node: from them,
+    /// the client's address is read from `X-Forwarded-For`, and the per-address connection
+    /// caps do not apply (they carry many clients). Anyone else's `X-Forwarded-For` is
+    /// ignored.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Open TCP connections one client address may hold (not counting WebSocket sessions,
+    /// which are bounded by `hello_pending_per_ip` and the sessions per device).
+    pub max_connections_per_ip: usize,
+    /// WebSocket connections one client address may have open that have not yet said
+    /// `hello`; more are answered `429 rate_limited`.
+    pub hello_pending_per_ip: usize,
+    /// How long a client may take to send a request's headers, and how long a kept-alive
+    /// connection may sit idle between requests, before it is closed.
+    pub http_header_timeout_ms: u64,
+    /// How long a client may take to send a request's body.
+    pub http_body_timeout_ms: u64,
     /// Most writes the store commits in one transaction (group commit).
     pub commit_batch_max: usize,
     /// Read connections of the embedded store.
@@ -119,6 +136,15 @@ impl Default for Config {
             send_rate_per_sec: 20,
             send_burst: 100,
             auth_rate_per_min: 60,
+            // Loopback: a proxy on the same machine, or local tools.
+            trusted_proxies: vec![
+                IpNet::from(std::net::IpAddr::from(std::net::Ipv4Addr::LOCALHOST)),
+                IpNet::from(std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST)),
+            ],
+            max_connections_per_ip: 512,
+            hello_pending_per_ip: 16,
+            http_header_timeout_ms: 10_000,
+            http_body_timeout_ms: 30_000,
             commit_batch_max: 1024,
             read_connections: 4,
             password_hash_memory_kib: 19_456,
@@ -258,6 +284,26 @@ impl Config {
                 || self.push_vapid_subject.starts_with("https://"),
             "push_vapid_subject",
             "must be a mailto: or https: URL (RFC 8292)",
+        )?;
+        check(
+            self.max_connections_per_ip >= 1,
+            "max_connections_per_ip",
+            "must be at least 1",
+        )?;
+        check(
+            self.hello_pending_per_ip >= 1,
+            "hello_pending_per_ip",
+            "must be at least 1",
+        )?;
+        check(
+            (100..=600_000).contains(&self.http_header_timeout_ms),
+            "http_header_timeout_ms",
+            "must be 100 to 600000",
+        )?;
+        check(
+            (100..=600_000).contains(&self.http_body_timeout_ms),
+            "http_body_timeout_ms",
+            "must be 100 to 600000",
         )?;
         check(
             (1..=1024).contains(&self.push_concurrency),

@@ -59,6 +59,14 @@ impl ApiError {
         }
     }
 
+    /// `rate_limited` with a message saying which limit.
+    pub fn rate_limited_for(ms: u64, message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            ..Self::rate_limited(ms)
+        }
+    }
+
     /// A server fault: logged here with its detail, shown to the client as a generic message.
     pub fn internal(detail: impl std::fmt::Display) -> Self {
         tracing::error!(error = %detail, "internal error");

@@ -9,9 +9,11 @@
 //! - `ids`, `metrics`, `ratelimit`, `error`: shared pieces.
 
 mod accounts;
+mod addresses;
 mod api;
 pub mod bus;
 pub mod config;
+mod connections;
 mod conversations;
 mod error;
 mod files;

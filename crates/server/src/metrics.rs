@@ -33,6 +33,11 @@ pub struct Metrics {
     pub inbox_gap_fills: Counter,
     /// Sessions refused because the node was at `max_sessions`.
     pub sessions_refused: Counter,
+    /// Connections closed at accept because their address held `max_connections_per_ip`.
+    pub connections_refused: Counter,
+    /// WebSocket upgrades refused because their address had `hello_pending_per_ip`
+    /// connections waiting to say hello.
+    pub hellos_refused: Counter,
     /// Requests and frames refused with `rate_limited`.
     pub rate_limited: Counter,
     /// Users with a live presence lease on this node.
@@ -75,6 +80,8 @@ impl Metrics {
             queue_full_closes: Counter::default(),
             inbox_gap_fills: Counter::default(),
             sessions_refused: Counter::default(),
+            connections_refused: Counter::default(),
+            hellos_refused: Counter::default(),
             rate_limited: Counter::default(),
             online_users: Gauge::default(),
             presence_events: Counter::default(),
@@ -133,6 +140,16 @@ impl Metrics {
             "sessions_refused",
             "Sessions refused at max_sessions",
             m.sessions_refused.clone(),
+        );
+        confab.register(
+            "connections_refused",
+            "Connections closed at accept: their address held max_connections_per_ip",
+            m.connections_refused.clone(),
+        );
+        confab.register(
+            "hellos_refused",
+            "WebSocket upgrades refused: their address had hello_pending_per_ip waiting",
+            m.hellos_refused.clone(),
         );
         confab.register(
             "rate_limited",

@@ -4,9 +4,7 @@
 use crate::api;
 use crate::state::AppState;
 use axum::Router;
-use axum::serve::ListenerExt;
 use confab_proto::ServerFrame;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -58,18 +56,8 @@ pub async fn run(
             drain(&app).await;
         }
     };
-    // Small frames (an ack right after a message) must not wait for Nagle's algorithm.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY");
-        }
-    });
-    let serve = axum::serve(
-        listener,
-        router(app.clone()).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown.clone().cancelled_owned());
-    let (served, ()) = tokio::join!(serve, drain);
+    let serve = crate::connections::serve(listener, router(app.clone()), &app, shutdown.clone());
+    let ((), ()) = tokio::join!(serve, drain);
     let _ = upkeep.await;
     let _ = presence.await;
     let _ = push.await;
@@ -77,7 +65,7 @@ pub async fn run(
     app.presence.save_all().await;
     app.store.close().await;
     tracing::info!("confab stopped");
-    served
+    Ok(())
 }
 
 async fn drain(app: &AppState) {

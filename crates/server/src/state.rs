@@ -2,6 +2,7 @@
 //! and workers. No globals: tests build as many as they like.
 
 use crate::accounts::Accounts;
+use crate::addresses::{PerAddress, TrustedProxies};
 use crate::bus::Bus;
 use crate::bus::local::LocalBus;
 use crate::config::Config;
@@ -54,6 +55,10 @@ pub struct App {
     pub cursors: CursorBook,
     /// Signup and login attempts per IP.
     pub auth_limiter: RateLimiter<IpAddr>,
+    /// Whose `X-Forwarded-For` to believe.
+    pub proxies: TrustedProxies,
+    /// WebSocket connections per client address that have not said hello yet.
+    pub hellos_pending: Arc<PerAddress>,
     sends: RateLimiter<confab_proto::UserId>,
 }
 
@@ -100,6 +105,8 @@ impl App {
                 .map_err(StartError::Setting)?,
             conversations: Conversations::new(store.clone(), messaging.clone()),
             auth_limiter: RateLimiter::per_minute(config.auth_rate_per_min),
+            proxies: TrustedProxies::new(config.trusted_proxies.clone()),
+            hellos_pending: PerAddress::new(config.hello_pending_per_ip),
             cursors: CursorBook::default(),
             presence: Presence::new(
                 Duration::from_millis(config.presence_timeout_ms),

@@ -1,20 +1,20 @@
 //! Signup, login, logout, profiles, user lookup and devices.
 
 use super::extract::{Authed, Json, Path, Query};
+use crate::addresses::ClientIp;
 use crate::error::{ApiError, ApiResult};
 use crate::names::Name;
 use crate::state::AppState;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use confab_proto::{
     Device, DeviceId, DevicesResponse, LoginRequest, LoginResponse, SignupRequest, UpdateMeRequest,
     UserId, UserResponse,
 };
 use serde::Deserialize;
-use std::net::SocketAddr;
 
-fn limit_auth(app: &AppState, peer: SocketAddr) -> ApiResult<()> {
-    app.auth_limiter.check(peer.ip()).map_err(|ms| {
+fn limit_auth(app: &AppState, client: ClientIp) -> ApiResult<()> {
+    app.auth_limiter.check(client.0).map_err(|ms| {
         app.metrics.rate_limited.inc();
         ApiError::rate_limited(ms)
     })
@@ -22,10 +22,10 @@ fn limit_auth(app: &AppState, peer: SocketAddr) -> ApiResult<()> {
 
 pub async fn signup(
     State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    client: ClientIp,
     Json(req): Json<SignupRequest>,
 ) -> ApiResult<(StatusCode, axum::Json<UserResponse>)> {
-    limit_auth(&app, peer)?;
+    limit_auth(&app, client)?;
     let user = app
         .accounts
         .signup(&req.username, &req.password, req.display_name.as_deref())
@@ -35,10 +35,10 @@ pub async fn signup(
 
 pub async fn login(
     State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    client: ClientIp,
     Json(req): Json<LoginRequest>,
 ) -> ApiResult<axum::Json<LoginResponse>> {
-    limit_auth(&app, peer)?;
+    limit_auth(&app, client)?;
     Ok(axum::Json(
         app.accounts
             .login(&req.username, &req.password, req.device_name.as_deref())

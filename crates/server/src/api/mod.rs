@@ -17,6 +17,8 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{delete, get, patch, post};
 use confab_proto::limits::FRAME_MAX_BYTES;
+use std::time::Duration;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use tracing::Level;
 
@@ -69,6 +71,11 @@ pub fn routes(app: AppState) -> Router {
         })
         // A request body holds at most one 99,999-character message, like a frame.
         .layer(DefaultBodyLimit::max(FRAME_MAX_BYTES))
+        // A body that trickles in is cut off (the handler answers 400); headers and idle
+        // connections are bounded where connections are accepted (`connections.rs`).
+        .layer(RequestBodyTimeoutLayer::new(Duration::from_millis(
+            app.config.http_body_timeout_ms,
+        )))
         // Faults are logged at ERROR where they happen; routine 5xx answers are not.
         .layer(TraceLayer::new_for_http().on_failure(DefaultOnFailure::new().level(Level::DEBUG)))
         .with_state(app)

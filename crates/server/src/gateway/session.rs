@@ -8,6 +8,7 @@
 //! device sees every entry once, in order, across the switch.
 
 use super::hub::{Control, Outbound, Registration, offer};
+use crate::addresses::{ClientIp, Held};
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::extract::State;
@@ -49,6 +50,7 @@ type Stream = SplitStream<WebSocket>;
 /// `GET /v1/ws`: upgrades, unless the node is at `max_sessions`.
 pub async fn upgrade(
     State(app): State<AppState>,
+    ClientIp(client): ClientIp,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     let ws = match ws {
@@ -69,6 +71,23 @@ pub async fn upgrade(
         )
         .into_response();
     }
+    // Until hello, a connection is anyone's; one address may hold only a few such. A
+    // trusted proxy with no forwarded address is a local tool (a load test), not a crowd.
+    let hello = if app.proxies.trusts(client) {
+        None
+    } else {
+        match app.hellos_pending.take(client) {
+            Some(held) => Some(held),
+            None => {
+                app.metrics.hellos_refused.inc();
+                return ApiError::rate_limited_for(
+                    1000,
+                    "too many connections from your address are waiting to say hello",
+                )
+                .into_response();
+            }
+        }
+    };
     ws.read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
         .max_write_buffer_size(2 * FRAME_MAX_BYTES)
@@ -77,24 +96,26 @@ pub async fn upgrade(
         .on_upgrade(move |socket| async move {
             // Counted from here, so sessions that have not said hello count against the limit.
             let _admitted = app.hub.admit();
-            run(socket, app.clone()).await
+            run(socket, app.clone(), hello).await
         })
 }
 
 /// Not `async fn`: the socket is split before the future exists, so the future does not
 /// keep a moved-from copy of it for the whole session.
-fn run(socket: WebSocket, app: AppState) -> impl Future<Output = ()> {
+fn run(socket: WebSocket, app: AppState, hello: Option<Held>) -> impl Future<Output = ()> {
     let (sink, stream) = socket.split();
-    session(sink, stream, app)
+    session(sink, stream, app, hello)
 }
 
-async fn session(mut sink: Sink, mut stream: Stream, app: AppState) {
+async fn session(mut sink: Sink, mut stream: Stream, app: AppState, hello: Option<Held>) {
+    let started = start(&mut sink, &mut stream, &app).await;
+    drop(hello); // said hello, or gone
     let Some(Started {
         user,
         device: device_id,
         cursor,
         token,
-    }) = start(&mut sink, &mut stream, &app).await
+    }) = started
     else {
         return;
     };
