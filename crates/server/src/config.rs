@@ -138,7 +138,10 @@ impl Default for Config {
             auth_rate_per_min: 60,
             // Loopback: a proxy on the same machine, or local tools.
             trusted_proxies: vec![
-                IpNet::from(std::net::IpAddr::from(std::net::Ipv4Addr::LOCALHOST)),
+                IpNet::V4(ipnet::Ipv4Net::new_assert(
+                    std::net::Ipv4Addr::new(127, 0, 0, 0),
+                    8,
+                )),
                 IpNet::from(std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST)),
             ],
             max_connections_per_ip: 512,
