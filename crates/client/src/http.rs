@@ -6,11 +6,12 @@ use crate::endpoint::normalize_base;
 use crate::error::{Error, Result, parse_retry_after_secs};
 use confab_proto::limits::PRESENCE_QUERY_MAX;
 use confab_proto::{
-    AddMemberRequest, Body, Conversation, ConversationId, ConversationResponse,
-    ConversationsResponse, CreateGroupRequest, Device, DeviceId, DevicesResponse, DirectRequest,
-    DiscoveryResponse, LoginRequest, LoginResponse, Message, MessageResponse, MessagesResponse,
-    Presence, PresenceResponse, ReadRequest, RenameGroupRequest, SendRequest, ServerInfo,
-    SignupRequest, SyncResponse, UpdateMeRequest, User, UserId, UserResponse,
+    AddMemberRequest, Body, ChangePasswordRequest, Conversation, ConversationId,
+    ConversationResponse, ConversationsResponse, CreateGroupRequest, Device, DeviceId,
+    DevicesResponse, DirectRequest, DiscoveryResponse, LoginRequest, LoginResponse, Message,
+    MessageResponse, MessagesResponse, Presence, PresenceResponse, ReadRequest, RenameGroupRequest,
+    SendRequest, ServerInfo, SignupRequest, SyncResponse, UpdateMeRequest, User, UserId,
+    UserResponse,
 };
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
@@ -323,6 +324,24 @@ impl Client {
             .json(self.request(Method::PATCH, "/v1/me").json(&req))
             .await?;
         Ok(resp.user)
+    }
+
+    /// `POST /v1/me/password`: changes the caller's password. Every other device of the
+    /// account is logged out (its sessions close with 4001); this one stays.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: confab_client::Client) -> confab_client::Result<()> {
+    /// client.change_password("old horse battery", "correct horse staple").await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn change_password(&self, current: &str, new: &str) -> Result<()> {
+        let req = ChangePasswordRequest {
+            current_password: current.to_owned(),
+            new_password: new.to_owned(),
+        };
+        self.empty(self.request(Method::POST, "/v1/me/password").json(&req))
+            .await
     }
 
     /// `GET /v1/users/{id}`.

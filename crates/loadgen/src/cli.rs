@@ -89,7 +89,8 @@ pub struct ConnectionsArgs {
     /// WebSocket sessions to open; each is its own login (device).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
     pub sessions: u32,
-    /// Users the sessions are spread over; default: one per 10 sessions.
+    /// Users the sessions are spread over; default: one per 10 sessions. At least one per
+    /// 32 sessions, the devices a user may have.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub users: Option<u32>,
     /// How often each session sends `{"type":"heartbeat"}`.

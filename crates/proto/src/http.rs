@@ -65,6 +65,15 @@ pub struct UpdateMeRequest {
     pub display_name: String,
 }
 
+/// `POST /v1/me/password`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChangePasswordRequest {
+    /// The password now.
+    pub current_password: String,
+    /// The password from now on (8-1024 characters).
+    pub new_password: String,
+}
+
 /// One logged-in device.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Device {

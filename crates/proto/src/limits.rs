@@ -28,6 +28,12 @@ pub const PAGE_DEFAULT: usize = 50;
 pub const PAGE_MAX: usize = 200;
 /// `GET /v1/presence` answers for at most this many users.
 pub const PRESENCE_QUERY_MAX: usize = 200;
+/// A user has at most this many logged-in devices; a login past it logs out the device
+/// that has been idle the longest.
+pub const DEVICES_PER_USER: usize = 32;
+/// One device may hold at most this many WebSocket sessions at once (on one node); one more
+/// is closed with [`close::TOO_MANY_SESSIONS`].
+pub const SESSIONS_PER_DEVICE: usize = 8;
 /// A device holds at most this many push subscriptions; subscribing once more drops its
 /// oldest.
 pub const PUSH_SUBSCRIPTIONS_PER_DEVICE: usize = 10;
@@ -51,6 +57,8 @@ pub mod close {
     pub const TOO_SLOW: u16 = 4008;
     /// A frame was not JSON, or not an object.
     pub const NOT_JSON: u16 = 4009;
+    /// The device already has [`super::SESSIONS_PER_DEVICE`] sessions open; close one.
+    pub const TOO_MANY_SESSIONS: u16 = 4010;
 }
 
 /// True when `name` is a valid username.

@@ -108,7 +108,9 @@ impl Counters {
 pub async fn run(args: &ConnectionsArgs) -> anyhow::Result<Report> {
     let common = &args.common;
     let n = args.sessions as usize;
-    let users = (args.users.map_or(n.div_ceil(10), |u| u as usize)).clamp(1, n);
+    // Each session is a device, and a user keeps at most DEVICES_PER_USER of them.
+    let fewest_users = n.div_ceil(confab_proto::limits::DEVICES_PER_USER);
+    let users = (args.users.map_or(n.div_ceil(10), |u| u as usize)).clamp(fewest_users, n);
     let target = Target::resolve(&common.url).await?;
     let sources = SourceIps::for_sessions(common.source_ips, n, &target)?;
     let max_failures = args.max_failures.unwrap_or((n as u64 / 100).max(100));

@@ -8,8 +8,8 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use confab_proto::{
-    Device, DeviceId, DevicesResponse, LoginRequest, LoginResponse, SignupRequest, UpdateMeRequest,
-    UserId, UserResponse,
+    ChangePasswordRequest, Device, DeviceId, DevicesResponse, LoginRequest, LoginResponse,
+    SignupRequest, UpdateMeRequest, UserId, UserResponse,
 };
 use serde::Deserialize;
 
@@ -68,6 +68,23 @@ pub async fn update_me(
     let name = Name::Display.check(&req.display_name)?;
     let user = app.store.update_display_name(me.user_id, &name).await?;
     Ok(axum::Json(UserResponse { user }))
+}
+
+/// Changes the password; every other device of the caller is logged out.
+pub async fn change_password(
+    State(app): State<AppState>,
+    me: Authed,
+    Json(req): Json<ChangePasswordRequest>,
+) -> ApiResult<StatusCode> {
+    app.accounts
+        .change_password(
+            me.user_id,
+            me.device_id,
+            &req.current_password,
+            &req.new_password,
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn user(

@@ -5,7 +5,7 @@
 
 use crate::bus::{PreparedMessage, UserEvent};
 use crate::metrics::Metrics;
-use confab_proto::limits::close;
+use confab_proto::limits::{SESSIONS_PER_DEVICE, close};
 use confab_proto::{DeviceId, UserId};
 use flume::{Sender, TrySendError};
 use std::collections::HashMap;
@@ -184,28 +184,36 @@ impl Hub {
     /// Registers a session as soon as it is authenticated, so a revocation or a drain reaches
     /// it whatever it is doing; it receives `user`'s other events once it goes live
     /// ([`Registration::go_live`]), after its first catch-up from the store.
+    ///
+    /// `None` when the device already has `SESSIONS_PER_DEVICE` sessions here.
     pub fn register(
         self: &Arc<Self>,
         user: UserId,
         device: DeviceId,
         tx: Sender<Outbound>,
         control: Arc<Control>,
-    ) -> Registration {
+    ) -> Option<Registration> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        self.shard(user).entry(user).or_default().push(Entry {
+        let mut shard = self.shard(user);
+        let entries = shard.entry(user).or_default();
+        if entries.iter().filter(|e| e.device == device).count() >= SESSIONS_PER_DEVICE {
+            return None;
+        }
+        entries.push(Entry {
             id,
             device,
             tx,
             control,
             live: false,
         });
+        drop(shard);
         self.count.fetch_add(1, Ordering::Relaxed);
         self.metrics.connections.inc();
-        Registration {
+        Some(Registration {
             hub: self.clone(),
             user,
             id,
-        }
+        })
     }
 
     /// Hands `event` to every session of `user` on this node, never waiting.

@@ -126,9 +126,13 @@ async fn session(mut sink: Sink, mut stream: Stream, app: AppState, hello: Optio
     let (tx, rx) = flume::bounded(app.config.session_queue);
     // Registered before anything else, so a logout reaches this session even while its
     // catch-up is stuck on a slow reader.
-    let registration = app
+    let Some(registration) = app
         .hub
-        .register(user, device_id, tx.clone(), control.clone());
+        .register(user, device_id, tx.clone(), control.clone())
+    else {
+        close_now(&mut sink, close::TOO_MANY_SESSIONS).await;
+        return;
+    };
     still_authorized(&app, &token, &control).await;
     drop(token);
     let writer = WriterTask {
@@ -698,6 +702,7 @@ async fn send_close(sink: &mut Sink, code: u16) {
         close::NOT_JSON => "frames must be JSON objects",
         close::TOO_BIG => "frame larger than 1 MiB",
         close::GOING_AWAY => "server draining; reconnect",
+        close::TOO_MANY_SESSIONS => "this device has too many sessions open; close one",
         _ => "",
     };
     let frame = CloseFrame {

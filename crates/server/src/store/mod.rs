@@ -54,6 +54,8 @@ pub trait Users: Send + Sync {
     async fn user_by_username(&self, username: &str) -> StoreResult<Option<UserRecord>>;
     /// Changes the display name.
     async fn update_display_name(&self, id: UserId, display_name: &str) -> StoreResult<User>;
+    /// Replaces the password hash.
+    async fn set_password_hash(&self, id: UserId, password_hash: &str) -> StoreResult<()>;
     /// Records when users were last active (presence persists it on going offline).
     async fn set_last_seen(&self, seen: &[(UserId, Timestamp)]) -> StoreResult<()>;
     /// When users were last active.
@@ -74,6 +76,14 @@ pub trait Devices: Send + Sync {
     async fn save_cursors(&self, cursors: &[(DeviceId, u64)]) -> StoreResult<Vec<CursorMove>>;
     /// Deletes a device of `user`, which revokes its token; false if there was none.
     async fn delete_device(&self, user: UserId, device: DeviceId) -> StoreResult<bool>;
+    /// Deletes every device of `user` but `keep`; the ones deleted.
+    async fn delete_other_devices(
+        &self,
+        user: UserId,
+        keep: DeviceId,
+    ) -> StoreResult<Vec<DeviceId>>;
+    /// Deletes `user`'s devices beyond the `at_most` most recently active; the ones deleted.
+    async fn evict_idle_devices(&self, user: UserId, at_most: usize) -> StoreResult<Vec<DeviceId>>;
 }
 
 /// Conversations: direct pairs and groups.

@@ -312,3 +312,144 @@ async fn names_with_invisible_or_control_characters_are_refused_and_names_are_nf
     let me = ada.client.update_me("Ade\u{301}le 👩‍💻").await.unwrap();
     assert_eq!(me.display_name, "Ad\u{e9}le 👩‍💻");
 }
+
+#[tokio::test]
+async fn wrong_passwords_for_one_account_slow_down_whatever_the_address() {
+    let server = TestServer::start().await;
+    server.user("ada").await;
+    server.user("bob").await;
+    let login = |user: &'static str, password: &'static str, from: String| {
+        reqwest::Client::new()
+            .post(format!("{}/v1/auth/login", server.url))
+            // Through the (loopback) proxy, from a new address each time.
+            .header("x-forwarded-for", from)
+            .json(&serde_json::json!({"username": user, "password": password}))
+            .send()
+    };
+    for i in 0..5 {
+        let res = login("ada", "guess-guess", format!("198.51.100.{i}"))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401);
+    }
+    // Now every attempt waits, even with the right password, from yet another address.
+    let res = login("ada", "password-ada", "203.0.113.7".into())
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 429);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited");
+    let wait = body["error"]["retry_after_ms"].as_u64().unwrap();
+    assert!((1..=1000).contains(&wait), "{body}");
+    // Another account is not affected.
+    let res = login("bob", "password-bob", "198.51.100.1".into())
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    // After the wait, the right password works and clears the count.
+    tokio::time::sleep(Duration::from_millis(wait + 50)).await;
+    let res = login("ada", "password-ada", "198.51.100.1".into())
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+}
+
+#[tokio::test]
+async fn changing_the_password_logs_out_every_other_device() {
+    let server = TestServer::start().await;
+    let phone = server.user("ada").await;
+    let laptop = server.login("ada").await;
+    let mut laptop_ws = crate::gateway::RawWs::hello(&server, &laptop.login.token).await;
+
+    assert_eq!(
+        code(
+            phone
+                .client
+                .change_password("not it at all", "new password 1")
+                .await
+        ),
+        Some(ErrorCode::Forbidden)
+    );
+    assert_eq!(
+        code(phone.client.change_password("password-ada", "short").await),
+        Some(ErrorCode::InvalidRequest)
+    );
+    laptop
+        .client
+        .me()
+        .await
+        .expect("a failed change logs nobody out");
+    phone
+        .client
+        .change_password("password-ada", "new password 1")
+        .await
+        .unwrap();
+
+    assert_eq!(laptop_ws.close_code().await, Some(4001));
+    assert_eq!(
+        code(laptop.client.me().await),
+        Some(ErrorCode::Unauthorized)
+    );
+    phone
+        .client
+        .me()
+        .await
+        .expect("the device that changed it stays logged in");
+    let anon = server.anon();
+    assert_eq!(
+        code(anon.login("ada", "password-ada", None).await),
+        Some(ErrorCode::Unauthorized)
+    );
+    anon.login("ada", "new password 1", None).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_login_past_the_device_limit_logs_out_the_longest_idle_device() {
+    let server = TestServer::start().await;
+    let first = server.user("ada").await;
+    let mut first_ws = crate::gateway::RawWs::hello(&server, &first.login.token).await;
+    for _ in 1..confab_proto::limits::DEVICES_PER_USER {
+        server.login("ada").await;
+    }
+    assert_eq!(first.client.devices().await.unwrap().len(), 32);
+    let newest = server.login("ada").await;
+    let devices = newest.client.devices().await.unwrap();
+    assert_eq!(devices.len(), 32);
+    assert!(!devices.iter().any(|d| d.id == first.login.device_id));
+    assert_eq!(first_ws.close_code().await, Some(4001));
+    assert_eq!(code(first.client.me().await), Some(ErrorCode::Unauthorized));
+}
+
+#[tokio::test]
+async fn a_device_holds_at_most_eight_sessions() {
+    let server = TestServer::start().await;
+    let ada = server.user("ada").await;
+    let mut sessions = Vec::new();
+    for _ in 0..confab_proto::limits::SESSIONS_PER_DEVICE {
+        sessions.push(crate::gateway::RawWs::hello(&server, &ada.login.token).await);
+    }
+    let mut ninth = crate::gateway::RawWs::hello(&server, &ada.login.token).await;
+    assert_eq!(ninth.close_code().await, Some(4010));
+    // Another device of the same account is not affected; closing one frees a place.
+    let other = server.login("ada").await;
+    let mut theirs = crate::gateway::RawWs::hello(&server, &other.login.token).await;
+    theirs.send(serde_json::json!({"type": "heartbeat"})).await;
+    assert_eq!(theirs.next().await.unwrap()["type"], "heartbeat_ack");
+    drop(sessions.pop());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut again = crate::gateway::RawWs::hello(&server, &ada.login.token).await;
+        again.send(serde_json::json!({"type": "heartbeat"})).await;
+        if again
+            .next()
+            .await
+            .is_some_and(|f| f["type"] == "heartbeat_ack")
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the place was not freed"
+        );
+    }
+}

@@ -100,6 +100,47 @@ impl Devices for SqliteStore {
             .await
     }
 
+    async fn delete_other_devices(
+        &self,
+        user: UserId,
+        keep: DeviceId,
+    ) -> StoreResult<Vec<DeviceId>> {
+        self.writer
+            .write(move |tx| {
+                let deleted = tx
+                    .conn
+                    .prepare_cached(
+                        "DELETE FROM devices WHERE user_id = ?1 AND id != ?2 RETURNING id",
+                    )?
+                    .query_map(params![user.0, keep.0], |r| Ok(DeviceId(r.get(0)?)))?
+                    .collect::<Result<_, _>>()?;
+                tx.hot.forget_push_user(user.0);
+                Ok(deleted)
+            })
+            .await
+    }
+
+    async fn evict_idle_devices(&self, user: UserId, at_most: usize) -> StoreResult<Vec<DeviceId>> {
+        self.writer
+            .write(move |tx| {
+                let deleted = tx
+                    .conn
+                    .prepare_cached(
+                        "DELETE FROM devices WHERE user_id = ?1 AND id NOT IN (
+                           SELECT id FROM devices WHERE user_id = ?1
+                           ORDER BY last_active_at DESC, id DESC LIMIT ?2)
+                         RETURNING id",
+                    )?
+                    .query_map(params![user.0, at_most], |r| Ok(DeviceId(r.get(0)?)))?
+                    .collect::<Result<Vec<_>, _>>()?;
+                if !deleted.is_empty() {
+                    tx.hot.forget_push_user(user.0);
+                }
+                Ok(deleted)
+            })
+            .await
+    }
+
     async fn delete_device(&self, user: UserId, device: DeviceId) -> StoreResult<bool> {
         self.writer
             .write(move |tx| {

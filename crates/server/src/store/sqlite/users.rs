@@ -74,6 +74,22 @@ impl Users for SqliteStore {
             .await
     }
 
+    async fn set_password_hash(&self, id: UserId, password_hash: &str) -> StoreResult<()> {
+        let password_hash = password_hash.to_owned();
+        self.writer
+            .write(move |tx| {
+                let changed = tx
+                    .conn
+                    .prepare_cached("UPDATE users SET password_hash = ?2 WHERE id = ?1")?
+                    .execute(params![id.0, password_hash])?;
+                if changed == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                Ok(())
+            })
+            .await
+    }
+
     async fn set_last_seen(&self, seen: &[(UserId, Timestamp)]) -> StoreResult<()> {
         let seen = seen.to_vec();
         self.writer

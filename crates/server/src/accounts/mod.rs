@@ -1,6 +1,9 @@
-//! Accounts: signup, login (one device per login), token authentication and revocation.
-//! Passwords are hashed with Argon2id on the blocking pool, a few at a time, so logins
-//! never stall the async workers or take every core.
+//! Accounts: signup, login (one device per login), token authentication and revocation,
+//! password change. Passwords are hashed with Argon2id on the blocking pool, a few at a
+//! time, so logins never stall the async workers or take every core. Wrong passwords are
+//! slowed per account (`guesses.rs`).
+
+mod guesses;
 
 use crate::bus::{Bus, UserEvent};
 use crate::config::Config;
@@ -12,7 +15,7 @@ use argon2::password_hash::{
     PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng,
 };
 use argon2::{Algorithm, Argon2, Params, Version};
-use confab_proto::limits::{PASSWORD_MAX, PASSWORD_MIN, valid_username};
+use confab_proto::limits::{DEVICES_PER_USER, PASSWORD_MAX, PASSWORD_MIN, valid_username};
 use confab_proto::{DeviceId, ErrorCode, LoginResponse, User, UserId};
 use std::sync::Arc;
 use tokio::sync::Semaphore;
@@ -25,6 +28,7 @@ pub struct Accounts {
     hashing: Semaphore,
     /// Verified against when the username does not exist, so both cases take as long.
     dummy_hash: String,
+    guesses: guesses::Guesses,
 }
 
 impl Accounts {
@@ -49,6 +53,7 @@ impl Accounts {
             argon: Arc::new(argon),
             hashing: Semaphore::new(cores),
             dummy_hash,
+            guesses: guesses::Guesses::default(),
         })
     }
 
@@ -85,31 +90,96 @@ impl Accounts {
         device_name: Option<&str>,
     ) -> ApiResult<LoginResponse> {
         let refused = || ApiError::new(ErrorCode::Unauthorized, "wrong username or password");
+        if !valid_username(username) {
+            return Err(refused()); // no such account, and nothing worth remembering
+        }
+        let name = match device_name.map(str::trim).filter(|n| !n.is_empty()) {
+            Some(name) => Name::Device.check(name)?,
+            None => "device".to_owned(),
+        };
+        self.check_guesses(username)?;
         let record = self.store.user_by_username(username).await?;
         let hash = record
             .as_ref()
             .map_or_else(|| self.dummy_hash.clone(), |r| r.password_hash.clone());
         let matches = self.verify(password.to_owned(), hash).await?;
         let Some(record) = record.filter(|_| matches) else {
+            self.guesses.failed(username);
             return Err(refused());
         };
-        let name = match device_name.map(str::trim).filter(|n| !n.is_empty()) {
-            Some(name) => Name::Device.check(name)?,
-            None => "device".to_owned(),
-        };
+        self.guesses.succeeded(username);
         let token = new_token();
         let device = self
             .store
             .create_device(NewDevice {
                 user_id: record.user.id,
-                name: name.to_owned(),
+                name,
                 token_hash: token_hash(&token),
             })
             .await?;
+        // The new device is the most recently active, so it is never the one evicted.
+        for evicted in self
+            .store
+            .evict_idle_devices(record.user.id, DEVICES_PER_USER)
+            .await?
+        {
+            self.bus
+                .publish(record.user.id, UserEvent::Revoked(evicted));
+        }
         Ok(LoginResponse {
             token,
             device_id: device.id,
             user: record.user,
+        })
+    }
+
+    /// Changes `user`'s password, given the current one, and logs out every other device:
+    /// whoever learned the old password is out. The calling device stays logged in.
+    pub async fn change_password(
+        &self,
+        user: UserId,
+        device: DeviceId,
+        current: &str,
+        new: &str,
+    ) -> ApiResult<()> {
+        check_password(new)?;
+        let username = self
+            .store
+            .user(user)
+            .await?
+            .ok_or_else(ApiError::unauthorized)?
+            .username;
+        self.check_guesses(&username)?;
+        let record = self
+            .store
+            .user_by_username(&username)
+            .await?
+            .ok_or_else(ApiError::unauthorized)?;
+        if !self
+            .verify(current.to_owned(), record.password_hash)
+            .await?
+        {
+            self.guesses.failed(&username);
+            return Err(ApiError::new(
+                ErrorCode::Forbidden,
+                "the current password is wrong",
+            ));
+        }
+        self.guesses.succeeded(&username);
+        let hash = self.hash(new.to_owned()).await?;
+        self.store.set_password_hash(user, &hash).await?;
+        for other in self.store.delete_other_devices(user, device).await? {
+            self.bus.publish(user, UserEvent::Revoked(other));
+        }
+        Ok(())
+    }
+
+    fn check_guesses(&self, username: &str) -> ApiResult<()> {
+        self.guesses.check(username).map_err(|wait| {
+            ApiError::rate_limited_for(
+                u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                "too many wrong passwords for this account; wait retry_after_ms before trying again",
+            )
         })
     }
 
