@@ -21,6 +21,8 @@ pub enum ErrorCode {
     MessageTooLong,
     /// A group would exceed 100 members.
     GroupFull,
+    /// The sender's messages fill their storage quota; nothing more is stored for them.
+    QuotaExceeded,
     /// Too many requests; retry after `retry_after_ms`.
     RateLimited,
     /// The server is busy; retry later.
@@ -35,7 +37,7 @@ impl ErrorCode {
         match self {
             Self::InvalidRequest => 400,
             Self::Unauthorized => 401,
-            Self::Forbidden => 403,
+            Self::Forbidden | Self::QuotaExceeded => 403,
             Self::NotFound => 404,
             Self::Conflict | Self::GroupFull => 409,
             Self::MessageTooLong => 413,
@@ -55,6 +57,7 @@ impl ErrorCode {
             Self::Conflict => "conflict",
             Self::MessageTooLong => "message_too_long",
             Self::GroupFull => "group_full",
+            Self::QuotaExceeded => "quota_exceeded",
             Self::RateLimited => "rate_limited",
             Self::Overloaded => "overloaded",
             Self::Internal => "internal",

@@ -4,6 +4,10 @@
 pub const BODY_MIN_CHARS: usize = 1;
 /// A message body holds at most this many Unicode scalar values.
 pub const BODY_MAX_CHARS: usize = 99_999;
+/// The most UTF-8 bytes a body can take: four per character. There is no byte limit of
+/// its own (every legal text fits); what bounds a user's disk use is the server's
+/// storage quota (`quota_exceeded`).
+pub const BODY_MAX_BYTES: usize = 4 * BODY_MAX_CHARS;
 /// A group holds at most this many members, its creator included.
 pub const GROUP_MAX_MEMBERS: usize = 100;
 /// Usernames are 3 to 32 characters of `a-z 0-9 _ . -`.

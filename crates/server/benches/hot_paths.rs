@@ -127,6 +127,7 @@ fn store(c: &mut Criterion) {
                         client_msg_id: format!("b{i}"),
                         body: Body::new("a message of ordinary length, about fifty bytes".into())
                             .unwrap(),
+                        quota_bytes: u64::MAX,
                     })
                     .collect::<Vec<_>>()
             },

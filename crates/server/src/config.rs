@@ -35,6 +35,9 @@ pub struct Config {
     pub send_rate_per_sec: u32,
     /// Messages a user may send in a burst.
     pub send_burst: u32,
+    /// MiB of message text each user may have stored (what they sent, as UTF-8); past it
+    /// their sends are refused with `quota_exceeded`.
+    pub user_quota_mb: u64,
     /// Signups and logins one IP address may attempt per minute.
     pub auth_rate_per_min: u32,
     /// Networks of the load balancers or reverse proxies in front of the node: from them,
@@ -136,6 +139,7 @@ impl Default for Config {
             send_rate_per_sec: 20,
             send_burst: 100,
             auth_rate_per_min: 60,
+            user_quota_mb: 1024,
             // Loopback: a proxy on the same machine, or local tools.
             trusted_proxies: vec![
                 IpNet::V4(ipnet::Ipv4Net::new_assert(
@@ -287,6 +291,11 @@ impl Config {
                 || self.push_vapid_subject.starts_with("https://"),
             "push_vapid_subject",
             "must be a mailto: or https: URL (RFC 8292)",
+        )?;
+        check(
+            self.user_quota_mb >= 1,
+            "user_quota_mb",
+            "must be at least 1",
         )?;
         check(
             self.max_connections_per_ip >= 1,

@@ -97,6 +97,10 @@ impl From<StoreError> for ApiError {
                 ErrorCode::GroupFull,
                 "a group holds at most 100 members, its creator included",
             ),
+            StoreError::QuotaExceeded => Self::new(
+                ErrorCode::QuotaExceeded,
+                "your messages fill your storage quota; nothing more can be stored for you",
+            ),
             StoreError::Closed => Self::new(
                 ErrorCode::Overloaded,
                 "the server is shutting down; retry on another node",

@@ -27,6 +27,7 @@ pub struct Messaging {
     metrics: Arc<Metrics>,
     sends: RateLimiter<UserId>,
     push: Arc<Pusher>,
+    quota_bytes: u64,
 }
 
 impl Messaging {
@@ -37,6 +38,7 @@ impl Messaging {
         metrics: Arc<Metrics>,
         sends: RateLimiter<UserId>,
         push: Arc<Pusher>,
+        quota_bytes: u64,
     ) -> Self {
         Self {
             store,
@@ -44,6 +46,7 @@ impl Messaging {
             metrics,
             sends,
             push,
+            quota_bytes,
         }
     }
 
@@ -73,6 +76,7 @@ impl Messaging {
                 sender_id: sender,
                 client_msg_id,
                 body,
+                quota_bytes: self.quota_bytes,
             })
             .await?;
         if !appended.duplicate {

@@ -99,6 +99,7 @@ impl App {
             metrics.clone(),
             sends.clone(),
             push.clone(),
+            config.user_quota_mb.saturating_mul(1 << 20),
         ));
         Ok(Arc::new(App {
             accounts: Accounts::new(&config, store.clone(), bus.clone())

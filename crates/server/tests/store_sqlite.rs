@@ -61,6 +61,7 @@ async fn committed_writes_survive_reopening() {
         sender_id: ids[0],
         client_msg_id: "c1".into(),
         body: Body::new("kept".into()).unwrap(),
+        quota_bytes: u64::MAX,
     };
     store.append(msg).await.unwrap();
     store.close().await;

@@ -522,6 +522,8 @@ function failureText(code, message) {
   switch (code) {
     case 'message_too_long':
       return 'Too long to send.';
+    case 'quota_exceeded':
+      return 'Your storage is full: this message cannot be stored.';
     case 'forbidden':
       return 'You are no longer a member of this conversation.';
     case 'not_found':

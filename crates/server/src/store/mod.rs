@@ -32,6 +32,9 @@ pub enum StoreError {
     /// The group already has the maximum number of members.
     #[error("the group is full")]
     GroupFull,
+    /// The sender's stored messages would pass their quota.
+    #[error("storage quota exceeded")]
+    QuotaExceeded,
     /// The store is shutting down or its writer is gone.
     #[error("the store is closed")]
     Closed,
@@ -164,7 +167,8 @@ pub trait Members: Send + Sync {
 #[async_trait]
 pub trait Messages: Send + Sync {
     /// Stores a message with one inbox entry per active member, or returns the original
-    /// when `(sender, client_msg_id)` was stored before. Durable when this returns.
+    /// when `(sender, client_msg_id)` was stored before. Durable when this returns. Counts
+    /// the body's bytes against the sender's `quota_bytes` (`QuotaExceeded` past it).
     async fn append(&self, new: NewMessage) -> StoreResult<Appended>;
     /// Messages of a conversation inside `window`, ascending by seq.
     async fn messages(&self, id: ConversationId, window: SeqWindow) -> StoreResult<Vec<Message>>;

@@ -143,6 +143,8 @@ pub struct NewMessage {
     pub client_msg_id: String,
     /// The text.
     pub body: Body,
+    /// The most bytes of message text the sender may have stored, this message included.
+    pub quota_bytes: u64,
 }
 
 /// A stored message and who must hear of it.

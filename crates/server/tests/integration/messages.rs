@@ -325,3 +325,48 @@ async fn sequence_numbers_past_i64_are_bad_requests_not_server_errors() {
         .unwrap();
     assert_eq!(res.status(), 200);
 }
+
+#[tokio::test]
+async fn a_user_past_their_storage_quota_is_refused_and_others_are_not() {
+    let server = TestServer::with(|c| c.user_quota_mb = 1).await;
+    let ada = server.user("ada").await;
+    let bob = server.user("bob").await;
+    let chat = ada.client.direct(bob.id()).await.unwrap();
+    // The largest legal body in bytes: 99,999 four-byte characters, 399,996 bytes.
+    let heavy = "😀".repeat(99_999);
+    for i in 0..2 {
+        ada.client
+            .send_http(chat.id, Some(format!("heavy-{i}")), heavy.clone())
+            .await
+            .unwrap();
+    }
+    let refused = ada
+        .client
+        .send_http(chat.id, Some("heavy-2".into()), heavy.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.code(),
+        Some(confab_client::ErrorCode::QuotaExceeded)
+    );
+    let (status, body) = post_raw(&server, &ada.login.token, &chat.id.to_string(), &heavy).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("quota_exceeded")),
+        "{body}"
+    );
+    // The same over WebSocket.
+    let mut ws = crate::gateway::RawWs::hello(&server, &ada.login.token).await;
+    ws.send(
+        json!({"type": "send", "req": "q", "conversation_id": chat.id.to_string(),
+                   "client_msg_id": "over", "body": heavy}),
+    )
+    .await;
+    assert_eq!(ws.reply_to("q").await["code"], "quota_exceeded");
+    // Small messages still fit, and bob is not affected.
+    ada.client
+        .send_http(chat.id, None, "still room for this")
+        .await
+        .unwrap();
+    bob.client.send_http(chat.id, None, &heavy).await.unwrap();
+}

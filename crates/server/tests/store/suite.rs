@@ -22,6 +22,7 @@ where
     append_sequences_and_fans_out(make().await).await;
     append_is_idempotent(make().await).await;
     append_checks_membership(make().await).await;
+    append_counts_the_senders_quota(make().await).await;
     concurrent_appends_commit_gap_free(make().await).await;
     history_windows(make().await).await;
     groups_and_membership(make().await).await;
@@ -53,7 +54,43 @@ fn text(
         sender_id,
         client_msg_id: client_msg_id.into(),
         body: Body::new(body.into()).unwrap(),
+        quota_bytes: u64::MAX,
     }
+}
+
+async fn append_counts_the_senders_quota(store: Arc<dyn Store>) {
+    let ada = user(&*store, "ada").await;
+    let bob = user(&*store, "bob").await;
+    let (conv, _) = store.direct(ada, bob).await.unwrap();
+    let quota = |mut m: NewMessage, bytes: u64| {
+        m.quota_bytes = bytes;
+        m
+    };
+    // "héllo" is 6 bytes of UTF-8: bytes count, not characters.
+    store
+        .append(quota(text(conv.id, ada, "q1", "héllo"), 10))
+        .await
+        .unwrap();
+    store
+        .append(quota(text(conv.id, ada, "q2", "four"), 10))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.append(quota(text(conv.id, ada, "q3", "x"), 10)).await,
+        Err(StoreError::QuotaExceeded)
+    ));
+    // A retry of a stored message is not stored again, so it is not refused.
+    let again = store
+        .append(quota(text(conv.id, ada, "q2", "four"), 10))
+        .await
+        .unwrap();
+    assert!(again.duplicate);
+    // Bob has his own quota, and a refused message took no seq.
+    let next = store
+        .append(quota(text(conv.id, bob, "b1", "hi"), 10))
+        .await
+        .unwrap();
+    assert_eq!(next.message.seq, 3);
 }
 
 async fn users(store: Arc<dyn Store>) {

@@ -30,6 +30,20 @@ impl Messages for SqliteStore {
                 if !active.contains(&new.sender_id.0) {
                     return Err(not_a_member(tx, new.conversation_id, new.sender_id)?);
                 }
+                let counted = tx
+                    .conn
+                    .prepare_cached(
+                        "UPDATE users SET stored_bytes = stored_bytes + ?2
+                         WHERE id = ?1 AND stored_bytes + ?2 <= ?3",
+                    )?
+                    .execute(params![
+                        new.sender_id.0,
+                        new.body.as_str().len(),
+                        i64::try_from(new.quota_bytes).unwrap_or(i64::MAX)
+                    ])?;
+                if counted == 0 {
+                    return Err(StoreError::QuotaExceeded);
+                }
                 let appended = append(
                     tx,
                     new.conversation_id,

@@ -114,6 +114,11 @@ const MIGRATIONS: &[&str] = &[
     // 6: a group's title at a given seq, for members who left, is found among its system
     // messages only.
     "CREATE INDEX messages_system ON messages(conversation_id, seq) WHERE kind = 'system';",
+    // 7: bytes of message text each user has stored, against their quota.
+    "ALTER TABLE users ADD COLUMN stored_bytes INTEGER NOT NULL DEFAULT 0;
+    UPDATE users SET stored_bytes = (
+        SELECT coalesce(sum(length(CAST(body AS BLOB))), 0) FROM messages
+        WHERE sender_id = users.id AND kind = 'text');",
 ];
 
 /// Brings the database to the newest schema, one transaction per step.
