@@ -507,7 +507,9 @@ impl Client {
         .await
     }
 
-    /// `GET /v1/conversations`: the caller's conversations, most recent activity first.
+    /// `GET /v1/conversations`, every page: all the caller's conversations, most recent
+    /// activity first. For a user in thousands of groups, page with
+    /// [`conversations_page`](Self::conversations_page) instead.
     ///
     /// ```no_run
     /// # async fn demo(client: confab_client::Client) -> confab_client::Result<()> {
@@ -516,10 +518,44 @@ impl Client {
     /// # }
     /// ```
     pub async fn conversations(&self) -> Result<Vec<Conversation>> {
-        let resp: ConversationsResponse = self
-            .json(self.request(Method::GET, "/v1/conversations"))
-            .await?;
-        Ok(resp.conversations)
+        let mut all = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = self.conversations_page(cursor.as_deref(), None).await?;
+            all.extend(page.conversations);
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => return Ok(all),
+            }
+        }
+    }
+
+    /// `GET /v1/conversations?cursor=&limit=`: one page of the caller's conversations (100
+    /// unless `limit` says otherwise, at most 200); its `next_cursor` asks for the next.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: confab_client::Client) -> confab_client::Result<()> {
+    /// let first = client.conversations_page(None, Some(20)).await?;
+    /// if let Some(cursor) = &first.next_cursor {
+    ///     let second = client.conversations_page(Some(cursor), Some(20)).await?;
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn conversations_page(
+        &self,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<ConversationsResponse> {
+        let mut query: Vec<(&str, String)> = Vec::new();
+        if let Some(cursor) = cursor {
+            query.push(("cursor", cursor.to_owned()));
+        }
+        if let Some(limit) = limit {
+            query.push(("limit", limit.to_string()));
+        }
+        self.json(self.request(Method::GET, "/v1/conversations").query(&query))
+            .await
     }
 
     /// `GET /v1/conversations/{id}`.

@@ -174,6 +174,9 @@ pub struct ConversationResponse {
 pub struct ConversationsResponse {
     /// The conversations.
     pub conversations: Vec<Conversation>,
+    /// Pass as `cursor` for the next page; `None` on the last page.
+    #[serde(default)]
+    pub next_cursor: Option<String>,
 }
 
 /// `POST /v1/conversations/direct`.

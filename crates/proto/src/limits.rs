@@ -30,6 +30,9 @@ pub const FRAME_MAX_BYTES: usize = 1 << 20;
 pub const PAGE_DEFAULT: usize = 50;
 /// History and sync pages hold at most 200 entries.
 pub const PAGE_MAX: usize = 200;
+/// Conversation list pages hold 100 conversations unless asked otherwise (at most
+/// [`PAGE_MAX`]).
+pub const CONVERSATIONS_PAGE_DEFAULT: usize = 100;
 /// `GET /v1/presence` answers for at most this many users.
 pub const PRESENCE_QUERY_MAX: usize = 200;
 /// A user has at most this many logged-in devices; a login past it logs out the device

@@ -31,10 +31,13 @@ pub struct Config {
     pub max_sessions: usize,
     /// Frames a session may have waiting to be written before it is closed with 4008.
     pub session_queue: usize,
-    /// Messages a user may send per second, sustained.
+    /// Writes a user may make to conversation logs per second, sustained: messages, and
+    /// group creation, renames and member changes (which write system messages).
     pub send_rate_per_sec: u32,
-    /// Messages a user may send in a burst.
+    /// The same, in a burst.
     pub send_burst: u32,
+    /// Groups one user may make in any 24 hours.
+    pub groups_per_day: u32,
     /// MiB of message text each user may have stored (what they sent, as UTF-8); past it
     /// their sends are refused with `quota_exceeded`.
     pub user_quota_mb: u64,
@@ -140,6 +143,7 @@ impl Default for Config {
             send_burst: 100,
             auth_rate_per_min: 60,
             user_quota_mb: 1024,
+            groups_per_day: 100,
             // Loopback: a proxy on the same machine, or local tools.
             trusted_proxies: vec![
                 IpNet::V4(ipnet::Ipv4Net::new_assert(
@@ -291,6 +295,11 @@ impl Config {
                 || self.push_vapid_subject.starts_with("https://"),
             "push_vapid_subject",
             "must be a mailto: or https: URL (RFC 8292)",
+        )?;
+        check(
+            self.groups_per_day >= 1,
+            "groups_per_day",
+            "must be at least 1",
         )?;
         check(
             self.user_quota_mb >= 1,

@@ -4,21 +4,30 @@
 use crate::error::{ApiError, ApiResult};
 use crate::messaging::Messaging;
 use crate::names::Name;
-use crate::store::{ConversationRecord, MemberRecord, NewGroup, SeqWindow, Store};
+use crate::store::{
+    ConversationRecord, ListPage, ListPosition, MemberRecord, NewGroup, SeqWindow, Store,
+};
 use confab_proto::limits::GROUP_MAX_MEMBERS;
-use confab_proto::{Conversation, ConversationId, ErrorCode, Member, Message, UserId};
+use confab_proto::{Conversation, ConversationId, ErrorCode, Member, Message, Timestamp, UserId};
+
+const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 use std::sync::Arc;
 
 /// The conversation service.
 pub struct Conversations {
     store: Arc<dyn Store>,
     messaging: Arc<Messaging>,
+    groups_per_day: u32,
 }
 
 impl Conversations {
-    /// Builds the service.
-    pub fn new(store: Arc<dyn Store>, messaging: Arc<Messaging>) -> Self {
-        Self { store, messaging }
+    /// Builds the service; a user may make `groups_per_day` groups in any 24 hours.
+    pub fn new(store: Arc<dyn Store>, messaging: Arc<Messaging>, groups_per_day: u32) -> Self {
+        Self {
+            store,
+            messaging,
+            groups_per_day,
+        }
     }
 
     /// The direct conversation of `me` and `other`; true when it was made now.
@@ -53,6 +62,19 @@ impl Conversations {
         if members.len() + 1 > GROUP_MAX_MEMBERS {
             return Err(ApiError::from(crate::store::StoreError::GroupFull));
         }
+        // Each group puts rows in its members' inboxes without asking them: bounded per day,
+        // not only per second.
+        let day_ago = Timestamp(Timestamp::now().millis() - DAY_MS);
+        if self.store.groups_created_since(me, day_ago).await? >= u64::from(self.groups_per_day) {
+            return Err(ApiError::rate_limited_for(
+                DAY_MS as u64 / 24,
+                format!(
+                    "you made {} groups in the last 24 hours, the most allowed; try again later",
+                    self.groups_per_day
+                ),
+            ));
+        }
+        self.messaging.admit(me)?;
         let (record, appended) = self
             .store
             .create_group(NewGroup {
@@ -74,6 +96,7 @@ impl Conversations {
         title: &str,
     ) -> ApiResult<Conversation> {
         let title = Name::Title.check(title)?;
+        self.messaging.admit(me)?;
         let appended = self
             .store
             .rename_group(id, me, &title)
@@ -90,6 +113,7 @@ impl Conversations {
         id: ConversationId,
         user: UserId,
     ) -> ApiResult<Conversation> {
+        self.messaging.admit(me)?;
         if let Some(appended) = self.store.add_member(id, me, user).await? {
             self.messaging.fan_out(&appended);
         }
@@ -103,19 +127,38 @@ impl Conversations {
         id: ConversationId,
         user: UserId,
     ) -> ApiResult<()> {
+        self.messaging.admit(me)?;
         let appended = self.store.remove_member(id, me, user).await?;
         self.messaging.fan_out(&appended);
         Ok(())
     }
 
-    /// Every conversation of `me`, most recent activity first.
-    pub async fn list(&self, me: UserId) -> ApiResult<Vec<Conversation>> {
-        let memberships = self.store.conversations_of(me).await?;
+    /// A page of `me`'s conversations, most recent activity first, and where the next page
+    /// starts (`None` on the last one).
+    pub async fn list(
+        &self,
+        me: UserId,
+        after: Option<ListPosition>,
+        limit: usize,
+    ) -> ApiResult<(Vec<Conversation>, Option<ListPosition>)> {
+        // One more than asked, to know whether there is a next page.
+        let mut memberships = self
+            .store
+            .conversations_of(
+                me,
+                ListPage {
+                    after,
+                    limit: limit + 1,
+                },
+            )
+            .await?;
+        let next = (memberships.len() > limit).then(|| memberships[limit - 1].position);
+        memberships.truncate(limit);
         let mut out = Vec::with_capacity(memberships.len());
         for m in memberships {
             out.push(self.view_as(m.conversation, m.member).await?);
         }
-        Ok(out)
+        Ok((out, next))
     }
 
     /// One conversation, if `me` is or was a member.

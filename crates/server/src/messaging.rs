@@ -65,10 +65,7 @@ impl Messaging {
             ));
         }
         let body = Body::new(body)?;
-        if let Err(wait_ms) = self.sends.check(sender) {
-            self.metrics.rate_limited.inc();
-            return Err(ApiError::rate_limited(wait_ms));
-        }
+        self.admit(sender)?;
         let appended = self
             .store
             .append(NewMessage {
@@ -89,6 +86,15 @@ impl Messaging {
         Ok(Sent {
             message: appended.message,
             duplicate: appended.duplicate,
+        })
+    }
+
+    /// Counts one write to a conversation's log (a message, or a group created, renamed or
+    /// changed) against `user`'s send rate; `rate_limited` past it.
+    pub fn admit(&self, user: UserId) -> ApiResult<()> {
+        self.sends.check(user).map_err(|wait_ms| {
+            self.metrics.rate_limited.inc();
+            ApiError::rate_limited(wait_ms)
         })
     }
 

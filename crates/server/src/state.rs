@@ -104,7 +104,11 @@ impl App {
         Ok(Arc::new(App {
             accounts: Accounts::new(&config, store.clone(), bus.clone())
                 .map_err(StartError::Setting)?,
-            conversations: Conversations::new(store.clone(), messaging.clone()),
+            conversations: Conversations::new(
+                store.clone(),
+                messaging.clone(),
+                config.groups_per_day,
+            ),
             auth_limiter: RateLimiter::per_minute(config.auth_rate_per_min),
             proxies: TrustedProxies::new(config.trusted_proxies.clone()),
             hellos_pending: PerAddress::new(config.hello_pending_per_ip),

@@ -121,7 +121,15 @@ export class Api {
 
   /** @returns {Promise<Conversation[]>} */
   async conversations() {
-    return (await this.request('GET', '/v1/conversations')).conversations;
+    // Every page; the server hands out at most 200 per request.
+    const all = [];
+    let cursor = null;
+    do {
+      const page = await this.request('GET', `/v1/conversations?limit=200${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+      all.push(...page.conversations);
+      cursor = page.next_cursor ?? null;
+    } while (cursor);
+    return all;
   }
 
   /** @param {string} id @returns {Promise<Conversation>} */

@@ -1,14 +1,17 @@
 //! Direct conversations, groups and the conversation list.
 
-use super::extract::{Authed, Json, Path};
-use crate::error::ApiResult;
+use super::extract::{Authed, Json, Path, Query};
+use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
+use crate::store::ListPosition;
 use axum::extract::State;
 use axum::http::StatusCode;
+use confab_proto::limits::{CONVERSATIONS_PAGE_DEFAULT, PAGE_MAX};
 use confab_proto::{
     AddMemberRequest, ConversationId, ConversationResponse, ConversationsResponse,
-    CreateGroupRequest, DirectRequest, RenameGroupRequest, UserId,
+    CreateGroupRequest, DirectRequest, RenameGroupRequest, Timestamp, UserId,
 };
+use serde::Deserialize;
 
 type Answer = ApiResult<axum::Json<ConversationResponse>>;
 
@@ -77,12 +80,39 @@ pub async fn remove_member(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[derive(Deserialize)]
+pub struct ListQuery {
+    cursor: Option<String>,
+    limit: Option<usize>,
+}
+
+/// A page of the caller's conversations; `next_cursor` asks for the next one.
 pub async fn list(
     State(app): State<AppState>,
     me: Authed,
+    Query(q): Query<ListQuery>,
 ) -> ApiResult<axum::Json<ConversationsResponse>> {
-    let conversations = app.conversations.list(me.user_id).await?;
-    Ok(axum::Json(ConversationsResponse { conversations }))
+    let limit = match q.limit {
+        None => CONVERSATIONS_PAGE_DEFAULT,
+        Some(0) => return Err(ApiError::invalid("limit must be 1 to 200")),
+        Some(n) => n.min(PAGE_MAX),
+    };
+    let after = q.cursor.as_deref().map(parse_cursor).transpose()?;
+    let (conversations, next) = app.conversations.list(me.user_id, after, limit).await?;
+    Ok(axum::Json(ConversationsResponse {
+        conversations,
+        next_cursor: next.map(|p| format!("{}_{}", p.activity.0, p.id)),
+    }))
+}
+
+/// A `next_cursor` as this node wrote it: `<activity ms>_<conversation id>`.
+fn parse_cursor(cursor: &str) -> ApiResult<ListPosition> {
+    let bad = || ApiError::invalid("cursor is not one this server gave out; start without one");
+    let (activity, id) = cursor.split_once('_').ok_or_else(bad)?;
+    Ok(ListPosition {
+        activity: Timestamp(activity.parse().map_err(|_| bad())?),
+        id: ConversationId(id.parse().map_err(|_| bad())?),
+    })
 }
 
 pub async fn get(

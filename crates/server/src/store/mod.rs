@@ -98,8 +98,10 @@ pub trait Conversations: Send + Sync {
     async fn create_group(&self, new: NewGroup) -> StoreResult<(ConversationRecord, Appended)>;
     /// A conversation by id.
     async fn conversation(&self, id: ConversationId) -> StoreResult<Option<ConversationRecord>>;
-    /// Everything `user` is or was a member of, most recent activity first.
-    async fn conversations_of(&self, user: UserId) -> StoreResult<Vec<Membership>>;
+    /// A page of what `user` is or was a member of, most recent activity first.
+    async fn conversations_of(&self, user: UserId, page: ListPage) -> StoreResult<Vec<Membership>>;
+    /// How many groups `user` has made since `since`.
+    async fn groups_created_since(&self, user: UserId, since: Timestamp) -> StoreResult<u64>;
     /// The users who share a direct conversation with `user`: whose presence they follow.
     async fn contacts_of(&self, user: UserId) -> StoreResult<Vec<UserId>>;
     /// A group's title as it was at `seq` (after the message with that seq): what a member

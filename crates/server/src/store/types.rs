@@ -130,6 +130,27 @@ pub struct Membership {
     pub conversation: ConversationRecord,
     /// The user's row in it.
     pub member: MemberRecord,
+    /// Where it sorts in the list: its last activity, then its id.
+    pub position: ListPosition,
+}
+
+/// A place in a user's conversation list, which runs from the most recent activity back
+/// (ties by id, highest first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListPosition {
+    /// When something last happened in the conversation.
+    pub activity: Timestamp,
+    /// The conversation.
+    pub id: ConversationId,
+}
+
+/// Which page of a conversation list.
+#[derive(Debug, Clone, Copy)]
+pub struct ListPage {
+    /// Start after this position; from the top when `None`.
+    pub after: Option<ListPosition>,
+    /// At most this many.
+    pub limit: usize,
 }
 
 /// A message to store.

@@ -411,3 +411,87 @@ async fn a_former_member_sees_the_group_as_it_was_when_they_left() {
     // Carol, still a member, shares the group with dave.
     assert_eq!(carol.client.presence(&[dave.id()]).await.unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn the_conversation_list_comes_in_pages() {
+    let server = TestServer::start().await;
+    let ada = server.user("ada").await;
+    let mut made = Vec::new();
+    for i in 0..7 {
+        made.push(
+            ada.client
+                .create_group(&format!("g{i}"), &[])
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    made.reverse(); // most recent activity first
+    let mut seen = Vec::new();
+    let mut pages = 0;
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = ada
+            .client
+            .conversations_page(cursor.as_deref(), Some(3))
+            .await
+            .unwrap();
+        pages += 1;
+        assert!(page.conversations.len() <= 3);
+        seen.extend(page.conversations.iter().map(|c| c.id));
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!((pages, seen), (3, made.clone()));
+    assert_eq!(
+        ada.client
+            .conversations()
+            .await
+            .unwrap()
+            .iter()
+            .map(|c| c.id)
+            .collect::<Vec<_>>(),
+        made
+    );
+    for bad in ["?cursor=nonsense", "?limit=0"] {
+        let res = reqwest::Client::new()
+            .get(format!("{}/v1/conversations{bad}", server.url))
+            .bearer_auth(&ada.login.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 400, "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn group_changes_count_against_the_send_rate_and_group_making_per_day() {
+    let server = TestServer::with(|c| {
+        c.send_rate_per_sec = 1;
+        c.send_burst = 3;
+        c.groups_per_day = 2;
+    })
+    .await;
+    let ada = server.user("ada").await;
+    let bob = server.user("bob").await;
+    let group = ada.client.create_group("one", &[]).await.unwrap();
+    ada.client.rename_group(group.id, "two").await.unwrap();
+    ada.client.add_member(group.id, bob.id()).await.unwrap();
+    // Three writes to the log in a burst of three: the fourth waits, whatever its kind.
+    for refused in [
+        ada.client.rename_group(group.id, "three").await.map(|_| ()),
+        ada.client.remove_member(group.id, bob.id()).await,
+        ada.client.create_group("again", &[]).await.map(|_| ()),
+    ] {
+        assert_eq!(refused.unwrap_err().code(), Some(ErrorCode::RateLimited));
+    }
+    // Groups per day: one more is allowed, then none until tomorrow, however slowly asked.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    ada.client.create_group("second", &[]).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let third = ada.client.create_group("third", &[]).await.unwrap_err();
+    assert_eq!(third.code(), Some(ErrorCode::RateLimited));
+    assert!(third.to_string().contains("24 hours"), "{third}");
+}

@@ -5,7 +5,7 @@ use confab_proto::{
     Body, ConversationId, ConversationKind, DeviceId, MessageKind, Role, Timestamp, UserId,
 };
 use confab_server::store::{
-    CursorMove, NewDevice, NewGroup, NewMessage, NewUser, SeqWindow, Store, StoreError,
+    CursorMove, ListPage, NewDevice, NewGroup, NewMessage, NewUser, SeqWindow, Store, StoreError,
 };
 use std::future::Future;
 use std::sync::Arc;
@@ -252,9 +252,32 @@ async fn direct_conversations(store: Arc<dyn Store>) {
         "contacts from either side of a pair"
     );
     assert_eq!(store.contacts_of(bob).await.unwrap(), vec![ada]);
-    let of_ada = store.conversations_of(ada).await.unwrap();
+    let of_ada = store
+        .conversations_of(
+            ada,
+            ListPage {
+                after: None,
+                limit: 100,
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(of_ada.len(), 2);
     assert_eq!(of_ada[0].member.role, Role::Member);
+    // Paged: the same list, one at a time, each page after the last one's position.
+    let mut paged = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .conversations_of(ada, ListPage { after, limit: 1 })
+            .await
+            .unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some(last.position);
+        paged.extend(page.iter().map(|m| m.conversation.id));
+    }
+    let whole: Vec<_> = of_ada.iter().map(|m| m.conversation.id).collect();
+    assert_eq!(paged, whole);
 }
 
 async fn append_sequences_and_fans_out(store: Arc<dyn Store>) {

@@ -5,7 +5,8 @@ use super::messages::append_system;
 use super::rows::{self, CONVERSATION_COLS, MEMBER_COLS};
 use super::writer::Tx;
 use crate::store::{
-    Appended, ConversationRecord, Conversations, Membership, NewGroup, StoreError, StoreResult,
+    Appended, ConversationRecord, Conversations, ListPage, ListPosition, Membership, NewGroup,
+    StoreError, StoreResult,
 };
 use async_trait::async_trait;
 use confab_proto::limits::GROUP_MAX_MEMBERS;
@@ -82,7 +83,7 @@ impl Conversations for SqliteStore {
         .await
     }
 
-    async fn conversations_of(&self, user: UserId) -> StoreResult<Vec<Membership>> {
+    async fn conversations_of(&self, user: UserId, page: ListPage) -> StoreResult<Vec<Membership>> {
         self.read(move |c| {
             let cols = CONVERSATION_COLS
                 .split(", ")
@@ -94,19 +95,38 @@ impl Conversations for SqliteStore {
                 .map(|col| format!("m.{col}"))
                 .collect::<Vec<_>>()
                 .join(", ");
+            let (activity, id) = page
+                .after
+                .map_or((i64::MAX, i64::MAX), |p| (p.activity.0, p.id.0));
             Ok(c.prepare_cached(&format!(
-                "SELECT {cols}, {member_cols} FROM members m
+                "SELECT {cols}, {member_cols}, c.last_activity_at FROM members m
                  JOIN conversations c ON c.id = m.conversation_id
-                 WHERE m.user_id = ?1
-                 ORDER BY c.last_activity_at DESC, c.id DESC"
+                 WHERE m.user_id = ?1 AND (c.last_activity_at, c.id) < (?2, ?3)
+                 ORDER BY c.last_activity_at DESC, c.id DESC LIMIT ?4"
             ))?
-            .query_map([user.0], |r| {
+            .query_map(params![user.0, activity, id, page.limit], |r| {
+                let conversation = rows::conversation(r)?;
                 Ok(Membership {
-                    conversation: rows::conversation(r)?,
+                    position: ListPosition {
+                        activity: Timestamp(r.get(12)?),
+                        id: conversation.id,
+                    },
+                    conversation,
                     member: rows::member_at(r, 6)?,
                 })
             })?
             .collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn groups_created_since(&self, user: UserId, since: Timestamp) -> StoreResult<u64> {
+        self.read(move |c| {
+            Ok(c.prepare_cached(
+                "SELECT count(*) FROM conversations
+                 WHERE created_by = ?1 AND kind = 'group' AND created_at >= ?2",
+            )?
+            .query_row(params![user.0, since.0], |r| r.get(0))?)
         })
         .await
     }

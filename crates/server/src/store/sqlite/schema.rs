@@ -119,6 +119,9 @@ const MIGRATIONS: &[&str] = &[
     UPDATE users SET stored_bytes = (
         SELECT coalesce(sum(length(CAST(body AS BLOB))), 0) FROM messages
         WHERE sender_id = users.id AND kind = 'text');",
+    // 8: groups a user made lately, for the daily limit.
+    "CREATE INDEX conversations_groups_by_creator ON conversations(created_by, created_at)
+        WHERE kind = 'group';",
 ];
 
 /// Brings the database to the newest schema, one transaction per step.
