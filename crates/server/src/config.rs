@@ -41,6 +41,14 @@ pub struct Config {
     /// MiB of message text each user may have stored (what they sent, as UTF-8); past it
     /// their sends are refused with `quota_exceeded`.
     pub user_quota_mb: u64,
+    /// Lookups of users by username, and new direct conversations, one user may make per
+    /// minute (bursts up to the same number): what keeps the user directory from being
+    /// harvested.
+    pub lookup_rate_per_min: u32,
+    /// Where to serve `/metrics` on its own (for example `127.0.0.1:9100`, or a private
+    /// interface the monitoring reaches). Unset: `/metrics` is on `listen`, answered only to
+    /// clients connecting from `trusted_proxies` themselves (loopback by default).
+    pub metrics_listen: Option<SocketAddr>,
     /// Signups and logins one IP address may attempt per minute.
     pub auth_rate_per_min: u32,
     /// Networks of the load balancers or reverse proxies in front of the node: from them,
@@ -143,6 +151,8 @@ impl Default for Config {
             send_burst: 100,
             auth_rate_per_min: 60,
             user_quota_mb: 1024,
+            lookup_rate_per_min: 30,
+            metrics_listen: None,
             groups_per_day: 100,
             // Loopback: a proxy on the same machine, or local tools.
             trusted_proxies: vec![
@@ -295,6 +305,11 @@ impl Config {
                 || self.push_vapid_subject.starts_with("https://"),
             "push_vapid_subject",
             "must be a mailto: or https: URL (RFC 8292)",
+        )?;
+        check(
+            self.lookup_rate_per_min >= 1,
+            "lookup_rate_per_min",
+            "must be at least 1",
         )?;
         check(
             self.groups_per_day >= 1,

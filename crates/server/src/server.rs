@@ -24,6 +24,14 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
+    let metrics_listener = match app.config.metrics_listen {
+        Some(at) => {
+            let bound = TcpListener::bind(at).await?;
+            tracing::info!(addr = %bound.local_addr()?, "serving /metrics there only");
+            Some(bound)
+        }
+        None => None,
+    };
     tracing::info!(%addr, node_id = app.config.node_id, "confab is serving");
     let upkeep = tokio::spawn({
         let app = app.clone();
@@ -56,8 +64,14 @@ pub async fn run(
             drain(&app).await;
         }
     };
+    let metrics = async {
+        if let Some(listener) = metrics_listener {
+            let routes = api::metrics_routes(app.clone());
+            crate::connections::serve(listener, routes, &app, shutdown.clone()).await;
+        }
+    };
     let serve = crate::connections::serve(listener, router(app.clone()), &app, shutdown.clone());
-    let ((), ()) = tokio::join!(serve, drain);
+    tokio::join!(serve, drain, metrics);
     let _ = upkeep.await;
     let _ = presence.await;
     let _ = push.await;

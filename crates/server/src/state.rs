@@ -18,6 +18,7 @@ use crate::receipts::Receipts;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
 use crate::typing::Typing;
+use confab_proto::UserId;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,11 +56,13 @@ pub struct App {
     pub cursors: CursorBook,
     /// Signup and login attempts per IP.
     pub auth_limiter: RateLimiter<IpAddr>,
+    /// User lookups by username and new direct conversations, per user.
+    pub lookups: RateLimiter<UserId>,
     /// Whose `X-Forwarded-For` to believe.
     pub proxies: TrustedProxies,
     /// WebSocket connections per client address that have not said hello yet.
     pub hellos_pending: Arc<PerAddress>,
-    sends: RateLimiter<confab_proto::UserId>,
+    sends: RateLimiter<UserId>,
 }
 
 /// Why a node could not start.
@@ -110,6 +113,7 @@ impl App {
                 config.groups_per_day,
             ),
             auth_limiter: RateLimiter::per_minute(config.auth_rate_per_min),
+            lookups: RateLimiter::per_minute(config.lookup_rate_per_min),
             proxies: TrustedProxies::new(config.trusted_proxies.clone()),
             hellos_pending: PerAddress::new(config.hello_pending_per_ip),
             cursors: CursorBook::default(),
@@ -139,6 +143,7 @@ impl App {
         self.typing.forget_idle();
         self.sends.forget_idle();
         self.auth_limiter.forget_idle();
+        self.lookups.forget_idle();
     }
 
     /// Saves pending device cursors and sends the delivered receipts they imply.

@@ -87,17 +87,30 @@ pub async fn change_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// A user the caller shares or shared a conversation with (or the caller): ids cannot be
+/// walked to list every account.
 pub async fn user(
     State(app): State<AppState>,
-    _me: Authed,
+    me: Authed,
     Path(id): Path<UserId>,
 ) -> ApiResult<axum::Json<UserResponse>> {
+    if id != me.user_id && !app.store.ever_shared(me.user_id, id).await? {
+        return Err(ApiError::not_found("user"));
+    }
     let user = app
         .store
         .user(id)
         .await?
         .ok_or_else(|| ApiError::not_found("user"))?;
     Ok(axum::Json(UserResponse { user }))
+}
+
+/// Counts a lookup of someone new against the caller's `lookup_rate_per_min`.
+pub(super) fn limit_lookups(app: &AppState, me: UserId) -> ApiResult<()> {
+    app.lookups.check(me).map_err(|ms| {
+        app.metrics.rate_limited.inc();
+        ApiError::rate_limited_for(ms, "too many user lookups; retry after retry_after_ms")
+    })
 }
 
 #[derive(Deserialize)]
@@ -107,9 +120,10 @@ pub struct ByUsername {
 
 pub async fn user_by_username(
     State(app): State<AppState>,
-    _me: Authed,
+    me: Authed,
     Query(q): Query<ByUsername>,
 ) -> ApiResult<axum::Json<UserResponse>> {
+    limit_lookups(&app, me.user_id)?;
     let record = app
         .store
         .user_by_username(&q.username)

@@ -20,6 +20,9 @@ pub async fn direct(
     me: Authed,
     Json(req): Json<DirectRequest>,
 ) -> ApiResult<(StatusCode, axum::Json<ConversationResponse>)> {
+    // Opening a direct conversation reveals the user and makes you a contact who sees
+    // their presence: counted like a lookup.
+    super::accounts::limit_lookups(&app, me.user_id)?;
     let (conversation, created) = app.conversations.direct(me.user_id, req.user_id).await?;
     let status = if created {
         // New contacts: each side's open sessions learn the other's status now.

@@ -22,6 +22,15 @@ use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use tracing::Level;
 
+/// The routes of `metrics_listen`: `/metrics` and `/healthz`.
+pub fn metrics_routes(app: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(ops::metrics_only))
+        .route("/healthz", get(ops::healthz))
+        .fallback(|| async { ApiError::not_found("route") })
+        .with_state(app)
+}
+
 /// Every route.
 pub fn routes(app: AppState) -> Router {
     Router::new()

@@ -1,11 +1,12 @@
 //! Health, metrics, discovery and presence lookups.
 
 use super::extract::{Authed, Query};
+use crate::addresses::ClientIp;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use confab_proto::limits::PRESENCE_QUERY_MAX;
 use confab_proto::{DiscoveryResponse, PresenceResponse, ServerInfo, UserId};
 use serde::Deserialize;
@@ -14,7 +15,21 @@ pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
-pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
+/// `/metrics` on the main listener: only for clients on a trusted (local) address, and not
+/// at all when `metrics_listen` gives it a listener of its own. Strangers get the usual 404.
+pub async fn metrics(State(app): State<AppState>, ClientIp(client): ClientIp) -> Response {
+    if app.config.metrics_listen.is_some() || !app.proxies.trusts(client) {
+        return ApiError::not_found("route").into_response();
+    }
+    metrics_text(&app).into_response()
+}
+
+/// `/metrics` on `metrics_listen`, for whoever can reach that address.
+pub async fn metrics_only(State(app): State<AppState>) -> Response {
+    metrics_text(&app).into_response()
+}
+
+fn metrics_text(app: &AppState) -> impl IntoResponse + use<> {
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         app.metrics.render(),

@@ -131,6 +131,8 @@ pub trait Members: Send + Sync {
     /// The members of a conversation at `seq`: those who joined at or before it and left
     /// after it (in any of their membership windows), oldest first.
     async fn members_at(&self, id: ConversationId, seq: u64) -> StoreResult<Vec<MemberRecord>>;
+    /// Do `a` and `b` share a conversation, or did they ever (in any membership window)?
+    async fn ever_shared(&self, a: UserId, b: UserId) -> StoreResult<bool>;
     /// Those of `users` who are members of a conversation `me` is a member of now (and `me`
     /// itself). Former members share nothing.
     async fn peers_among(&self, me: UserId, users: &[UserId]) -> StoreResult<Vec<UserId>>;

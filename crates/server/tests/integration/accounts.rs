@@ -453,3 +453,58 @@ async fn a_device_holds_at_most_eight_sessions() {
         );
     }
 }
+
+#[tokio::test]
+async fn accounts_cannot_be_listed_by_walking_ids_or_usernames() {
+    let server = TestServer::with(|c| c.lookup_rate_per_min = 3).await;
+    let ada = server.user("ada").await;
+    let bob = server.user("bob").await;
+    let carol = server.user("carol").await;
+    // A stranger's id tells nothing.
+    assert_eq!(
+        code(carol.client.user(ada.id()).await),
+        Some(ErrorCode::NotFound)
+    );
+    assert_eq!(
+        code(carol.client.user(confab_client::UserId(987_654)).await),
+        Some(ErrorCode::NotFound),
+        "the same answer as for no such user"
+    );
+    carol.client.user(carol.id()).await.expect("yourself");
+    // People you share a conversation with, now or before, can be looked up.
+    let group = ada
+        .client
+        .create_group("g", &[bob.id(), carol.id()])
+        .await
+        .unwrap();
+    carol.client.user(ada.id()).await.unwrap();
+    carol
+        .client
+        .remove_member(group.id, carol.id())
+        .await
+        .unwrap();
+    carol
+        .client
+        .user(bob.id())
+        .await
+        .expect("a former co-member, for old history");
+
+    // Usernames and new direct conversations share one small allowance per minute.
+    let dave = server.user("dave").await;
+    dave.client.user_by_username("ada").await.unwrap();
+    dave.client.direct(ada.id()).await.unwrap();
+    assert_eq!(
+        code(dave.client.user_by_username("zed").await),
+        Some(ErrorCode::NotFound)
+    );
+    assert_eq!(
+        code(dave.client.user_by_username("bob").await),
+        Some(ErrorCode::RateLimited)
+    );
+    assert_eq!(
+        code(dave.client.direct(bob.id()).await),
+        Some(ErrorCode::RateLimited)
+    );
+    // Others have their own.
+    ada.client.user_by_username("bob").await.unwrap();
+}

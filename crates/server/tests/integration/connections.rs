@@ -2,7 +2,7 @@
 //! the node keeps serving everyone else. Proxies are trusted only when configured.
 
 use crate::gateway::RawWs;
-use crate::harness::TestServer;
+use crate::harness::{TestServer, free_addr};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -73,6 +73,7 @@ async fn one_address_holds_at_most_max_connections_per_ip() {
     let server = TestServer::with(|c| {
         c.max_connections_per_ip = 4;
         c.trusted_proxies = Vec::new();
+        c.metrics_listen = Some(free_addr());
     })
     .await;
     let mut held = Vec::new();
@@ -100,6 +101,7 @@ async fn one_address_may_have_only_a_few_websockets_waiting_to_say_hello() {
     let server = TestServer::with(|c| {
         c.hello_pending_per_ip = 3;
         c.trusted_proxies = Vec::new();
+        c.metrics_listen = Some(free_addr());
     })
     .await;
     let ada = server.user("ada").await;
@@ -154,4 +156,49 @@ async fn forwarded_for_counts_only_from_a_trusted_proxy() {
         401
     );
     assert_eq!(login(&direct, "198.51.100.2").await.unwrap().status(), 429);
+}
+
+async fn get_status(url: String, forwarded_for: Option<&str>) -> u16 {
+    let mut request = reqwest::Client::new().get(url);
+    if let Some(client) = forwarded_for {
+        request = request.header("x-forwarded-for", client);
+    }
+    request.send().await.unwrap().status().as_u16()
+}
+
+#[tokio::test]
+async fn metrics_are_not_served_to_strangers() {
+    // Default: on the main listener, for local clients only.
+    let local = TestServer::start().await;
+    assert_eq!(
+        get_status(format!("{}/metrics", local.url), None).await,
+        200
+    );
+    assert_eq!(
+        get_status(format!("{}/metrics", local.url), Some("203.0.113.9")).await,
+        404,
+        "a client forwarded by the local proxy is a stranger"
+    );
+    let untrusted = TestServer::with(|c| c.trusted_proxies = Vec::new()).await;
+    assert_eq!(
+        get_status(format!("{}/metrics", untrusted.url), None).await,
+        404
+    );
+
+    // Its own listener: only there.
+    let apart = free_addr();
+    let server = TestServer::with(|c| c.metrics_listen = Some(apart)).await;
+    assert_eq!(
+        get_status(format!("{}/metrics", server.url), None).await,
+        404
+    );
+    assert_eq!(
+        get_status(format!("http://{apart}/metrics"), None).await,
+        200
+    );
+    assert!(server.metric("confab_connections").await >= 0.0);
+    assert_eq!(
+        get_status(format!("http://{apart}/v1/discovery"), None).await,
+        404
+    );
 }

@@ -8,6 +8,8 @@ use tokio_util::sync::CancellationToken;
 
 pub struct TestServer {
     pub url: String,
+    /// Where `/metrics` is read: `url`, or `metrics_listen` when the test set one.
+    pub metrics_url: String,
     pub dir: tempfile::TempDir,
     shutdown: CancellationToken,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -46,6 +48,7 @@ impl TestServer {
         let addr = listener.local_addr().unwrap();
         config.listen = addr;
         config.data_dir = dir.path().to_owned();
+        let metrics_listen = config.metrics_listen;
         let app = App::open(config).await.unwrap();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn({
@@ -54,6 +57,8 @@ impl TestServer {
         });
         Self {
             url: format!("http://{addr}"),
+            metrics_url: metrics_listen
+                .map_or_else(|| format!("http://{addr}"), |a| format!("http://{a}")),
             dir,
             shutdown,
             task: Some(task),
@@ -98,7 +103,7 @@ impl TestServer {
     }
 
     pub async fn metric(&self, name: &str) -> f64 {
-        let text = reqwest::get(format!("{}/metrics", self.url))
+        let text = reqwest::get(format!("{}/metrics", self.metrics_url))
             .await
             .unwrap()
             .text()
@@ -127,6 +132,14 @@ impl TestServer {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+}
+
+/// A loopback address with a port free right now, for a second listener.
+pub fn free_addr() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
 }
 
 impl Drop for TestServer {

@@ -74,6 +74,19 @@ impl Members for SqliteStore {
         .await
     }
 
+    async fn ever_shared(&self, a: UserId, b: UserId) -> StoreResult<bool> {
+        self.read(move |c| {
+            Ok(c.prepare_cached(
+                "SELECT 1 FROM members x JOIN members y ON x.conversation_id = y.conversation_id
+                 WHERE x.user_id = ?1 AND y.user_id = ?2 LIMIT 1",
+            )?
+            .query_row(params![a.0, b.0], |_| Ok(()))
+            .optional()?
+            .is_some())
+        })
+        .await
+    }
+
     async fn peers_among(&self, me: UserId, users: &[UserId]) -> StoreResult<Vec<UserId>> {
         let users = users.to_vec();
         self.read(move |c| {
