@@ -416,6 +416,27 @@ mod tests {
     }
 
     #[test]
+    fn lists_and_optional_addresses_come_from_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("CONFAB_TRUSTED_PROXIES", r#"["10.0.0.0/8", "fd00::/8"]"#);
+            jail.set_env("CONFAB_METRICS_LISTEN", "127.0.0.1:9100");
+            let c = Config::load(None, &[]).unwrap();
+            assert_eq!(
+                c.trusted_proxies,
+                vec![
+                    "10.0.0.0/8".parse().unwrap(),
+                    "fd00::/8".parse::<IpNet>().unwrap()
+                ]
+            );
+            assert_eq!(c.metrics_listen, Some("127.0.0.1:9100".parse().unwrap()));
+            jail.set_env("CONFAB_TRUSTED_PROXIES", r#"["not a network"]"#);
+            let e = Config::load(None, &[]).unwrap_err().to_string();
+            assert!(e.to_lowercase().contains("trusted_proxies"), "{e}");
+            Ok(())
+        });
+    }
+
+    #[test]
     fn bad_values_name_the_setting() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("CONFAB_NODE_ID", "5000");
