@@ -325,16 +325,28 @@ async fn idle_sessions_are_cheap() {
     const SESSIONS: usize = 2000;
     let dir = tempfile::tempdir().unwrap();
     let node = Node::start(dir.path(), &[]).await;
-    let (client, _) = user(&node.url, "ada").await;
-    let token = client.token().unwrap().to_owned();
+    // A device holds at most 8 sessions and a user 32 devices: 8 sessions per login.
+    let anon = Client::new(&node.url).unwrap();
+    let mut tokens = Vec::new();
+    for u in 0..(SESSIONS + 200).div_ceil(8 * 30) {
+        let name = format!("idle{u}");
+        anon.signup(&name, "password-x", None).await.unwrap();
+        for _ in 0..30 {
+            tokens.push(anon.login(&name, "password-x", None).await.unwrap().token);
+        }
+    }
+    let tokens = std::sync::Arc::new(tokens);
     let ws_url = format!("{}/v1/ws", node.url.replace("http://", "ws://"));
     // Warm the runtime and allocator with a first round, then measure a second one.
     let mut sockets = Vec::with_capacity(2 * SESSIONS);
+    let opened = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let open = |n: usize| {
-        let (ws_url, token) = (ws_url.clone(), token.clone());
+        let (ws_url, tokens, opened) = (ws_url.clone(), tokens.clone(), opened.clone());
         async move {
             let mut out = Vec::with_capacity(n);
             for _ in 0..n {
+                let i = opened.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let token = &tokens[i / 8];
                 let (mut ws, _) = tokio_tungstenite::connect_async(&ws_url).await.unwrap();
                 let hello = serde_json::json!({"type": "hello", "token": token}).to_string();
                 ws.send(tokio_tungstenite::tungstenite::Message::text(hello))
