@@ -5,7 +5,8 @@ use confab_proto::{
     Body, ConversationId, ConversationKind, DeviceId, MessageKind, Role, Timestamp, UserId,
 };
 use confab_server::store::{
-    CursorMove, ListPage, NewDevice, NewGroup, NewMessage, NewUser, SeqWindow, Store, StoreError,
+    CursorMove, ListPage, NewDevice, NewGroup, NewMessage, NewSubscription, NewUser, PushTarget,
+    SeqWindow, Store, StoreError,
 };
 use std::future::Future;
 use std::sync::Arc;
@@ -23,6 +24,8 @@ where
     append_is_idempotent(make().await).await;
     append_checks_membership(make().await).await;
     append_counts_the_senders_quota(make().await).await;
+    push_subscriptions(make().await).await;
+    push_outbox(make().await).await;
     concurrent_appends_commit_gap_free(make().await).await;
     history_windows(make().await).await;
     groups_and_membership(make().await).await;
@@ -91,6 +94,162 @@ async fn append_counts_the_senders_quota(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(next.message.seq, 3);
+}
+
+fn webpush(endpoint: &str) -> PushTarget {
+    PushTarget::WebPush {
+        endpoint: endpoint.into(),
+        p256dh: vec![4; 65],
+        auth: vec![7; 16],
+    }
+}
+
+async fn device(store: &dyn Store, user: UserId, token: u8) -> DeviceId {
+    store
+        .create_device(NewDevice {
+            user_id: user,
+            name: "d".into(),
+            token_hash: vec![token; 32],
+        })
+        .await
+        .unwrap()
+        .id
+}
+
+async fn push_subscriptions(store: Arc<dyn Store>) {
+    let ada = user(&*store, "ada").await;
+    let bob = user(&*store, "bob").await;
+    let phone = device(&*store, ada, 1).await;
+    let laptop = device(&*store, ada, 2).await;
+    let new = |device_id, target| NewSubscription {
+        user_id: ada,
+        device_id,
+        target,
+    };
+    let first = store
+        .add_subscription(new(phone, webpush("https://push.example/1")))
+        .await
+        .unwrap();
+    assert_eq!((first.user_id, first.device_id), (ada, phone));
+    assert_eq!(first.target, webpush("https://push.example/1"));
+    let fcm = store
+        .add_subscription(new(laptop, PushTarget::Fcm("tok".into())))
+        .await
+        .unwrap();
+    // The same endpoint again (a new login in the same browser) moves, keeping one row.
+    let moved = store
+        .add_subscription(new(laptop, webpush("https://push.example/1")))
+        .await
+        .unwrap();
+    assert_eq!(moved.device_id, laptop);
+    let mine = store.subscriptions(ada).await.unwrap();
+    assert_eq!(mine.len(), 2, "{mine:?}");
+    assert!(
+        !store.delete_subscription(bob, fcm.id).await.unwrap(),
+        "only the owner deletes"
+    );
+    assert!(store.delete_subscription(ada, fcm.id).await.unwrap());
+    assert!(!store.delete_subscription(ada, fcm.id).await.unwrap());
+    store.drop_subscription(moved.id).await.unwrap();
+    assert!(store.subscriptions(ada).await.unwrap().is_empty());
+
+    // A device keeps its newest PUSH_SUBSCRIPTIONS_PER_DEVICE; removing it removes them.
+    let cap = confab_proto::limits::PUSH_SUBSCRIPTIONS_PER_DEVICE;
+    for i in 0..cap + 2 {
+        store
+            .add_subscription(new(phone, webpush(&format!("https://push.example/p{i}"))))
+            .await
+            .unwrap();
+    }
+    let kept = store.subscriptions(ada).await.unwrap();
+    assert_eq!(kept.len(), cap);
+    assert_eq!(kept[0].target, webpush("https://push.example/p2"));
+    assert!(store.delete_device(ada, phone).await.unwrap());
+    assert!(store.subscriptions(ada).await.unwrap().is_empty());
+}
+
+async fn push_outbox(store: Arc<dyn Store>) {
+    let ada = user(&*store, "ada").await;
+    let bob = user(&*store, "bob").await;
+    let phone = device(&*store, ada, 1).await;
+    let (conv, _) = store.direct(ada, bob).await.unwrap();
+    // Nobody has a subscription: no row.
+    store
+        .append(text(conv.id, bob, "m0", "before"))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .due_pushes(Timestamp(i64::MAX), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    store
+        .add_subscription(NewSubscription {
+            user_id: ada,
+            device_id: phone,
+            target: webpush("https://push.example/ada"),
+        })
+        .await
+        .unwrap();
+    // A message to ada queues one row, in its own transaction; the sender gets none.
+    let first = store.append(text(conv.id, bob, "m1", "one")).await.unwrap();
+    assert!(first.push_queued);
+    let due = store.due_pushes(Timestamp(i64::MAX), 10).await.unwrap();
+    assert_eq!(due.len(), 1, "{due:?}");
+    let job = due[0];
+    assert_eq!(
+        (job.user_id, job.conversation_id, job.seq, job.sender_id),
+        (ada, conv.id, 2, bob)
+    );
+    assert!(job.has_news());
+    // A burst updates the same row.
+    store.append(text(conv.id, bob, "m2", "two")).await.unwrap();
+    let burst = store.due_pushes(Timestamp(i64::MAX), 10).await.unwrap();
+    assert_eq!(burst.len(), 1);
+    assert_eq!(burst[0].seq, 3);
+    // Retried: not due before its time, attempts counted.
+    store.push_retry(&burst[0], Timestamp(1_000)).await.unwrap();
+    assert!(
+        store
+            .due_pushes(Timestamp(999), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let retried = store.due_pushes(Timestamp(1_000), 10).await.unwrap();
+    assert_eq!(retried[0].attempts, 1);
+    // Pushed: held until later, with nothing new, then forgotten.
+    store
+        .push_done(&retried[0], Timestamp(2_000))
+        .await
+        .unwrap();
+    let held = store.due_pushes(Timestamp(2_000), 10).await.unwrap();
+    assert_eq!(held.len(), 1);
+    assert!(!held[0].has_news());
+    assert_eq!(held[0].attempts, 0);
+    // A message during the hold is news again; forgetting the old job keeps the new row.
+    store
+        .append(text(conv.id, bob, "m3", "three"))
+        .await
+        .unwrap();
+    store.push_forget(&held[0]).await.unwrap();
+    let fresh = store.due_pushes(Timestamp(i64::MAX), 10).await.unwrap();
+    assert_eq!(
+        fresh.len(),
+        1,
+        "a newer message survives an older job's forget"
+    );
+    assert!(fresh[0].has_news());
+    store.push_forget(&fresh[0]).await.unwrap();
+    assert!(
+        store
+            .due_pushes(Timestamp(i64::MAX), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn users(store: Arc<dyn Store>) {
