@@ -5,7 +5,8 @@ use crate::error::{ApiError, ApiResult};
 use crate::messaging::Messaging;
 use crate::names::Name;
 use crate::store::{
-    ConversationRecord, ListPage, ListPosition, MemberRecord, NewGroup, SeqWindow, Store,
+    ConversationRecord, ListPage, ListPosition, MemberRecord, NewGroup, Refusal, SeqWindow, Store,
+    StoreError,
 };
 use confab_proto::limits::GROUP_MAX_MEMBERS;
 use confab_proto::{Conversation, ConversationId, ErrorCode, Member, Message, Timestamp, UserId};
@@ -60,7 +61,7 @@ impl Conversations {
             }
         }
         if members.len() + 1 > GROUP_MAX_MEMBERS {
-            return Err(ApiError::from(crate::store::StoreError::GroupFull));
+            return Err(StoreError::from(Refusal::GroupFull).into());
         }
         // Each group puts rows in its members' inboxes without asking them: bounded per day,
         // not only per second.
@@ -288,9 +289,9 @@ impl Conversations {
 }
 
 /// A store `NotFound` names what was missing.
-fn not_found_as(e: crate::store::StoreError, what: &str) -> ApiError {
+fn not_found_as(e: StoreError, what: &str) -> ApiError {
     match e {
-        crate::store::StoreError::NotFound => ApiError::not_found(what),
+        StoreError::NotFound => ApiError::not_found(what),
         e => e.into(),
     }
 }

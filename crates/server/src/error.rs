@@ -91,16 +91,7 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => Self::new(ErrorCode::NotFound, "not found"),
-            StoreError::Conflict(why) => Self::new(ErrorCode::Conflict, why),
-            StoreError::Forbidden(why) => Self::new(ErrorCode::Forbidden, why),
-            StoreError::GroupFull => Self::new(
-                ErrorCode::GroupFull,
-                "a group holds at most 100 members, its creator included",
-            ),
-            StoreError::QuotaExceeded => Self::new(
-                ErrorCode::QuotaExceeded,
-                "your messages fill your storage quota; nothing more can be stored for you",
-            ),
+            StoreError::Refused(why) => Self::new(why.code(), why.to_string()),
             StoreError::Closed => Self::new(
                 ErrorCode::Overloaded,
                 "the server is shutting down; retry on another node",

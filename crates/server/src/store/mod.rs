@@ -6,9 +6,11 @@
 //! Rules that must hold atomically with a write (membership, group size, admin rights,
 //! dedupe of `client_msg_id`) are checked by the backend inside the write's transaction.
 
+mod refusal;
 pub mod sqlite;
 mod types;
 
+pub use refusal::Refusal;
 pub use types::*;
 
 use async_trait::async_trait;
@@ -23,18 +25,10 @@ pub enum StoreError {
     /// No such row, or not visible.
     #[error("not found")]
     NotFound,
-    /// A unique value is taken, or a `client_msg_id` was used for another conversation.
-    #[error("conflict: {0}")]
-    Conflict(&'static str),
-    /// The caller may not do this (not a member, not an admin).
-    #[error("forbidden: {0}")]
-    Forbidden(&'static str),
-    /// The group already has the maximum number of members.
-    #[error("the group is full")]
-    GroupFull,
-    /// The sender's stored messages would pass their quota.
-    #[error("storage quota exceeded")]
-    QuotaExceeded,
+    /// A domain rule refused the write (not a member, not an admin, group full, a name
+    /// taken, ...).
+    #[error("refused: {0}")]
+    Refused(#[from] Refusal),
     /// The store is shutting down or its writer is gone.
     #[error("the store is closed")]
     Closed,
@@ -172,7 +166,7 @@ pub trait Members: Send + Sync {
 pub trait Messages: Send + Sync {
     /// Stores a message with one inbox entry per active member, or returns the original
     /// when `(sender, client_msg_id)` was stored before. Durable when this returns. Counts
-    /// the body's bytes against the sender's `quota_bytes` (`QuotaExceeded` past it).
+    /// the body's bytes against the sender's `quota_bytes` (`Refusal::QuotaExceeded` past it).
     async fn append(&self, new: NewMessage) -> StoreResult<Appended>;
     /// Messages of a conversation inside `window`, ascending by seq.
     async fn messages(&self, id: ConversationId, window: SeqWindow) -> StoreResult<Vec<Message>>;

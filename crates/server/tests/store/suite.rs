@@ -6,7 +6,7 @@ use confab_proto::{
 };
 use confab_server::store::{
     CursorMove, ListPage, NewDevice, NewGroup, NewMessage, NewSubscription, NewUser, PushTarget,
-    SeqWindow, Store, StoreError,
+    Refusal, SeqWindow, Store, StoreError,
 };
 use std::future::Future;
 use std::sync::Arc;
@@ -80,7 +80,7 @@ async fn append_counts_the_senders_quota(store: Arc<dyn Store>) {
         .unwrap();
     assert!(matches!(
         store.append(quota(text(conv.id, ada, "q3", "x"), 10)).await,
-        Err(StoreError::QuotaExceeded)
+        Err(StoreError::Refused(Refusal::QuotaExceeded))
     ));
     // A retry of a stored message is not stored again, so it is not refused.
     let again = store
@@ -261,7 +261,10 @@ async fn users(store: Arc<dyn Store>) {
             password_hash: "h".into(),
         })
         .await;
-    assert!(matches!(taken, Err(StoreError::Conflict(_))), "{taken:?}");
+    assert!(
+        matches!(taken, Err(StoreError::Refused(Refusal::UsernameTaken))),
+        "{taken:?}"
+    );
     let record = store.user_by_username("ada").await.unwrap().unwrap();
     assert_eq!(record.user.id, ada);
     assert_eq!(record.password_hash, "h");
@@ -515,7 +518,10 @@ async fn append_is_idempotent(store: Arc<dyn Store>) {
     assert_eq!(store.inbox_head(bob).await.unwrap(), 1);
     let elsewhere = store.append(text(other.id, ada, "same", "hello")).await;
     assert!(
-        matches!(elsewhere, Err(StoreError::Conflict(_))),
+        matches!(
+            elsewhere,
+            Err(StoreError::Refused(Refusal::ClientMsgIdUsedElsewhere))
+        ),
         "{elsewhere:?}"
     );
     // Another sender may use the same client_msg_id.
@@ -535,7 +541,7 @@ async fn append_checks_membership(store: Arc<dyn Store>) {
     let (conv, _) = store.direct(ada, bob).await.unwrap();
     assert!(matches!(
         store.append(text(conv.id, eve, "e1", "hi")).await,
-        Err(StoreError::Forbidden(_))
+        Err(StoreError::Refused(Refusal::NotMember))
     ));
     assert!(matches!(
         store
@@ -674,7 +680,7 @@ async fn groups_and_membership(store: Arc<dyn Store>) {
     assert!(
         matches!(
             store.add_member(group.id, bob, dan).await,
-            Err(StoreError::Forbidden(_))
+            Err(StoreError::Refused(Refusal::NotAdmin))
         ),
         "only admins add"
     );
@@ -726,11 +732,11 @@ async fn groups_and_membership(store: Arc<dyn Store>) {
     assert!(carol_row.sees(removed.message.seq) && !carol_row.sees(after.message.seq));
     assert!(matches!(
         store.append(text(group.id, carol, "c1", "hi")).await,
-        Err(StoreError::Forbidden(_))
+        Err(StoreError::Refused(Refusal::NoLongerMember))
     ));
     assert!(matches!(
         store.remove_member(group.id, bob, dan).await,
-        Err(StoreError::Forbidden(_))
+        Err(StoreError::Refused(Refusal::NotAdmin))
     ));
 
     // The last admin leaves: the longest-standing member becomes admin.
@@ -752,7 +758,7 @@ async fn groups_and_membership(store: Arc<dyn Store>) {
     let (direct, _) = store.direct(ada, bob).await.unwrap();
     assert!(matches!(
         store.remove_member(direct.id, ada, ada).await,
-        Err(StoreError::Forbidden(_))
+        Err(StoreError::Refused(Refusal::CannotLeaveDirect))
     ));
 }
 
@@ -770,7 +776,7 @@ async fn group_size_limit(store: Arc<dyn Store>) {
         })
         .await;
     assert!(
-        matches!(too_many, Err(StoreError::GroupFull)),
+        matches!(too_many, Err(StoreError::Refused(Refusal::GroupFull))),
         "101 members including the creator"
     );
     let (group, _) = store
@@ -783,7 +789,7 @@ async fn group_size_limit(store: Arc<dyn Store>) {
         .unwrap();
     assert!(matches!(
         store.add_member(group.id, admin, others[99]).await,
-        Err(StoreError::GroupFull)
+        Err(StoreError::Refused(Refusal::GroupFull))
     ));
     store
         .remove_member(group.id, admin, others[0])
@@ -854,7 +860,7 @@ async fn full_group_fans_out_to_every_inbox(store: Arc<dyn Store>) {
             store
                 .append(text(group.id, others[0], "x1", "still here?"))
                 .await,
-            Err(StoreError::Forbidden(_))
+            Err(StoreError::Refused(Refusal::NoLongerMember))
         ),
         "a removed member cannot send at once"
     );

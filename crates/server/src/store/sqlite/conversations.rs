@@ -6,7 +6,7 @@ use super::rows::{self, CONVERSATION_COLS, MEMBER_COLS};
 use super::writer::Tx;
 use crate::store::{
     Appended, ConversationRecord, Conversations, ListPage, ListPosition, Membership, NewGroup,
-    StoreError, StoreResult,
+    Refusal, StoreError, StoreResult,
 };
 use async_trait::async_trait;
 use confab_proto::limits::GROUP_MAX_MEMBERS;
@@ -48,7 +48,7 @@ impl Conversations for SqliteStore {
         self.writer
             .write(move |tx| {
                 if new.members.len() + 1 > GROUP_MAX_MEMBERS {
-                    return Err(StoreError::GroupFull);
+                    return Err(Refusal::GroupFull.into());
                 }
                 let mut everyone = vec![new.creator];
                 everyone.extend(new.members.iter().copied().filter(|&m| m != new.creator));
@@ -195,7 +195,7 @@ pub(super) fn conversation(c: &Connection, id: ConversationId) -> StoreResult<Co
 pub(super) fn require_admin(tx: &Tx<'_>, id: ConversationId, by: UserId) -> StoreResult<()> {
     let record = conversation(tx.conn, id)?;
     if record.kind != ConversationKind::Group {
-        return Err(StoreError::Forbidden("direct conversations have no admin"));
+        return Err(Refusal::DirectHasNoAdmin.into());
     }
     let role: Option<String> = tx
         .conn
@@ -206,8 +206,8 @@ pub(super) fn require_admin(tx: &Tx<'_>, id: ConversationId, by: UserId) -> Stor
         .optional()?;
     match role.as_deref() {
         Some("admin") => Ok(()),
-        Some(_) => Err(StoreError::Forbidden("only a group admin may do this")),
-        None => Err(StoreError::Forbidden("you are not a member of this group")),
+        Some(_) => Err(Refusal::NotAdmin.into()),
+        None => Err(Refusal::NotGroupMember.into()),
     }
 }
 

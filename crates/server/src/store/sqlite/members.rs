@@ -4,7 +4,7 @@ use super::SqliteStore;
 use super::conversations::{conversation, insert_member, require_admin, require_users};
 use super::messages::append_system;
 use super::rows::{self, MEMBER_COLS};
-use crate::store::{Appended, MemberRecord, Members, StoreError, StoreResult};
+use crate::store::{Appended, MemberRecord, Members, Refusal, StoreError, StoreResult};
 use async_trait::async_trait;
 use confab_proto::limits::GROUP_MAX_MEMBERS;
 use confab_proto::{ConversationId, ConversationKind, UserId};
@@ -28,7 +28,7 @@ impl Members for SqliteStore {
                     return Ok(None);
                 }
                 if active.len() >= GROUP_MAX_MEMBERS {
-                    return Err(StoreError::GroupFull);
+                    return Err(Refusal::GroupFull.into());
                 }
                 // The new member sees history from the system message that adds them.
                 let next_seq = conversation(tx.conn, id)?.last_seq + 1;
@@ -165,7 +165,7 @@ impl Members for SqliteStore {
                     .query_row(params![id.0, user.0], rows::member)
                     .optional()?;
                 let last = conversation(tx.conn, id)?.last_seq;
-                let member = member.ok_or(StoreError::Forbidden("you are not a member of this conversation"))?;
+                let member = member.ok_or(StoreError::from(Refusal::NotMember))?;
                 let visible = member.left_seq.map_or(last, |left| left.min(last));
                 let seq = seq.min(visible);
                 if seq <= member.read_seq {
@@ -213,7 +213,7 @@ impl Members for SqliteStore {
             .write(move |tx| {
                 let record = conversation(tx.conn, id)?;
                 if record.kind != ConversationKind::Group {
-                    return Err(StoreError::Forbidden("nobody can leave a direct conversation"));
+                    return Err(Refusal::CannotLeaveDirect.into());
                 }
                 if by != user {
                     require_admin(tx, id, by)?;
@@ -227,7 +227,7 @@ impl Members for SqliteStore {
                     .optional()?;
                 let Some(role) = role else {
                     return Err(if by == user {
-                        StoreError::Forbidden("you are not a member of this group")
+                        Refusal::NotGroupMember.into()
                     } else {
                         StoreError::NotFound
                     });

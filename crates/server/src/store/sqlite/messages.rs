@@ -3,7 +3,7 @@
 use super::SqliteStore;
 use super::rows::{self, MESSAGE_COLS};
 use super::writer::Tx;
-use crate::store::{Appended, Messages, NewMessage, SeqWindow, StoreError, StoreResult};
+use crate::store::{Appended, Messages, NewMessage, Refusal, SeqWindow, StoreError, StoreResult};
 use async_trait::async_trait;
 use confab_proto::{ConversationId, Message, MessageId, MessageKind, Timestamp, UserId};
 use deadpool_sqlite::rusqlite::{OptionalExtension, params};
@@ -15,9 +15,7 @@ impl Messages for SqliteStore {
             .write(move |tx| {
                 if let Some(original) = by_client_id(tx, new.sender_id, &new.client_msg_id)? {
                     if original.conversation_id != new.conversation_id {
-                        return Err(StoreError::Conflict(
-                            "this client_msg_id was already used for a message in another conversation",
-                        ));
+                        return Err(Refusal::ClientMsgIdUsedElsewhere.into());
                     }
                     return Ok(Appended {
                         message: original,
@@ -42,7 +40,7 @@ impl Messages for SqliteStore {
                         i64::try_from(new.quota_bytes).unwrap_or(i64::MAX)
                     ])?;
                 if counted == 0 {
-                    return Err(StoreError::QuotaExceeded);
+                    return Err(Refusal::QuotaExceeded.into());
                 }
                 let appended = append(
                     tx,
@@ -88,9 +86,9 @@ fn not_a_member(tx: &Tx<'_>, id: ConversationId, user: UserId) -> StoreResult<St
         .query_row(params![id.0, user.0], |_| Ok(()))
         .optional()?;
     Ok(if member.is_some() {
-        StoreError::Forbidden("you are no longer a member of this conversation")
+        Refusal::NoLongerMember.into()
     } else if conversation_exists(tx, id)? {
-        StoreError::Forbidden("you are not a member of this conversation")
+        Refusal::NotMember.into()
     } else {
         StoreError::NotFound
     })
@@ -151,7 +149,7 @@ pub(super) fn append(
         ])
         .map_err(|e| match e.sqlite_error_code() {
             Some(deadpool_sqlite::rusqlite::ErrorCode::ConstraintViolation) => {
-                StoreError::Conflict("this client_msg_id was already used")
+                StoreError::from(Refusal::ClientMsgIdUsedElsewhere)
             }
             _ => e.into(),
         })?;

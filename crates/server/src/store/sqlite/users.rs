@@ -2,7 +2,7 @@
 
 use super::SqliteStore;
 use super::rows::{self, USER_COLS};
-use crate::store::{NewUser, StoreError, StoreResult, UserRecord, Users};
+use crate::store::{NewUser, Refusal, StoreError, StoreResult, UserRecord, Users};
 use async_trait::async_trait;
 use confab_proto::{Timestamp, User, UserId};
 use deadpool_sqlite::rusqlite::{ErrorCode, OptionalExtension, params};
@@ -23,9 +23,7 @@ impl Users for SqliteStore {
                         rows::user,
                     )
                     .map_err(|e| match e.sqlite_error_code() {
-                        Some(ErrorCode::ConstraintViolation) => {
-                            StoreError::Conflict("that username is taken")
-                        }
+                        Some(ErrorCode::ConstraintViolation) => Refusal::UsernameTaken.into(),
                         _ => e.into(),
                     })
             })

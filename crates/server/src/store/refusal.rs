@@ -1,0 +1,56 @@
+//! Why a store refuses a write that is well formed: the one vocabulary every backend uses,
+//! with the words clients see and the code they match on, here and nowhere else.
+
+use confab_proto::ErrorCode;
+
+/// A domain rule the write broke, checked by the backend inside the write's transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The caller was never a member of the conversation.
+    #[error("you are not a member of this conversation")]
+    NotMember,
+    /// The caller left the conversation or was removed.
+    #[error("you are no longer a member of this conversation")]
+    NoLongerMember,
+    /// The caller is not a member of the group they manage or leave.
+    #[error("you are not a member of this group")]
+    NotGroupMember,
+    /// Only admins rename groups and add or remove others.
+    #[error("only a group admin may do this")]
+    NotAdmin,
+    /// Direct conversations have no admin to rename or change them.
+    #[error("direct conversations have no admin")]
+    DirectHasNoAdmin,
+    /// Nobody leaves a direct conversation.
+    #[error("nobody can leave a direct conversation")]
+    CannotLeaveDirect,
+    /// The group has `GROUP_MAX_MEMBERS` members.
+    #[error("a group holds at most 100 members, its creator included")]
+    GroupFull,
+    /// The username belongs to someone else.
+    #[error("that username is taken")]
+    UsernameTaken,
+    /// The sender used this `client_msg_id` for a message in another conversation.
+    #[error("this client_msg_id was already used for a message in another conversation")]
+    ClientMsgIdUsedElsewhere,
+    /// The sender's stored message text would pass their quota.
+    #[error("your messages fill your storage quota; nothing more can be stored for you")]
+    QuotaExceeded,
+}
+
+impl Refusal {
+    /// The contract's code for it.
+    pub fn code(self) -> ErrorCode {
+        match self {
+            Self::NotMember
+            | Self::NoLongerMember
+            | Self::NotGroupMember
+            | Self::NotAdmin
+            | Self::DirectHasNoAdmin
+            | Self::CannotLeaveDirect => ErrorCode::Forbidden,
+            Self::GroupFull => ErrorCode::GroupFull,
+            Self::UsernameTaken | Self::ClientMsgIdUsedElsewhere => ErrorCode::Conflict,
+            Self::QuotaExceeded => ErrorCode::QuotaExceeded,
+        }
+    }
+}
