@@ -57,6 +57,19 @@ impl TrustedProxies {
     }
 }
 
+/// The key per-address limits count under: the IPv4 address, or the IPv6 /64 (one host or
+/// home network is usually given a whole /64, and could otherwise pick a new address for
+/// every connection).
+pub fn limit_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+        v4 => v4,
+    }
+}
+
 /// The client's address, as [`TrustedProxies::client`] finds it.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientIp(pub IpAddr);
@@ -101,8 +114,10 @@ impl PerAddress {
         })
     }
 
-    /// One more for `ip`, or `None` when it holds `max` already.
+    /// One more for `ip` (counted under its [`limit_key`]), or `None` when it holds `max`
+    /// already.
     pub fn take(self: &Arc<Self>, ip: IpAddr) -> Option<Held> {
+        let ip = limit_key(ip);
         let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
         let count = counts.entry(ip).or_insert(0);
         if *count >= self.max {
@@ -175,5 +190,10 @@ mod tests {
         assert!(per.take(ip("2.2.2.2")).is_some(), "per address");
         drop(a);
         assert!(per.take(ip("1.1.1.1")).is_some());
+        // An IPv6 /64 is one address, whichever of its hosts connects.
+        let _c = per.take(ip("2001:db8:1:2::1")).unwrap();
+        let _d = per.take(ip("2001:db8:1:2:ffff::9")).unwrap();
+        assert!(per.take(ip("2001:db8:1:2:abcd::1")).is_none());
+        assert!(per.take(ip("2001:db8:1:3::1")).is_some());
     }
 }

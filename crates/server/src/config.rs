@@ -41,9 +41,9 @@ pub struct Config {
     /// MiB of message text each user may have stored (what they sent, as UTF-8); past it
     /// their sends are refused with `quota_exceeded`.
     pub user_quota_mb: u64,
-    /// Lookups of users by username, and new direct conversations, one user may make per
-    /// minute (bursts up to the same number): what keeps the user directory from being
-    /// harvested.
+    /// Lookups of users by username, direct conversations opened, and people never talked
+    /// with before added to groups, per user per minute (bursts up to the same number):
+    /// what keeps the user directory from being harvested.
     pub lookup_rate_per_min: u32,
     /// Where to serve `/metrics` on its own (for example `127.0.0.1:9100`, or a private
     /// interface the monitoring reaches). Unset: `/metrics` is on `listen`, answered only to
@@ -56,8 +56,8 @@ pub struct Config {
     /// caps do not apply (they carry many clients). Anyone else's `X-Forwarded-For` is
     /// ignored.
     pub trusted_proxies: Vec<IpNet>,
-    /// Open TCP connections one client address may hold (not counting WebSocket sessions,
-    /// which are bounded by `hello_pending_per_ip` and the sessions per device).
+    /// Open TCP connections one client address (an IPv6 /64) may hold, WebSocket sessions
+    /// included.
     pub max_connections_per_ip: usize,
     /// WebSocket connections one client address may have open that have not yet said
     /// `hello`; more are answered `429 rate_limited`.
@@ -151,7 +151,7 @@ impl Default for Config {
             send_burst: 100,
             auth_rate_per_min: 60,
             user_quota_mb: 1024,
-            lookup_rate_per_min: 30,
+            lookup_rate_per_min: 60,
             metrics_listen: None,
             groups_per_day: 100,
             // Loopback: a proxy on the same machine, or local tools.
@@ -184,7 +184,7 @@ impl Default for Config {
             push_apns_team_id: String::new(),
             push_apns_topic: String::new(),
             push_apns_url: "https://api.push.apple.com".into(),
-            push_concurrency: 16,
+            push_concurrency: 64,
             push_timeout_ms: 10_000,
             push_collapse_ms: 2_000,
             push_retry_base_ms: 1_000,

@@ -3,7 +3,8 @@
 //! A client gets `http_header_timeout_ms` to send a request's headers, and a kept-alive
 //! connection may sit that long between requests; bodies are bounded by
 //! `http_body_timeout_ms` (in `api`). One address holds at most `max_connections_per_ip`
-//! open connections (trusted proxies excepted); more are closed as soon as they are
+//! open connections (trusted proxies excepted), WebSocket sessions included (the upgrade
+//! takes the connection's place, see `gateway`); more are closed as soon as they are
 //! accepted, and counted.
 
 use crate::addresses::PerAddress;
@@ -12,6 +13,7 @@ use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -46,7 +48,7 @@ pub async fn serve(
         let held = if app.proxies.trusts(peer.ip()) {
             None
         } else {
-            match per_address.take(peer.ip().to_canonical()) {
+            match per_address.take(peer.ip()) {
                 Some(held) => Some(held),
                 None => {
                     app.metrics.connections_refused.inc();
@@ -58,10 +60,17 @@ pub async fn serve(
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
+        // Every request carries the connection's place, so a WebSocket upgrade can keep it
+        // for as long as its session lasts.
+        let held = held.map(Arc::new);
         let service = hyper::service::service_fn({
             let router = router.clone();
+            let held = held.clone();
             move |mut request: hyper::Request<Incoming>| {
                 request.extensions_mut().insert(ConnectInfo(peer));
+                if let Some(held) = &held {
+                    request.extensions_mut().insert(held.clone());
+                }
                 router.clone().oneshot(request.map(axum::body::Body::new))
             }
         });

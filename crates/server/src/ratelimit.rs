@@ -48,6 +48,22 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
         })
     }
 
+    /// Takes `n` tokens for `key` at once, or says how many milliseconds until they are
+    /// free (`u64::MAX` when `n` is more than a whole burst: never).
+    pub fn check_n(&self, key: K, n: u32) -> Result<(), u64> {
+        let Some(n) = NonZeroU32::new(n) else {
+            return Ok(());
+        };
+        match self.inner.check_key_n(&key, n) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(not_until)) => {
+                let wait = not_until.wait_time_from(self.clock.now());
+                Err(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1))
+            }
+            Err(_) => Err(u64::MAX),
+        }
+    }
+
     /// Forgets keys whose buckets are full again, bounding memory.
     pub fn forget_idle(&self) {
         self.inner.retain_recent();

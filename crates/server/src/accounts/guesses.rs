@@ -23,6 +23,9 @@ struct Failures {
     count: u32,
     /// No attempt before this.
     until: Instant,
+    /// Once the waits have begun, one attempt at a time: otherwise many sent together
+    /// would all pass the check before the first of them failed.
+    in_flight: bool,
 }
 
 /// Failed logins per username.
@@ -31,43 +34,81 @@ pub struct Guesses {
     failures: Mutex<HashMap<String, Failures>>,
 }
 
+/// One password attempt for a username; say how it went with [`Attempt::failed`] or
+/// [`Attempt::succeeded`]. Dropped without either (an error on the way), it counts as
+/// neither.
+pub struct Attempt<'a> {
+    guesses: &'a Guesses,
+    username: String,
+    done: bool,
+}
+
 impl Guesses {
     /// May `username` try a password now? If not, how long until it may.
-    pub fn check(&self, username: &str) -> Result<(), Duration> {
-        let failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        match failures.get(username) {
-            Some(f) => match f.until.checked_duration_since(Instant::now()) {
-                Some(wait) if !wait.is_zero() => Err(wait),
-                _ => Ok(()),
-            },
-            None => Ok(()),
+    pub fn begin(&self, username: &str) -> Result<Attempt<'_>, Duration> {
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(f) = failures.get_mut(username) {
+            let now = Instant::now();
+            if f.until > now {
+                return Err(f.until - now);
+            }
+            if f.count >= FREE_FAILURES {
+                if f.in_flight {
+                    return Err(FIRST_DELAY);
+                }
+                f.in_flight = true;
+            }
         }
+        Ok(Attempt {
+            guesses: self,
+            username: username.to_owned(),
+            done: false,
+        })
     }
 
-    /// A wrong password for `username`.
-    pub fn failed(&self, username: &str) {
-        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Failures>> {
+        self.failures.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Attempt<'_> {
+    /// The password was wrong.
+    pub fn failed(mut self) {
+        self.done = true;
+        let mut failures = self.guesses.lock();
         let now = Instant::now();
-        if failures.len() >= MAX_TRACKED && !failures.contains_key(username) {
-            failures.retain(|_, f| f.until > now);
+        if failures.len() >= MAX_TRACKED && !failures.contains_key(&self.username) {
+            failures.retain(|_, f| f.until > now || f.in_flight);
         }
-        let f = failures.entry(username.to_owned()).or_insert(Failures {
-            count: 0,
-            until: now,
-        });
+        let f = failures
+            .entry(std::mem::take(&mut self.username))
+            .or_insert(Failures {
+                count: 0,
+                until: now,
+                in_flight: false,
+            });
         f.count += 1;
+        f.in_flight = false;
         if f.count >= FREE_FAILURES {
             let doublings = (f.count - FREE_FAILURES).min(20);
             f.until = now + FIRST_DELAY.saturating_mul(1 << doublings).min(MAX_DELAY);
         }
     }
 
-    /// The right password for `username`.
-    pub fn succeeded(&self, username: &str) {
-        self.failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(username);
+    /// The password was right: the count starts over.
+    pub fn succeeded(mut self) {
+        self.done = true;
+        self.guesses.lock().remove(&self.username);
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        if !self.done
+            && let Some(f) = self.guesses.lock().get_mut(&self.username)
+        {
+            f.in_flight = false;
+        }
     }
 }
 
@@ -79,21 +120,29 @@ mod tests {
     async fn failures_past_the_free_ones_wait_longer_each_time() {
         let guesses = Guesses::default();
         for _ in 0..FREE_FAILURES - 1 {
-            guesses.failed("ada");
-            assert_eq!(guesses.check("ada"), Ok(()));
+            guesses.begin("ada").ok().unwrap().failed();
+            assert!(guesses.begin("ada").is_ok());
         }
-        guesses.failed("ada");
-        assert_eq!(guesses.check("ada"), Err(FIRST_DELAY));
-        assert_eq!(guesses.check("bob"), Ok(()), "per account");
+        guesses.begin("ada").ok().unwrap().failed();
+        assert_eq!(guesses.begin("ada").err(), Some(FIRST_DELAY));
+        assert!(guesses.begin("bob").is_ok(), "per account");
         tokio::time::advance(FIRST_DELAY).await;
-        assert_eq!(guesses.check("ada"), Ok(()));
-        guesses.failed("ada");
-        assert_eq!(guesses.check("ada"), Err(FIRST_DELAY * 2));
+        let attempt = guesses.begin("ada").ok().unwrap();
+        assert!(
+            guesses.begin("ada").is_err(),
+            "once waiting has begun, one attempt at a time"
+        );
+        attempt.failed();
+        assert_eq!(guesses.begin("ada").err(), Some(FIRST_DELAY * 2));
         for _ in 0..40 {
-            guesses.failed("ada");
+            tokio::time::advance(MAX_DELAY).await;
+            guesses.begin("ada").ok().unwrap().failed();
         }
-        assert_eq!(guesses.check("ada"), Err(MAX_DELAY));
-        guesses.succeeded("ada");
-        assert_eq!(guesses.check("ada"), Ok(()));
+        assert_eq!(guesses.begin("ada").err(), Some(MAX_DELAY));
+        tokio::time::advance(MAX_DELAY).await;
+        let dropped = guesses.begin("ada").ok().unwrap();
+        drop(dropped); // an error on the way: neither a failure nor a success
+        guesses.begin("ada").ok().unwrap().succeeded();
+        assert!(guesses.begin("ada").is_ok());
     }
 }

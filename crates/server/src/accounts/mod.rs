@@ -97,17 +97,17 @@ impl Accounts {
             Some(name) => Name::Device.check(name)?,
             None => "device".to_owned(),
         };
-        self.check_guesses(username)?;
+        let attempt = self.begin_attempt(username)?;
         let record = self.store.user_by_username(username).await?;
         let hash = record
             .as_ref()
             .map_or_else(|| self.dummy_hash.clone(), |r| r.password_hash.clone());
         let matches = self.verify(password.to_owned(), hash).await?;
         let Some(record) = record.filter(|_| matches) else {
-            self.guesses.failed(username);
+            attempt.failed();
             return Err(refused());
         };
-        self.guesses.succeeded(username);
+        attempt.succeeded();
         let token = new_token();
         let device = self
             .store
@@ -149,7 +149,7 @@ impl Accounts {
             .await?
             .ok_or_else(ApiError::unauthorized)?
             .username;
-        self.check_guesses(&username)?;
+        let attempt = self.begin_attempt(&username)?;
         let record = self
             .store
             .user_by_username(&username)
@@ -159,13 +159,13 @@ impl Accounts {
             .verify(current.to_owned(), record.password_hash)
             .await?
         {
-            self.guesses.failed(&username);
+            attempt.failed();
             return Err(ApiError::new(
                 ErrorCode::Forbidden,
                 "the current password is wrong",
             ));
         }
-        self.guesses.succeeded(&username);
+        attempt.succeeded();
         let hash = self.hash(new.to_owned()).await?;
         self.store.set_password_hash(user, &hash).await?;
         for other in self.store.delete_other_devices(user, device).await? {
@@ -174,8 +174,8 @@ impl Accounts {
         Ok(())
     }
 
-    fn check_guesses(&self, username: &str) -> ApiResult<()> {
-        self.guesses.check(username).map_err(|wait| {
+    fn begin_attempt(&self, username: &str) -> ApiResult<guesses::Attempt<'_>> {
+        self.guesses.begin(username).map_err(|wait| {
             ApiError::rate_limited_for(
                 u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
                 "too many wrong passwords for this account; wait retry_after_ms before trying again",

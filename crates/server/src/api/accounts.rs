@@ -1,7 +1,7 @@
 //! Signup, login, logout, profiles, user lookup and devices.
 
 use super::extract::{Authed, Json, Path, Query};
-use crate::addresses::ClientIp;
+use crate::addresses::{ClientIp, limit_key};
 use crate::error::{ApiError, ApiResult};
 use crate::names::Name;
 use crate::state::AppState;
@@ -14,7 +14,7 @@ use confab_proto::{
 use serde::Deserialize;
 
 fn limit_auth(app: &AppState, client: ClientIp) -> ApiResult<()> {
-    app.auth_limiter.check(client.0).map_err(|ms| {
+    app.auth_limiter.check(limit_key(client.0)).map_err(|ms| {
         app.metrics.rate_limited.inc();
         ApiError::rate_limited(ms)
     })

@@ -6,7 +6,7 @@ use crate::state::AppState;
 use crate::store::ListPosition;
 use axum::extract::State;
 use axum::http::StatusCode;
-use confab_proto::limits::{CONVERSATIONS_PAGE_DEFAULT, PAGE_MAX};
+use confab_proto::limits::{CONVERSATIONS_PAGE_DEFAULT, GROUP_MAX_MEMBERS, PAGE_MAX};
 use confab_proto::{
     AddMemberRequest, ConversationId, ConversationResponse, ConversationsResponse,
     CreateGroupRequest, DirectRequest, RenameGroupRequest, Timestamp, UserId,
@@ -14,6 +14,27 @@ use confab_proto::{
 use serde::Deserialize;
 
 type Answer = ApiResult<axum::Json<ConversationResponse>>;
+
+/// Adding someone to a group tells whether their id exists, makes them look-up-able and
+/// shows their presence: for people the caller never shared a conversation with, it costs a
+/// lookup each (`lookup_rate_per_min`), so ids cannot be walked through groups either.
+async fn strangers_cost_lookups(app: &AppState, me: UserId, ids: &[UserId]) -> ApiResult<()> {
+    let mut strangers = 0u32;
+    for &id in ids.iter().take(GROUP_MAX_MEMBERS) {
+        if id != me && !app.store.ever_shared(me, id).await? {
+            strangers += 1;
+        }
+    }
+    // A group of more strangers than a whole burst takes the whole burst.
+    let cost = strangers.min(app.config.lookup_rate_per_min);
+    app.lookups.check_n(me, cost).map_err(|ms| {
+        app.metrics.rate_limited.inc();
+        ApiError::rate_limited_for(
+            ms,
+            "too many people you have not talked with before; retry after retry_after_ms",
+        )
+    })
+}
 
 pub async fn direct(
     State(app): State<AppState>,
@@ -39,6 +60,7 @@ pub async fn create_group(
     me: Authed,
     Json(req): Json<CreateGroupRequest>,
 ) -> ApiResult<(StatusCode, axum::Json<ConversationResponse>)> {
+    strangers_cost_lookups(&app, me.user_id, &req.member_ids).await?;
     let conversation = app
         .conversations
         .create_group(me.user_id, &req.title, &req.member_ids)
@@ -65,6 +87,7 @@ pub async fn add_member(
     Path(id): Path<ConversationId>,
     Json(req): Json<AddMemberRequest>,
 ) -> Answer {
+    strangers_cost_lookups(&app, me.user_id, &[req.user_id]).await?;
     let conversation = app
         .conversations
         .add_member(me.user_id, id, req.user_id)

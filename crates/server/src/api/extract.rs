@@ -76,6 +76,7 @@ impl FromRequestParts<AppState> for Authed {
             .map(|(_, token)| token)
             .ok_or_else(ApiError::unauthorized)?;
         let device = app.accounts.authenticate(token.trim()).await?;
+        app.cursors.touch(&device);
         Ok(Authed {
             user_id: device.user_id,
             device_id: device.id,

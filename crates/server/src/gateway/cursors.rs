@@ -2,8 +2,8 @@
 //! second and at shutdown) rather than one write per frame. A cursor lost in a crash only
 //! means the device is offered a few messages again, which it drops by `inbox_seq`.
 
-use crate::store::{CursorMove, Store};
-use confab_proto::DeviceId;
+use crate::store::{CursorMove, DeviceRecord, Store};
+use confab_proto::{DeviceId, Timestamp};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -19,6 +19,15 @@ impl CursorBook {
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         let cursor = pending.entry(device).or_insert(0);
         *cursor = (*cursor).max(inbox_seq);
+    }
+
+    /// Notes that `device` is in use, so its `last_active_at` (what decides which device a
+    /// login past the limit logs out) is stamped with the next save; at most once a minute.
+    pub fn touch(&self, device: &DeviceRecord) {
+        const EVERY_MS: i64 = 60_000;
+        if Timestamp::now().millis() - device.last_active_at.millis() >= EVERY_MS {
+            self.note(device.id, 0);
+        }
     }
 
     /// Writes the pending cursors; returns those that moved.

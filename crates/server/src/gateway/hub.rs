@@ -223,8 +223,10 @@ impl Hub {
             return;
         };
         for entry in entries {
-            if !entry.live && !matches!(event, UserEvent::Revoked(_)) {
-                continue; // still catching up from the store, which has this event too
+            if !matches!(event, UserEvent::Revoked(_)) && (!entry.live || entry.control.is_closed())
+            {
+                // Catching up from the store (which has this event too), or ending.
+                continue;
             }
             let outbound = match event {
                 UserEvent::Message { inbox_seq, message } => {

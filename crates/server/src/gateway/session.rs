@@ -11,9 +11,9 @@ use super::hub::{Control, Outbound, Registration, offer};
 use crate::addresses::{ClientIp, Held};
 use crate::error::ApiError;
 use crate::state::AppState;
-use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message as Ws, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Extension, State};
 use axum::response::{IntoResponse, Response};
 use confab_proto::limits::{FRAME_MAX_BYTES, PAGE_MAX, REQ_MAX, close};
 use confab_proto::{ClientFrame, DeviceId, ErrorCode, ServerFrame, UserId};
@@ -51,6 +51,7 @@ type Stream = SplitStream<WebSocket>;
 pub async fn upgrade(
     State(app): State<AppState>,
     ClientIp(client): ClientIp,
+    connection: Option<Extension<Arc<Held>>>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     let ws = match ws {
@@ -96,6 +97,8 @@ pub async fn upgrade(
         .on_upgrade(move |socket| async move {
             // Counted from here, so sessions that have not said hello count against the limit.
             let _admitted = app.hub.admit();
+            // The connection's place in `max_connections_per_ip`, kept while the session lasts.
+            let _connection = connection;
             run(socket, app.clone(), hello).await
         })
 }
@@ -212,6 +215,7 @@ async fn handshake(sink: &mut Sink, stream: &mut Stream, app: &AppState) -> Resu
         }
     })?;
     let (user, device_id) = (device.user_id, device.id);
+    app.cursors.touch(&device);
     let head = app.store.inbox_head(user).await.map_err(|_| 1011_u16)?;
     let welcome = ServerFrame::Welcome {
         user_id: user,
@@ -332,10 +336,14 @@ async fn write_loop(
     };
     drop(registration);
     let code = control.code().unwrap_or(1000);
-    if result.is_ok() && code != close::TOO_SLOW {
-        // Frames queued before the close (a drain's `reconnect`) still go out, best effort.
+    if result.is_ok() && (code == close::GOING_AWAY || code == 1000) {
+        // Finished frames queued before the close (a drain's `reconnect`) still go out, best
+        // effort. Messages do not: the device gets them from its cursor next time. And a
+        // revoked or lagging session gets nothing more at all.
         while let Ok(item) = rx.try_recv() {
-            if writer.feed(item).await.is_err() {
+            if let Outbound::Frame(_) = item
+                && writer.feed(item).await.is_err()
+            {
                 break;
             }
         }
@@ -554,6 +562,9 @@ impl Session<'_> {
                 let Ok(permit) = sends.clone().acquire_owned().await else {
                     return;
                 };
+                if self.control.is_closed() {
+                    return; // revoked (or closed) while this send waited for its turn
+                }
                 let (app, tx, control, user) = (
                     self.app.clone(),
                     self.tx.clone(),

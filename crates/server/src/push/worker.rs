@@ -8,7 +8,7 @@ use super::notification::Notification;
 use super::providers::{Delivery, Outcome};
 use crate::presence::Presence;
 use crate::store::{PushJob, StoreResult};
-use confab_proto::{ConversationId, Timestamp, UserId};
+use confab_proto::{Timestamp, UserId};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use rand::Rng;
@@ -24,19 +24,13 @@ const POLL: Duration = Duration::from_millis(250);
 /// The longest wait between retries.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
-/// An outbox row: one per user and conversation.
-type Key = (UserId, ConversationId);
-
-fn key(job: &PushJob) -> Key {
-    (job.user_id, job.conversation_id)
-}
-
 impl Pusher {
     /// Drains the outbox until `shutdown`; rows left then are pushed after the restart.
     pub async fn run(&self, presence: &Presence, shutdown: CancellationToken) {
         let mut running = FuturesUnordered::new();
-        // Rows being pushed, so a read of the outbox does not start them twice.
-        let mut busy: HashSet<Key> = HashSet::new();
+        // Users being pushed to: one job per user at a time, so however many conversations
+        // one user keeps busy (or however slow their push hosts), they hold one slot.
+        let mut busy: HashSet<UserId> = HashSet::new();
         let mut queued: VecDeque<PushJob> = VecDeque::new();
         let mut look = true;
         loop {
@@ -47,10 +41,12 @@ impl Pusher {
             }
             while running.len() < self.concurrency {
                 let Some(job) = queued.pop_front() else { break };
-                busy.insert(key(&job));
+                if !busy.insert(job.user_id) {
+                    continue; // another of this user's rows is being pushed; read it later
+                }
                 running.push(async move {
                     self.handle(job, presence).await;
-                    key(&job)
+                    job.user_id
                 });
             }
             tokio::select! {
@@ -64,19 +60,11 @@ impl Pusher {
         }
     }
 
-    /// Due rows that are not being pushed already, the longest waiting first.
-    async fn due(&self, busy: &HashSet<Key>) -> VecDeque<PushJob> {
-        // Rows in flight are still due until they finish, so read past them.
-        match self
-            .store
-            .due_pushes(Timestamp::now(), BATCH + busy.len())
-            .await
-        {
-            Ok(jobs) => jobs
-                .into_iter()
-                .filter(|job| !busy.contains(&key(job)))
-                .take(BATCH)
-                .collect(),
+    /// Due rows of users not being pushed to already, the longest waiting first.
+    async fn due(&self, busy: &HashSet<UserId>) -> VecDeque<PushJob> {
+        let skip: Vec<UserId> = busy.iter().copied().collect();
+        match self.store.due_pushes(Timestamp::now(), BATCH, &skip).await {
+            Ok(jobs) => jobs.into(),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the push outbox; will retry");
                 VecDeque::new()

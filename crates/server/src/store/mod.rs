@@ -210,7 +210,13 @@ pub trait Push: Send + Sync {
     /// A user's subscriptions.
     async fn subscriptions(&self, user: UserId) -> StoreResult<Vec<SubscriptionRecord>>;
     /// Outbox rows due at `now`, the longest waiting first, at most `limit`.
-    async fn due_pushes(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<PushJob>>;
+    /// Rows of the users in `skip` (being pushed to already) are left out.
+    async fn due_pushes(
+        &self,
+        now: Timestamp,
+        limit: usize,
+        skip: &[UserId],
+    ) -> StoreResult<Vec<PushJob>>;
     /// Marks `job` pushed (or not needing a push) up to its inbox_seq, and holds the row
     /// until `hold_until`: what comes meanwhile is pushed once then, as one notification.
     async fn push_done(&self, job: &PushJob, hold_until: Timestamp) -> StoreResult<()>;

@@ -202,3 +202,60 @@ async fn metrics_are_not_served_to_strangers() {
         404
     );
 }
+
+#[tokio::test]
+async fn websocket_sessions_keep_their_place_among_an_addresss_connections() {
+    let server = TestServer::with(|c| {
+        c.max_connections_per_ip = 3;
+        c.trusted_proxies = Vec::new();
+    })
+    .await;
+    let ada = server.user("ada").await;
+    let url = format!("{}/v1/ws", server.url.replace("http://", "ws://"));
+    let mut sessions = Vec::new();
+    while sessions.len() < 3 {
+        // The HTTP connections that made the user may take a moment to be closed.
+        match tokio_tungstenite::connect_async(&url).await {
+            Ok((mut ws, _)) => {
+                use futures_util::{SinkExt, StreamExt};
+                let hello = serde_json::json!({"type": "hello", "token": ada.login.token});
+                ws.send(tokio_tungstenite::tungstenite::Message::text(
+                    hello.to_string(),
+                ))
+                .await
+                .unwrap();
+                let welcome = ws.next().await.unwrap().unwrap();
+                assert!(welcome.to_text().unwrap().contains("welcome"));
+                sessions.push(ws);
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    // The three sessions fill the address's places.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut probe = tcp(&server).await;
+        probe
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: confab\r\nConnection: close\r\n\r\n")
+            .await
+            .ok();
+        if read_until_closed(&mut probe).await.is_empty() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a fourth connection was let in beside three sessions"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // One session ends: its place is free again.
+    drop(sessions.pop());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while server.anon().healthz().await.is_err() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the place was not freed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

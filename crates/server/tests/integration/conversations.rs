@@ -495,3 +495,48 @@ async fn group_changes_count_against_the_send_rate_and_group_making_per_day() {
     assert_eq!(third.code(), Some(ErrorCode::RateLimited));
     assert!(third.to_string().contains("24 hours"), "{third}");
 }
+
+#[tokio::test]
+async fn adding_strangers_to_groups_costs_lookups() {
+    let server = TestServer::with(|c| c.lookup_rate_per_min = 3).await;
+    let mallory = server.user("mallory").await;
+    let mut others = Vec::new();
+    for i in 0..5 {
+        others.push(server.user(&format!("user{i}")).await.id());
+    }
+    let group = mallory
+        .client
+        .create_group("probe", &others[..2])
+        .await
+        .unwrap();
+    mallory
+        .client
+        .add_member(group.id, others[2])
+        .await
+        .unwrap();
+    // Three strangers: the minute's lookups are spent, through groups as through names.
+    assert_eq!(
+        mallory
+            .client
+            .add_member(group.id, others[3])
+            .await
+            .unwrap_err()
+            .code(),
+        Some(ErrorCode::RateLimited)
+    );
+    assert_eq!(
+        mallory
+            .client
+            .create_group("probe 2", &others[3..])
+            .await
+            .unwrap_err()
+            .code(),
+        Some(ErrorCode::RateLimited)
+    );
+    // People already shared a conversation with cost nothing.
+    mallory
+        .client
+        .create_group("friends", &others[..3])
+        .await
+        .unwrap();
+}

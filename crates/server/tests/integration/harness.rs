@@ -26,6 +26,7 @@ pub fn test_config(dir: &std::path::Path) -> Config {
         send_rate_per_sec: 100_000,
         send_burst: 100_000,
         auth_rate_per_min: 100_000,
+        lookup_rate_per_min: 100_000,
         ..Config::default()
     }
 }

@@ -769,3 +769,54 @@ async fn a_device_keeps_its_newest_ten_subscriptions() {
         );
     }
 }
+
+#[tokio::test]
+async fn one_user_with_many_busy_conversations_holds_one_push_slot() {
+    let (hole, accepted) = black_hole().await;
+    let (receiver, push_url) = Receiver::start().await;
+    let server = TestServer::with(|c| {
+        pushy(c);
+        c.push_concurrency = 2;
+        c.push_timeout_ms = 60_000;
+    })
+    .await;
+    let mallory = server.user("mallory").await;
+    subscribe(
+        &mallory,
+        &Browser::new().subscription(&format!("{hole}/push/mallory")),
+    )
+    .await;
+    // Five conversations with news for mallory: five due rows, all for one user.
+    for i in 0..5 {
+        let friend = server.user(&format!("friend{i}")).await;
+        let chat = friend.client.direct(mallory.id()).await.unwrap();
+        friend
+            .client
+            .send_http(chat.id, None, "hello")
+            .await
+            .unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while accepted.load(std::sync::atomic::Ordering::SeqCst) < 1 {
+        assert!(Instant::now() < deadline, "mallory's push never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let alice = server.user("alice").await;
+    subscribe(
+        &alice,
+        &Browser::new().subscription(&format!("{push_url}/push/alice")),
+    )
+    .await;
+    let bob = server.user("bob").await;
+    let chat = bob.client.direct(alice.id()).await.unwrap();
+    bob.client
+        .send_http(chat.id, None, "to alice")
+        .await
+        .unwrap();
+    receiver.wait("/push/alice", 1).await;
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "one job for mallory at a time"
+    );
+}

@@ -180,7 +180,7 @@ async fn push_outbox(store: Arc<dyn Store>) {
         .unwrap();
     assert!(
         store
-            .due_pushes(Timestamp(i64::MAX), 10)
+            .due_pushes(Timestamp(i64::MAX), 10, &[])
             .await
             .unwrap()
             .is_empty()
@@ -196,8 +196,19 @@ async fn push_outbox(store: Arc<dyn Store>) {
     // A message to ada queues one row, in its own transaction; the sender gets none.
     let first = store.append(text(conv.id, bob, "m1", "one")).await.unwrap();
     assert!(first.push_queued);
-    let due = store.due_pushes(Timestamp(i64::MAX), 10).await.unwrap();
+    let due = store
+        .due_pushes(Timestamp(i64::MAX), 10, &[])
+        .await
+        .unwrap();
     assert_eq!(due.len(), 1, "{due:?}");
+    assert!(
+        store
+            .due_pushes(Timestamp(i64::MAX), 10, &[ada])
+            .await
+            .unwrap()
+            .is_empty(),
+        "rows of users being pushed to are left out"
+    );
     let job = due[0];
     assert_eq!(
         (job.user_id, job.conversation_id, job.seq, job.sender_id),
@@ -206,26 +217,29 @@ async fn push_outbox(store: Arc<dyn Store>) {
     assert!(job.has_news());
     // A burst updates the same row.
     store.append(text(conv.id, bob, "m2", "two")).await.unwrap();
-    let burst = store.due_pushes(Timestamp(i64::MAX), 10).await.unwrap();
+    let burst = store
+        .due_pushes(Timestamp(i64::MAX), 10, &[])
+        .await
+        .unwrap();
     assert_eq!(burst.len(), 1);
     assert_eq!(burst[0].seq, 3);
     // Retried: not due before its time, attempts counted.
     store.push_retry(&burst[0], Timestamp(1_000)).await.unwrap();
     assert!(
         store
-            .due_pushes(Timestamp(999), 10)
+            .due_pushes(Timestamp(999), 10, &[])
             .await
             .unwrap()
             .is_empty()
     );
-    let retried = store.due_pushes(Timestamp(1_000), 10).await.unwrap();
+    let retried = store.due_pushes(Timestamp(1_000), 10, &[]).await.unwrap();
     assert_eq!(retried[0].attempts, 1);
     // Pushed: held until later, with nothing new, then forgotten.
     store
         .push_done(&retried[0], Timestamp(2_000))
         .await
         .unwrap();
-    let held = store.due_pushes(Timestamp(2_000), 10).await.unwrap();
+    let held = store.due_pushes(Timestamp(2_000), 10, &[]).await.unwrap();
     assert_eq!(held.len(), 1);
     assert!(!held[0].has_news());
     assert_eq!(held[0].attempts, 0);
@@ -235,7 +249,10 @@ async fn push_outbox(store: Arc<dyn Store>) {
         .await
         .unwrap();
     store.push_forget(&held[0]).await.unwrap();
-    let fresh = store.due_pushes(Timestamp(i64::MAX), 10).await.unwrap();
+    let fresh = store
+        .due_pushes(Timestamp(i64::MAX), 10, &[])
+        .await
+        .unwrap();
     assert_eq!(
         fresh.len(),
         1,
@@ -245,7 +262,7 @@ async fn push_outbox(store: Arc<dyn Store>) {
     store.push_forget(&fresh[0]).await.unwrap();
     assert!(
         store
-            .due_pushes(Timestamp(i64::MAX), 10)
+            .due_pushes(Timestamp(i64::MAX), 10, &[])
             .await
             .unwrap()
             .is_empty()

@@ -104,13 +104,21 @@ impl Push for SqliteStore {
         .await
     }
 
-    async fn due_pushes(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<PushJob>> {
+    async fn due_pushes(
+        &self,
+        now: Timestamp,
+        limit: usize,
+        skip: &[UserId],
+    ) -> StoreResult<Vec<PushJob>> {
+        let skip = serde_json::to_string(&skip.iter().map(|u| u.0).collect::<Vec<_>>())
+            .unwrap_or_else(|_| "[]".into());
         self.read(move |c| {
             Ok(c.prepare_cached(&format!(
                 "SELECT {JOB_COLS} FROM push_outbox WHERE next_attempt_at <= ?1
+                   AND user_id NOT IN (SELECT value FROM json_each(?3))
                  ORDER BY next_attempt_at LIMIT ?2"
             ))?
-            .query_map(params![now.0, limit], job)?
+            .query_map(params![now.0, limit, skip], job)?
             .collect::<Result<_, _>>()?)
         })
         .await
