@@ -507,8 +507,11 @@ impl Client {
         .await
     }
 
-    /// `GET /v1/conversations`, every page: all the caller's conversations, most recent
-    /// activity first. For a user in thousands of groups, page with
+    /// `GET /v1/conversations`, every page: the caller's conversations, most recent
+    /// activity first, each once. Activity during the walk moves a conversation up the
+    /// list: one that moved onto a page already read is missed by this walk (its `message`
+    /// events arrive all the same; fetch it with [`conversation`](Self::conversation)). For
+    /// a user in thousands of groups, page with
     /// [`conversations_page`](Self::conversations_page) instead.
     ///
     /// ```no_run
@@ -522,7 +525,12 @@ impl Client {
         let mut cursor = None;
         loop {
             let page = self.conversations_page(cursor.as_deref(), None).await?;
-            all.extend(page.conversations);
+            for conversation in page.conversations {
+                // One that moved down a page while we walked would come twice.
+                if !all.iter().any(|c: &Conversation| c.id == conversation.id) {
+                    all.push(conversation);
+                }
+            }
             match page.next_cursor {
                 Some(next) => cursor = Some(next),
                 None => return Ok(all),

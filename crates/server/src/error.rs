@@ -91,7 +91,10 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => Self::new(ErrorCode::NotFound, "not found"),
-            StoreError::Refused(why) => Self::new(why.code(), why.to_string()),
+            StoreError::Refused(why) => match why.retry_after_ms() {
+                Some(ms) => Self::rate_limited_for(ms, why.to_string()),
+                None => Self::new(why.code(), why.to_string()),
+            },
             StoreError::Closed => Self::new(
                 ErrorCode::Overloaded,
                 "the server is shutting down; retry on another node",

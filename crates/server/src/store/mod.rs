@@ -88,14 +88,13 @@ pub trait Devices: Send + Sync {
 pub trait Conversations: Send + Sync {
     /// The direct conversation of two users, made on first use; true when it was made now.
     async fn direct(&self, a: UserId, b: UserId) -> StoreResult<(ConversationRecord, bool)>;
-    /// Makes a group with `creator` as admin, recording a `group_created` system message.
+    /// Makes a group with `creator` as admin, recording a `group_created` system message;
+    /// `Refusal::GroupsPerDay` when the creator made `groups_per_day` in the last 24 hours.
     async fn create_group(&self, new: NewGroup) -> StoreResult<(ConversationRecord, Appended)>;
     /// A conversation by id.
     async fn conversation(&self, id: ConversationId) -> StoreResult<Option<ConversationRecord>>;
     /// A page of what `user` is or was a member of, most recent activity first.
     async fn conversations_of(&self, user: UserId, page: ListPage) -> StoreResult<Vec<Membership>>;
-    /// How many groups `user` has made since `since`.
-    async fn groups_created_since(&self, user: UserId, since: Timestamp) -> StoreResult<u64>;
     /// The users who share a direct conversation with `user`: whose presence they follow.
     async fn contacts_of(&self, user: UserId) -> StoreResult<Vec<UserId>>;
     /// A group's title as it was at `seq` (after the message with that seq): what a member

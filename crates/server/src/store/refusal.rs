@@ -33,6 +33,9 @@ pub enum Refusal {
     /// The sender used this `client_msg_id` for a message in another conversation.
     #[error("this client_msg_id was already used for a message in another conversation")]
     ClientMsgIdUsedElsewhere,
+    /// The creator made as many groups in the last 24 hours as they may.
+    #[error("you made as many groups in the last 24 hours as anyone may; try again later")]
+    GroupsPerDay,
     /// The sender's stored message text would pass their quota.
     #[error("your messages fill your storage quota; nothing more can be stored for you")]
     QuotaExceeded,
@@ -51,6 +54,15 @@ impl Refusal {
             Self::GroupFull => ErrorCode::GroupFull,
             Self::UsernameTaken | Self::ClientMsgIdUsedElsewhere => ErrorCode::Conflict,
             Self::QuotaExceeded => ErrorCode::QuotaExceeded,
+            Self::GroupsPerDay => ErrorCode::RateLimited,
+        }
+    }
+
+    /// For a refusal that passes with time, roughly how long until it does.
+    pub fn retry_after_ms(self) -> Option<u64> {
+        match self {
+            Self::GroupsPerDay => Some(60 * 60 * 1000),
+            _ => None,
         }
     }
 }

@@ -75,6 +75,8 @@ pub struct NewGroup {
     pub title: String,
     /// Other members, without duplicates and without the creator.
     pub members: Vec<UserId>,
+    /// The most groups the creator may have made in the last 24 hours, this one included.
+    pub groups_per_day: u32,
 }
 
 /// A stored conversation.

@@ -540,3 +540,34 @@ async fn adding_strangers_to_groups_costs_lookups() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_left_group_keeps_its_place_in_the_list_whatever_happens_there() {
+    let server = TestServer::start().await;
+    let ada = server.user("ada").await;
+    let bob = server.user("bob").await;
+    let left = ada.client.create_group("left", &[bob.id()]).await.unwrap();
+    ada.client.remove_member(left.id, bob.id()).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let chat = ada.client.direct(bob.id()).await.unwrap();
+    ada.client.send_http(chat.id, None, "hi bob").await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    // Activity in the group after bob left would put it first for a member.
+    ada.client
+        .send_http(left.id, None, "after bob")
+        .await
+        .unwrap();
+    let order: Vec<_> = bob
+        .client
+        .conversations()
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(
+        order,
+        [chat.id, left.id],
+        "the left group stays where bob left it"
+    );
+}

@@ -25,6 +25,7 @@ where
     append_checks_membership(make().await).await;
     append_counts_the_senders_quota(make().await).await;
     push_subscriptions(make().await).await;
+    groups_per_day(make().await).await;
     push_outbox(make().await).await;
     concurrent_appends_commit_gap_free(make().await).await;
     history_windows(make().await).await;
@@ -94,6 +95,22 @@ async fn append_counts_the_senders_quota(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(next.message.seq, 3);
+}
+
+async fn groups_per_day(store: Arc<dyn Store>) {
+    let ada = user(&*store, "ada").await;
+    let new = |title: &str| NewGroup {
+        creator: ada,
+        title: title.into(),
+        groups_per_day: 2,
+        members: Vec::new(),
+    };
+    store.create_group(new("one")).await.unwrap();
+    store.create_group(new("two")).await.unwrap();
+    assert!(matches!(
+        store.create_group(new("three")).await,
+        Err(StoreError::Refused(Refusal::GroupsPerDay))
+    ));
 }
 
 fn webpush(endpoint: &str) -> PushTarget {
@@ -668,6 +685,7 @@ async fn groups_and_membership(store: Arc<dyn Store>) {
         .create_group(NewGroup {
             creator: ada,
             title: "crew".into(),
+            groups_per_day: 100,
             members: vec![bob, carol],
         })
         .await
@@ -789,6 +807,7 @@ async fn group_size_limit(store: Arc<dyn Store>) {
         .create_group(NewGroup {
             creator: admin,
             title: "big".into(),
+            groups_per_day: 100,
             members: others.clone(),
         })
         .await;
@@ -800,6 +819,7 @@ async fn group_size_limit(store: Arc<dyn Store>) {
         .create_group(NewGroup {
             creator: admin,
             title: "big".into(),
+            groups_per_day: 100,
             members: others[..99].to_vec(),
         })
         .await
@@ -841,6 +861,7 @@ async fn full_group_fans_out_to_every_inbox(store: Arc<dyn Store>) {
         .create_group(NewGroup {
             creator: admin,
             title: "all".into(),
+            groups_per_day: 100,
             members: others.clone(),
         })
         .await

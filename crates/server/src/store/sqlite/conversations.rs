@@ -50,6 +50,18 @@ impl Conversations for SqliteStore {
                 if new.members.len() + 1 > GROUP_MAX_MEMBERS {
                     return Err(Refusal::GroupFull.into());
                 }
+                // Counted in the write itself, so requests sent together cannot all pass.
+                let day_ago = Timestamp::now().millis() - 24 * 60 * 60 * 1000;
+                let made: u64 = tx
+                    .conn
+                    .prepare_cached(
+                        "SELECT count(*) FROM conversations
+                         WHERE created_by = ?1 AND kind = 'group' AND created_at >= ?2",
+                    )?
+                    .query_row(params![new.creator.0, day_ago], |r| r.get(0))?;
+                if made >= u64::from(new.groups_per_day) {
+                    return Err(Refusal::GroupsPerDay.into());
+                }
                 let mut everyone = vec![new.creator];
                 everyone.extend(new.members.iter().copied().filter(|&m| m != new.creator));
                 require_users(tx, &everyone)?;
@@ -98,11 +110,20 @@ impl Conversations for SqliteStore {
             let (activity, id) = page
                 .after
                 .map_or((i64::MAX, i64::MAX), |p| (p.activity.0, p.id.0));
+            // A former member's list sorts a conversation by when they left it, so what
+            // happens there afterwards does not move it (or show in a cursor).
             Ok(c.prepare_cached(&format!(
-                "SELECT {cols}, {member_cols}, c.last_activity_at FROM members m
-                 JOIN conversations c ON c.id = m.conversation_id
-                 WHERE m.user_id = ?1 AND (c.last_activity_at, c.id) < (?2, ?3)
-                 ORDER BY c.last_activity_at DESC, c.id DESC LIMIT ?4"
+                "SELECT * FROM (
+                   SELECT {cols}, {member_cols},
+                     CASE WHEN m.left_seq IS NULL THEN c.last_activity_at
+                          ELSE coalesce((SELECT created_at FROM messages
+                                         WHERE conversation_id = c.id AND seq = m.left_seq),
+                                        c.created_at)
+                     END AS activity
+                   FROM members m JOIN conversations c ON c.id = m.conversation_id
+                   WHERE m.user_id = ?1)
+                 WHERE (activity, id) < (?2, ?3)
+                 ORDER BY activity DESC, id DESC LIMIT ?4"
             ))?
             .query_map(params![user.0, activity, id, page.limit], |r| {
                 let conversation = rows::conversation(r)?;
@@ -116,17 +137,6 @@ impl Conversations for SqliteStore {
                 })
             })?
             .collect::<Result<_, _>>()?)
-        })
-        .await
-    }
-
-    async fn groups_created_since(&self, user: UserId, since: Timestamp) -> StoreResult<u64> {
-        self.read(move |c| {
-            Ok(c.prepare_cached(
-                "SELECT count(*) FROM conversations
-                 WHERE created_by = ?1 AND kind = 'group' AND created_at >= ?2",
-            )?
-            .query_row(params![user.0, since.0], |r| r.get(0))?)
         })
         .await
     }
