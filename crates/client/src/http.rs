@@ -521,13 +521,14 @@ impl Client {
     /// # }
     /// ```
     pub async fn conversations(&self) -> Result<Vec<Conversation>> {
-        let mut all = Vec::new();
+        let mut all: Vec<Conversation> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         let mut cursor = None;
         loop {
             let page = self.conversations_page(cursor.as_deref(), None).await?;
             for conversation in page.conversations {
                 // One that moved down a page while we walked would come twice.
-                if !all.iter().any(|c: &Conversation| c.id == conversation.id) {
+                if seen.insert(conversation.id) {
                     all.push(conversation);
                 }
             }
