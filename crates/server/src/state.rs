@@ -90,6 +90,16 @@ impl App {
             )
             .await?,
         );
+        Self::build(config, store, metrics)
+    }
+
+    /// Builds the node's parts on a store the caller opened (with `metrics.store` as its
+    /// metrics): how tests and the binary choose a backend.
+    pub fn build(
+        config: Config,
+        store: Arc<dyn Store>,
+        metrics: Arc<Metrics>,
+    ) -> Result<AppState, StartError> {
         let hub = Arc::new(Hub::new(metrics.clone()));
         let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(hub.clone()));
         let sends = RateLimiter::per_second(config.send_rate_per_sec, config.send_burst);
