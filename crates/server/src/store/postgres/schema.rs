@@ -1,0 +1,180 @@
+//! The PostgreSQL schema, as migrations embedded in the binary. Every node applies what is
+//! missing at start, inside one transaction holding a transaction-level advisory lock, so
+//! nodes starting together apply each step once and the others wait and see it done. A node
+//! refuses a database whose schema is newer than it knows. Append new steps; never edit one
+//! that has shipped.
+
+use crate::store::{StoreError, StoreResult};
+use tokio_postgres::Client;
+
+/// The advisory lock key migrations hold: "confab" in ASCII.
+const MIGRATION_LOCK: i64 = 0x636f_6e66_6162;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: the data model of the embedded store at its schema 8 (docs/architecture.md,
+    // section 3), in PostgreSQL's types.
+    "CREATE TABLE users (
+        id            BIGSERIAL PRIMARY KEY,
+        username      TEXT NOT NULL UNIQUE,
+        display_name  TEXT NOT NULL,
+        password_hash TEXT NOT NULL,
+        created_at    BIGINT NOT NULL,
+        last_seen_at  BIGINT,
+        stored_bytes  BIGINT NOT NULL DEFAULT 0
+    );
+    CREATE TABLE devices (
+        id             BIGSERIAL PRIMARY KEY,
+        user_id        BIGINT NOT NULL REFERENCES users(id),
+        name           TEXT NOT NULL,
+        token_hash     BYTEA NOT NULL UNIQUE,
+        created_at     BIGINT NOT NULL,
+        last_active_at BIGINT NOT NULL,
+        cursor         BIGINT NOT NULL DEFAULT 0
+    );
+    CREATE INDEX devices_by_user ON devices(user_id);
+    CREATE TABLE conversations (
+        id               BIGSERIAL PRIMARY KEY,
+        kind             TEXT NOT NULL CHECK (kind IN ('direct', 'group')),
+        title            TEXT,
+        created_by       BIGINT NOT NULL REFERENCES users(id),
+        created_at       BIGINT NOT NULL,
+        last_seq         BIGINT NOT NULL DEFAULT 0,
+        last_activity_at BIGINT NOT NULL
+    );
+    CREATE INDEX conversations_groups_by_creator ON conversations(created_by, created_at)
+        WHERE kind = 'group';
+    CREATE TABLE direct_pairs (
+        user_lo         BIGINT NOT NULL,
+        user_hi         BIGINT NOT NULL,
+        conversation_id BIGINT NOT NULL REFERENCES conversations(id),
+        PRIMARY KEY (user_lo, user_hi)
+    );
+    CREATE INDEX direct_pairs_by_hi ON direct_pairs(user_hi, user_lo);
+    CREATE TABLE members (
+        conversation_id BIGINT NOT NULL REFERENCES conversations(id),
+        user_id         BIGINT NOT NULL REFERENCES users(id),
+        role            TEXT NOT NULL CHECK (role IN ('admin', 'member')),
+        joined_seq      BIGINT NOT NULL,
+        left_seq        BIGINT,
+        read_seq        BIGINT NOT NULL DEFAULT 0,
+        delivered_seq   BIGINT NOT NULL DEFAULT 0,
+        PRIMARY KEY (conversation_id, user_id)
+    );
+    CREATE INDEX members_by_user ON members(user_id);
+    CREATE TABLE member_periods (
+        conversation_id BIGINT NOT NULL,
+        user_id         BIGINT NOT NULL,
+        joined_seq      BIGINT NOT NULL,
+        left_seq        BIGINT NOT NULL,
+        PRIMARY KEY (conversation_id, user_id, joined_seq)
+    );
+    -- The message id is the Snowflake (time-ordered), assigned by the node.
+    CREATE TABLE messages (
+        id              BIGINT PRIMARY KEY,
+        conversation_id BIGINT NOT NULL REFERENCES conversations(id),
+        seq             BIGINT NOT NULL,
+        sender_id       BIGINT NOT NULL REFERENCES users(id),
+        client_msg_id   TEXT NOT NULL,
+        kind            TEXT NOT NULL CHECK (kind IN ('text', 'system')),
+        body            TEXT NOT NULL,
+        created_at      BIGINT NOT NULL,
+        UNIQUE (conversation_id, seq),
+        UNIQUE (sender_id, client_msg_id)
+    );
+    CREATE INDEX messages_system ON messages(conversation_id, seq) WHERE kind = 'system';
+    -- Fan-out on write: one small pointer row per member and message. The head of a
+    -- user's inbox is locked through their users row while it grows.
+    CREATE TABLE inbox (
+        user_id         BIGINT NOT NULL,
+        inbox_seq       BIGINT NOT NULL,
+        conversation_id BIGINT NOT NULL,
+        seq             BIGINT NOT NULL,
+        PRIMARY KEY (user_id, inbox_seq)
+    );
+    CREATE TABLE push_subscriptions (
+        id         BIGSERIAL PRIMARY KEY,
+        user_id    BIGINT NOT NULL REFERENCES users(id),
+        device_id  BIGINT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+        kind       TEXT NOT NULL CHECK (kind IN ('webpush', 'fcm', 'apns')),
+        address    TEXT NOT NULL,
+        p256dh     BYTEA,
+        auth       BYTEA,
+        created_at BIGINT NOT NULL,
+        UNIQUE (kind, address)
+    );
+    CREATE INDEX push_subscriptions_by_user ON push_subscriptions(user_id);
+    CREATE INDEX push_subscriptions_by_device ON push_subscriptions(device_id);
+    CREATE TABLE push_outbox (
+        user_id          BIGINT NOT NULL,
+        conversation_id  BIGINT NOT NULL,
+        inbox_seq        BIGINT NOT NULL,
+        seq              BIGINT NOT NULL,
+        sender_id        BIGINT NOT NULL,
+        pushed_inbox_seq BIGINT NOT NULL DEFAULT 0,
+        attempts         INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at  BIGINT NOT NULL,
+        PRIMARY KEY (user_id, conversation_id)
+    );
+    CREATE INDEX push_outbox_due ON push_outbox(next_attempt_at);",
+];
+
+/// The schema version this build knows.
+pub const VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the database to [`VERSION`], or refuses one that is newer.
+pub async fn migrate(client: &mut Client) -> StoreResult<()> {
+    let tx = client.transaction().await.map_err(backend)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(backend)?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS confab_schema (
+            one     BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (one),
+            version BIGINT NOT NULL
+        );
+        INSERT INTO confab_schema (version) VALUES (0) ON CONFLICT DO NOTHING;",
+    )
+    .await
+    .map_err(backend)?;
+    let current: i64 = tx
+        .query_one("SELECT version FROM confab_schema", &[])
+        .await
+        .map_err(backend)?
+        .get(0);
+    if current > VERSION {
+        return Err(StoreError::Backend(format!(
+            "the database's schema is version {current}, newer than this confab knows \
+             ({VERSION}): a newer confab migrated it; run that version (or newer) here too"
+        )));
+    }
+    for (i, step) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        tx.batch_execute(step)
+            .await
+            .map_err(|e| StoreError::Backend(format!("schema step {} failed: {e}", i + 1)))?;
+    }
+    tx.execute("UPDATE confab_schema SET version = $1", &[&VERSION])
+        .await
+        .map_err(backend)?;
+    tx.commit().await.map_err(backend)
+}
+
+/// The schema version of the database `client` is connected to, 0 for an empty one.
+pub async fn version(client: &Client) -> StoreResult<i64> {
+    let exists: bool = client
+        .query_one("SELECT to_regclass('confab_schema') IS NOT NULL", &[])
+        .await
+        .map_err(backend)?
+        .get(0);
+    if !exists {
+        return Ok(0);
+    }
+    Ok(client
+        .query_one("SELECT version FROM confab_schema", &[])
+        .await
+        .map_err(backend)?
+        .get(0))
+}
+
+fn backend(e: tokio_postgres::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}

@@ -1,0 +1,77 @@
+//! The PostgreSQL store against a real server (a fresh database per test; see
+//! `support/postgres.rs`): its schema migrations so far. The conformance suite joins when
+//! the `Store` traits are implemented on it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support {
+    pub mod postgres;
+}
+
+use confab_server::store::postgres::{PostgresStore, schema};
+use support::postgres::TestDatabase;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_starting_together_migrate_once() {
+    let db = TestDatabase::new().await;
+    let url = db.url();
+    // Three nodes at once on an empty database: one applies the schema, the others wait for
+    // its lock and find it done.
+    let starts = (0..3).map(|_| {
+        let url = url.clone();
+        tokio::spawn(async move { PostgresStore::connect(&url, 2).await })
+    });
+    for start in starts {
+        let store = start.await.unwrap().expect("every node starts");
+        assert_eq!(store.schema_version().await.unwrap(), schema::VERSION);
+    }
+    let client = db.client().await;
+    let tables: i64 = client
+        .query_one(
+            "SELECT count(*) FROM information_schema.tables
+             WHERE table_schema = 'public' AND table_name IN
+               ('users', 'devices', 'conversations', 'direct_pairs', 'members',
+                'member_periods', 'messages', 'inbox', 'push_subscriptions', 'push_outbox')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(tables, 10);
+    // Starting again changes nothing.
+    PostgresStore::connect(&url, 1).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_refuses_a_schema_newer_than_it_knows() {
+    let db = TestDatabase::new().await;
+    PostgresStore::connect(&db.url(), 1).await.unwrap();
+    db.client()
+        .await
+        .execute(
+            "UPDATE confab_schema SET version = $1",
+            &[&(schema::VERSION + 1)],
+        )
+        .await
+        .unwrap();
+    let Err(refused) = PostgresStore::connect(&db.url(), 1).await else {
+        panic!("a node started on a schema from the future");
+    };
+    let message = refused.to_string();
+    assert!(
+        message.contains("newer") && message.contains(&(schema::VERSION + 1).to_string()),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_database_is_a_clear_error() {
+    let Err(e) = PostgresStore::connect("postgres://postgres@127.0.0.1:1/none", 1).await else {
+        panic!("connected to nothing");
+    };
+    assert!(e.to_string().contains("cannot reach PostgreSQL"), "{e}");
+    let Err(e) = PostgresStore::connect("mysql://nope", 1).await else {
+        panic!("took a MySQL URL");
+    };
+    assert!(e.to_string().contains("not a PostgreSQL URL"), "{e}");
+}
