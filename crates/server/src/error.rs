@@ -99,7 +99,7 @@ impl From<StoreError> for ApiError {
                 ErrorCode::Overloaded,
                 "the server is shutting down; retry on another node",
             ),
-            StoreError::Backend(detail) => Self::internal(detail),
+            StoreError::Backend(detail) | StoreError::Contended(detail) => Self::internal(detail),
         }
     }
 }

@@ -1,15 +1,39 @@
-//! The PostgreSQL store against a real server (a fresh database per test; see
-//! `support/postgres.rs`): its schema migrations so far. The conformance suite joins when
-//! the `Store` traits are implemented on it.
+//! The store conformance suite on PostgreSQL (a fresh database per case, on a real server;
+//! see `support/postgres.rs`), plus what only it has: schema migrations shared by nodes.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod store {
+    pub mod suite;
+}
 mod support {
     pub mod postgres;
 }
 
+use confab_server::ids::Snowflake;
+use confab_server::store::Store;
 use confab_server::store::postgres::{PostgresStore, schema};
+use std::sync::Arc;
 use support::postgres::TestDatabase;
+
+async fn connect(
+    url: &str,
+    connections: usize,
+) -> confab_server::store::StoreResult<PostgresStore> {
+    PostgresStore::connect(url, connections, Arc::new(Snowflake::new(1))).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_passes_the_store_suite() {
+    let databases = std::sync::Mutex::new(Vec::new());
+    store::suite::run_all(|| async {
+        let db = TestDatabase::new().await;
+        let store: Arc<dyn Store> = Arc::new(connect(&db.url(), 4).await.unwrap());
+        databases.lock().unwrap().push(db);
+        store
+    })
+    .await;
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_starting_together_migrate_once() {
@@ -19,7 +43,7 @@ async fn nodes_starting_together_migrate_once() {
     // its lock and find it done.
     let starts = (0..3).map(|_| {
         let url = url.clone();
-        tokio::spawn(async move { PostgresStore::connect(&url, 2).await })
+        tokio::spawn(async move { connect(&url, 2).await })
     });
     for start in starts {
         let store = start.await.unwrap().expect("every node starts");
@@ -39,13 +63,13 @@ async fn nodes_starting_together_migrate_once() {
         .get(0);
     assert_eq!(tables, 10);
     // Starting again changes nothing.
-    PostgresStore::connect(&url, 1).await.unwrap();
+    connect(&url, 1).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_refuses_a_schema_newer_than_it_knows() {
     let db = TestDatabase::new().await;
-    PostgresStore::connect(&db.url(), 1).await.unwrap();
+    connect(&db.url(), 1).await.unwrap();
     db.client()
         .await
         .execute(
@@ -54,7 +78,7 @@ async fn a_node_refuses_a_schema_newer_than_it_knows() {
         )
         .await
         .unwrap();
-    let Err(refused) = PostgresStore::connect(&db.url(), 1).await else {
+    let Err(refused) = connect(&db.url(), 1).await else {
         panic!("a node started on a schema from the future");
     };
     let message = refused.to_string();
@@ -66,11 +90,11 @@ async fn a_node_refuses_a_schema_newer_than_it_knows() {
 
 #[tokio::test]
 async fn an_unreachable_database_is_a_clear_error() {
-    let Err(e) = PostgresStore::connect("postgres://postgres@127.0.0.1:1/none", 1).await else {
+    let Err(e) = connect("postgres://postgres@127.0.0.1:1/none", 1).await else {
         panic!("connected to nothing");
     };
     assert!(e.to_string().contains("cannot reach PostgreSQL"), "{e}");
-    let Err(e) = PostgresStore::connect("mysql://nope", 1).await else {
+    let Err(e) = connect("mysql://nope", 1).await else {
         panic!("took a MySQL URL");
     };
     assert!(e.to_string().contains("not a PostgreSQL URL"), "{e}");

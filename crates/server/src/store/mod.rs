@@ -30,6 +30,10 @@ pub enum StoreError {
     /// taken, ...).
     #[error("refused: {0}")]
     Refused(#[from] Refusal),
+    /// The write lost a race with another writer (another node); backends retry it and
+    /// never hand it out.
+    #[error("conflict between writers: {0}")]
+    Contended(String),
     /// The store is shutting down or its writer is gone.
     #[error("the store is closed")]
     Closed,

@@ -1,25 +1,46 @@
 //! The PostgreSQL store, for running several nodes on one database (cluster mode, part 1).
-//! Built here so far: connecting (a `deadpool-postgres` pool of `tokio-postgres`
-//! connections, which pipeline concurrent queries) and the schema with its migrations
-//! (`schema.rs`). The `Store` traits come next, with the same conformance suite as the
-//! embedded store; until then `App` cannot run on it.
+//! A `deadpool-postgres` pool of `tokio-postgres` connections; the schema is embedded
+//! migrations (`schema.rs`). Each write is one transaction that takes its row locks in one
+//! order, conversations by id then users by id, so writes from different nodes never
+//! deadlock; one that PostgreSQL aborts anyway (a serialization failure, a deadlock, a
+//! unique key another node took first) is retried here and never reaches a client.
+//!
+//! Sequence numbers are assigned under those locks at commit, never from a PostgreSQL
+//! sequence (which can skip and does not follow commit order), so `seq` and `inbox_seq`
+//! stay gap-free whichever node commits. One transaction per write for now; batching
+//! concurrent sends into one (group commit) comes next.
 
+mod accounts;
+mod conversations;
+mod messages;
+mod push;
+mod rows;
 pub mod schema;
 
-use crate::store::{StoreError, StoreResult};
+use crate::ids::Snowflake;
+use crate::store::{Store, StoreError, StoreResult};
+use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use futures_util::future::BoxFuture;
 use std::str::FromStr;
-use tokio_postgres::NoTls;
+use std::sync::Arc;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{NoTls, Transaction};
+
+/// Attempts of one write before a conflict between writers is reported as a fault.
+const ATTEMPTS: u32 = 20;
 
 /// A pool of connections to one PostgreSQL database whose schema is current.
 pub struct PostgresStore {
     pool: Pool,
+    ids: Arc<Snowflake>,
 }
 
 impl PostgresStore {
     /// Connects to `url` (`postgres://user[:password]@host[:port]/database`) with up to
-    /// `connections` connections and brings the schema up to date.
-    pub async fn connect(url: &str, connections: usize) -> StoreResult<Self> {
+    /// `connections` connections and brings the schema up to date. Message ids come from
+    /// `ids`.
+    pub async fn connect(url: &str, connections: usize, ids: Arc<Snowflake>) -> StoreResult<Self> {
         let config = tokio_postgres::Config::from_str(url)
             .map_err(|e| StoreError::Backend(format!("not a PostgreSQL URL: {e}")))?;
         let manager = Manager::from_config(
@@ -33,7 +54,7 @@ impl PostgresStore {
             .max_size(connections.max(1))
             .build()
             .map_err(|e| StoreError::Backend(e.to_string()))?;
-        let store = Self { pool };
+        let store = Self { pool, ids };
         let mut client = store.client().await?;
         schema::migrate(&mut client).await?;
         drop(client);
@@ -50,5 +71,67 @@ impl PostgresStore {
             .get()
             .await
             .map_err(|e| StoreError::Backend(format!("cannot reach PostgreSQL: {e}")))
+    }
+
+    /// Runs `work` in a transaction and commits it, again from the start when PostgreSQL
+    /// aborts it for a conflict with another writer.
+    async fn write<T, F>(&self, work: F) -> StoreResult<T>
+    where
+        F: for<'t> Fn(&'t Transaction<'t>) -> BoxFuture<'t, StoreResult<T>>,
+    {
+        let mut client = self.client().await?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = async {
+                let tx = client.transaction().await.map_err(pg)?;
+                let value = work(&tx).await?;
+                tx.commit().await.map_err(pg)?;
+                Ok(value)
+            }
+            .await;
+            match result {
+                Err(StoreError::Contended(why)) if attempt < ATTEMPTS => {
+                    tracing::debug!(attempt, %why, "write conflicted with another; retrying");
+                }
+                Err(StoreError::Contended(why)) => {
+                    return Err(StoreError::Backend(format!(
+                        "a write conflicted {ATTEMPTS} times in a row: {why}"
+                    )));
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+/// A PostgreSQL error as the store's: conflicts between writers are `Contended` (retried by
+/// [`PostgresStore::write`]), everything else a fault.
+pub(crate) fn pg(e: tokio_postgres::Error) -> StoreError {
+    // tokio-postgres says only "db error"; the server's own words are in the source.
+    let detail = match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.code().code(), db.message()),
+        None => e.to_string(),
+    };
+    match e.code() {
+        Some(code)
+            if *code == SqlState::T_R_SERIALIZATION_FAILURE
+                || *code == SqlState::T_R_DEADLOCK_DETECTED =>
+        {
+            StoreError::Contended(detail)
+        }
+        _ => StoreError::Backend(detail),
+    }
+}
+
+/// Is this a unique-key violation (another writer inserted the same key first)?
+pub(crate) fn is_unique_violation(e: &tokio_postgres::Error) -> bool {
+    e.code() == Some(&SqlState::UNIQUE_VIOLATION)
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn close(&self) {
+        self.pool.close();
     }
 }

@@ -1,0 +1,247 @@
+//! Push subscriptions and the push outbox. The outbox row of a message is written in the
+//! message's transaction (`enqueue`).
+
+use super::rows::{n, u};
+use super::{PostgresStore, pg};
+use crate::store::{NewSubscription, Push, PushJob, PushTarget, StoreResult, SubscriptionRecord};
+use async_trait::async_trait;
+use confab_proto::limits::PUSH_SUBSCRIPTIONS_PER_DEVICE;
+use confab_proto::{ConversationId, DeviceId, PushSubscriptionId, Timestamp, UserId};
+use tokio_postgres::{Row, Transaction};
+
+const SUBSCRIPTION_COLS: &str = "id, user_id, device_id, kind, address, p256dh, auth";
+const JOB_COLS: &str =
+    "user_id, conversation_id, inbox_seq, seq, sender_id, pushed_inbox_seq, attempts";
+
+#[async_trait]
+impl Push for PostgresStore {
+    async fn add_subscription(&self, new: NewSubscription) -> StoreResult<SubscriptionRecord> {
+        let (kind, address, p256dh, auth) = match &new.target {
+            PushTarget::WebPush {
+                endpoint,
+                p256dh,
+                auth,
+            } => (
+                "webpush",
+                endpoint.clone(),
+                Some(p256dh.clone()),
+                Some(auth.clone()),
+            ),
+            PushTarget::Fcm(token) => ("fcm", token.clone(), None, None),
+            PushTarget::Apns(token) => ("apns", token.clone(), None, None),
+        };
+        self.write(move |tx| {
+            let (address, p256dh, auth) = (address.clone(), p256dh.clone(), auth.clone());
+            Box::pin(async move {
+                let row = tx
+                    .query_one(
+                        &format!(
+                            "INSERT INTO push_subscriptions (user_id, device_id, kind, address, p256dh, auth, created_at)
+                             VALUES ($1, $2, $3, $4, $5, $6, $7)
+                             ON CONFLICT (kind, address) DO UPDATE SET
+                               user_id = excluded.user_id, device_id = excluded.device_id,
+                               p256dh = excluded.p256dh, auth = excluded.auth
+                             RETURNING {SUBSCRIPTION_COLS}"
+                        ),
+                        &[
+                            &new.user_id.0,
+                            &new.device_id.0,
+                            &kind,
+                            &address,
+                            &p256dh,
+                            &auth,
+                            &Timestamp::now().0,
+                        ],
+                    )
+                    .await
+                    .map_err(pg)?;
+                // The newest subscriptions of a device are the ones its browser still uses.
+                tx.execute(
+                    "DELETE FROM push_subscriptions WHERE device_id = $1 AND id NOT IN (
+                       SELECT id FROM push_subscriptions WHERE device_id = $1 ORDER BY id DESC LIMIT $2)",
+                    &[&new.device_id.0, &(PUSH_SUBSCRIPTIONS_PER_DEVICE as i64)],
+                )
+                .await
+                .map_err(pg)?;
+                Ok(subscription(&row))
+            })
+        })
+        .await
+    }
+
+    async fn delete_subscription(&self, user: UserId, id: PushSubscriptionId) -> StoreResult<bool> {
+        let client = self.client().await?;
+        Ok(client
+            .execute(
+                "DELETE FROM push_subscriptions WHERE id = $1 AND user_id = $2",
+                &[&id.0, &user.0],
+            )
+            .await
+            .map_err(pg)?
+            > 0)
+    }
+
+    async fn drop_subscription(&self, id: PushSubscriptionId) -> StoreResult<()> {
+        let client = self.client().await?;
+        client
+            .execute("DELETE FROM push_subscriptions WHERE id = $1", &[&id.0])
+            .await
+            .map_err(pg)?;
+        Ok(())
+    }
+
+    async fn subscriptions(&self, user: UserId) -> StoreResult<Vec<SubscriptionRecord>> {
+        let client = self.client().await?;
+        Ok(client
+            .query(
+                &format!(
+                    "SELECT {SUBSCRIPTION_COLS} FROM push_subscriptions WHERE user_id = $1 ORDER BY id"
+                ),
+                &[&user.0],
+            )
+            .await
+            .map_err(pg)?
+            .iter()
+            .map(subscription)
+            .collect())
+    }
+
+    async fn due_pushes(
+        &self,
+        now: Timestamp,
+        limit: usize,
+        skip: &[UserId],
+    ) -> StoreResult<Vec<PushJob>> {
+        let skip: Vec<i64> = skip.iter().map(|u| u.0).collect();
+        let client = self.client().await?;
+        Ok(client
+            .query(
+                &format!(
+                    "SELECT {JOB_COLS} FROM push_outbox
+                     WHERE next_attempt_at <= $1 AND NOT (user_id = ANY($3))
+                     ORDER BY next_attempt_at LIMIT $2"
+                ),
+                &[&now.0, &(limit as i64), &skip],
+            )
+            .await
+            .map_err(pg)?
+            .iter()
+            .map(job)
+            .collect())
+    }
+
+    async fn push_done(&self, job: &PushJob, hold_until: Timestamp) -> StoreResult<()> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE push_outbox SET pushed_inbox_seq = $3, attempts = 0, next_attempt_at = $4
+                 WHERE user_id = $1 AND conversation_id = $2",
+                &[
+                    &job.user_id.0,
+                    &job.conversation_id.0,
+                    &n(job.inbox_seq),
+                    &hold_until.0,
+                ],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(())
+    }
+
+    async fn push_retry(&self, job: &PushJob, at: Timestamp) -> StoreResult<()> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE push_outbox SET attempts = attempts + 1, next_attempt_at = $3
+                 WHERE user_id = $1 AND conversation_id = $2",
+                &[&job.user_id.0, &job.conversation_id.0, &at.0],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(())
+    }
+
+    async fn push_forget(&self, job: &PushJob) -> StoreResult<()> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "DELETE FROM push_outbox WHERE user_id = $1 AND conversation_id = $2 AND inbox_seq = $3",
+                &[&job.user_id.0, &job.conversation_id.0, &n(job.inbox_seq)],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(())
+    }
+}
+
+/// Queues a push of a new message to each recipient but the sender who has a subscription,
+/// inside the message's transaction; a row already there takes the newer message. True when
+/// any row was written.
+pub(super) async fn enqueue(
+    tx: &Transaction<'_>,
+    recipients: &[(UserId, u64)],
+    sender: UserId,
+    conversation_id: ConversationId,
+    seq: i64,
+) -> StoreResult<bool> {
+    let (users, inbox_seqs): (Vec<i64>, Vec<i64>) = recipients
+        .iter()
+        .filter(|(user, _)| *user != sender)
+        .map(|&(user, inbox_seq)| (user.0, n(inbox_seq)))
+        .unzip();
+    if users.is_empty() {
+        return Ok(false);
+    }
+    let written = tx
+        .execute(
+            "INSERT INTO push_outbox (user_id, conversation_id, inbox_seq, seq, sender_id, next_attempt_at)
+             SELECT r.user_id, $3, r.inbox_seq, $4, $5, $6
+             FROM unnest($1::bigint[], $2::bigint[]) AS r(user_id, inbox_seq)
+             WHERE EXISTS (SELECT 1 FROM push_subscriptions s WHERE s.user_id = r.user_id)
+             ON CONFLICT (user_id, conversation_id) DO UPDATE SET
+               inbox_seq = excluded.inbox_seq, seq = excluded.seq, sender_id = excluded.sender_id",
+            &[
+                &users,
+                &inbox_seqs,
+                &conversation_id.0,
+                &seq,
+                &sender.0,
+                &Timestamp::now().0,
+            ],
+        )
+        .await
+        .map_err(pg)?;
+    Ok(written > 0)
+}
+
+fn subscription(r: &Row) -> SubscriptionRecord {
+    let kind: &str = r.get(3);
+    let address: String = r.get(4);
+    let target = match kind {
+        "fcm" => PushTarget::Fcm(address),
+        "apns" => PushTarget::Apns(address),
+        _ => PushTarget::WebPush {
+            endpoint: address,
+            p256dh: r.get::<_, Option<Vec<u8>>>(5).unwrap_or_default(),
+            auth: r.get::<_, Option<Vec<u8>>>(6).unwrap_or_default(),
+        },
+    };
+    SubscriptionRecord {
+        id: PushSubscriptionId(r.get(0)),
+        user_id: UserId(r.get(1)),
+        device_id: DeviceId(r.get(2)),
+        target,
+    }
+}
+
+fn job(r: &Row) -> PushJob {
+    PushJob {
+        user_id: UserId(r.get(0)),
+        conversation_id: ConversationId(r.get(1)),
+        inbox_seq: u(r.get(2)),
+        seq: u(r.get(3)),
+        sender_id: UserId(r.get(4)),
+        pushed_inbox_seq: u(r.get(5)),
+        attempts: u32::try_from(r.get::<_, i32>(6)).unwrap_or(0),
+    }
+}
