@@ -20,7 +20,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a node: the HTTP API and the WebSocket gateway, on the embedded store.
+    /// Run a node: the HTTP API and the WebSocket gateway, on the embedded store or
+    /// PostgreSQL.
     Serve {
         /// TOML config file; settings there are overridden by CONFAB_* variables and flags.
         #[arg(long, short)]
@@ -31,6 +32,10 @@ enum Command {
         /// Where the embedded store keeps its files [default: ./confab-data].
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// The store: `sqlite` (the embedded one, the default) or a PostgreSQL URL,
+        /// `postgres://user[:password]@host[:port]/database`.
+        #[arg(long)]
+        store: Option<String>,
     },
     /// Print a config file with every setting at its default.
     Config,
@@ -47,6 +52,7 @@ fn main() -> anyhow::Result<()> {
             config,
             listen,
             data_dir,
+            store,
         } => {
             let mut overrides = Vec::new();
             if let Some(listen) = listen {
@@ -54,6 +60,9 @@ fn main() -> anyhow::Result<()> {
             }
             if let Some(dir) = data_dir {
                 overrides.push(("data_dir", dir.display().to_string()));
+            }
+            if let Some(store) = store {
+                overrides.push(("store", store));
             }
             let mut config = Config::load(config.as_deref(), &overrides)?;
             init_logs(config.log_format, &config.log);

@@ -14,8 +14,14 @@ use std::path::{Path, PathBuf};
 pub struct Config {
     /// HTTP and WebSocket address.
     pub listen: SocketAddr,
-    /// Where the embedded store keeps its files.
+    /// Where the embedded store keeps its files (and the VAPID key, on any store).
     pub data_dir: PathBuf,
+    /// Which store: empty or `sqlite` for the embedded one under `data_dir`, or a
+    /// PostgreSQL URL, `postgres://user[:password]@host[:port]/database`, for several nodes
+    /// on one database. The password is never logged.
+    pub store: String,
+    /// Connections to PostgreSQL this node may hold.
+    pub store_connections: usize,
     /// The base URL clients use to reach this node (told by discovery and `reconnect`).
     /// Empty: `http://` + `listen`.
     pub public_url: String,
@@ -140,6 +146,8 @@ impl Default for Config {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("./confab-data"),
+            store: String::new(),
+            store_connections: 16,
             public_url: String::new(),
             node_id: 1,
             heartbeat_interval_ms: 5_000,
@@ -317,6 +325,19 @@ impl Config {
             "must be at least 1",
         )?;
         check(
+            self.store.is_empty()
+                || self.store == "sqlite"
+                || self.store.starts_with("postgres://")
+                || self.store.starts_with("postgresql://"),
+            "store",
+            "must be empty, `sqlite`, or a postgres:// URL",
+        )?;
+        check(
+            (1..=1024).contains(&self.store_connections),
+            "store_connections",
+            "must be 1 to 1024",
+        )?;
+        check(
             self.user_quota_mb >= 1,
             "user_quota_mb",
             "must be at least 1",
@@ -379,6 +400,28 @@ impl Config {
         Ok(())
     }
 
+    /// The PostgreSQL URL of `store`, when it names one.
+    pub fn postgres_url(&self) -> Option<&str> {
+        (self.store.starts_with("postgres://") || self.store.starts_with("postgresql://"))
+            .then_some(self.store.as_str())
+    }
+
+    /// `store` fit for a log line: a URL's password is replaced by `***`.
+    pub fn store_for_logs(&self) -> String {
+        let Some(url) = self.postgres_url() else {
+            return format!("sqlite in {}", self.data_dir.display());
+        };
+        match url::Url::parse(url) {
+            Ok(mut parsed) => {
+                if parsed.password().is_some() {
+                    let _ = parsed.set_password(Some("***"));
+                }
+                parsed.to_string()
+            }
+            Err(_) => "postgres (unparsable URL)".into(),
+        }
+    }
+
     /// The base URL clients use for this node.
     pub fn public_url(&self) -> String {
         if self.public_url.is_empty() {
@@ -434,6 +477,28 @@ mod tests {
             assert!(e.to_lowercase().contains("trusted_proxies"), "{e}");
             Ok(())
         });
+    }
+
+    #[test]
+    fn the_store_url_is_logged_without_its_password() {
+        let c = Config {
+            store: "postgres://confab:s3cret@db.internal:5432/confab".into(),
+            ..Config::default()
+        };
+        c.validate().unwrap();
+        assert_eq!(c.postgres_url(), Some(c.store.as_str()));
+        let shown = c.store_for_logs();
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(
+            shown.contains("confab:***@db.internal:5432/confab"),
+            "{shown}"
+        );
+        let bad = Config {
+            store: "mysql://x".into(),
+            ..Config::default()
+        };
+        assert!(bad.validate().unwrap_err().to_string().contains("store"));
+        assert_eq!(Config::default().postgres_url(), None);
     }
 
     #[test]

@@ -15,6 +15,7 @@ use crate::presence::Presence;
 use crate::push::Pusher;
 use crate::ratelimit::RateLimiter;
 use crate::receipts::Receipts;
+use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
 use crate::typing::Typing;
@@ -77,19 +78,27 @@ pub enum StartError {
 }
 
 impl App {
-    /// Opens the embedded store under `config.data_dir` and builds the node's parts.
+    /// Opens the store `config.store` names (the embedded one under `data_dir` unless it
+    /// is a PostgreSQL URL) and builds the node's parts.
     pub async fn open(config: Config) -> Result<AppState, StartError> {
         let metrics = Arc::new(Metrics::new());
-        let store: Arc<dyn Store> = Arc::new(
-            SqliteStore::open(
-                &config.data_dir,
-                config.read_connections,
-                config.commit_batch_max,
-                Arc::new(Snowflake::new(config.node_id)),
-                metrics.store.clone(),
-            )
-            .await?,
-        );
+        let ids = Arc::new(Snowflake::new(config.node_id));
+        tracing::info!(store = %config.store_for_logs(), "opening the store");
+        let store: Arc<dyn Store> = match config.postgres_url() {
+            Some(url) => {
+                Arc::new(PostgresStore::connect(url, config.store_connections, ids).await?)
+            }
+            None => Arc::new(
+                SqliteStore::open(
+                    &config.data_dir,
+                    config.read_connections,
+                    config.commit_batch_max,
+                    ids,
+                    metrics.store.clone(),
+                )
+                .await?,
+            ),
+        };
         Self::build(config, store, metrics)
     }
 

@@ -1,16 +1,44 @@
 //! A test server started in-process on a free port, stopped on drop, and helpers to make
-//! users and connections.
+//! users and connections. The store is the embedded one, or PostgreSQL (a fresh database
+//! per server) when `CONFAB_TEST_STORE=postgres`: the one line where the suite chooses
+//! its backend.
 
+use crate::pg::TestDatabase;
 use confab_client::{Client, Connection, Event, Events, LoginResponse};
 use confab_server::{App, Config};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+/// Where a test server keeps its data: a directory, and on PostgreSQL a database of its
+/// own. A restart hands it to the next server.
+pub struct Data {
+    dir: tempfile::TempDir,
+    db: Option<TestDatabase>,
+}
+
+impl Data {
+    pub async fn new() -> Self {
+        let db = match std::env::var("CONFAB_TEST_STORE").as_deref() {
+            Ok("postgres") => Some(TestDatabase::new().await),
+            Ok("sqlite") | Err(_) => None,
+            Ok(other) => panic!("CONFAB_TEST_STORE={other}: use sqlite or postgres"),
+        };
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+            db,
+        }
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+}
+
 pub struct TestServer {
     pub url: String,
     /// Where `/metrics` is read: `url`, or `metrics_listen` when the test set one.
     pub metrics_url: String,
-    pub dir: tempfile::TempDir,
+    pub dir: Data,
     shutdown: CancellationToken,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -37,18 +65,21 @@ impl TestServer {
     }
 
     pub async fn with(tweak: impl FnOnce(&mut Config)) -> Self {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = Data::new().await;
         let mut config = test_config(dir.path());
         tweak(&mut config);
         Self::on(dir, config).await
     }
 
-    /// Starts a server on `dir` (a restart reuses the same dir).
-    pub async fn on(dir: tempfile::TempDir, mut config: Config) -> Self {
+    /// Starts a server on `dir` (a restart reuses the same data).
+    pub async fn on(dir: Data, mut config: Config) -> Self {
         let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
         let addr = listener.local_addr().unwrap();
         config.listen = addr;
         config.data_dir = dir.path().to_owned();
+        if let Some(db) = &dir.db {
+            config.store = db.url();
+        }
         let metrics_listen = config.metrics_listen;
         let app = App::open(config).await.unwrap();
         let shutdown = CancellationToken::new();
@@ -66,14 +97,17 @@ impl TestServer {
         }
     }
 
-    /// Stops gracefully and hands back the data dir.
-    pub async fn stop(mut self) -> tempfile::TempDir {
+    /// Stops gracefully and hands back the data.
+    pub async fn stop(mut self) -> Data {
         self.shutdown.cancel();
         if let Some(task) = self.task.take() {
             task.await.unwrap();
         }
-        let dir = tempfile::tempdir().unwrap();
-        std::mem::replace(&mut self.dir, dir)
+        let empty = Data {
+            dir: tempfile::tempdir().unwrap(),
+            db: None,
+        };
+        std::mem::replace(&mut self.dir, empty)
     }
 
     pub fn anon(&self) -> Client {

@@ -11,6 +11,10 @@ mod gateway;
 mod harness;
 mod messages;
 mod openapi;
+// Shared with the store tests, which use all of it.
+#[allow(dead_code)]
+#[path = "../support/postgres.rs"]
+mod pg;
 mod presence;
 mod push;
 mod receipts;
