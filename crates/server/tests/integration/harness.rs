@@ -77,7 +77,8 @@ impl TestServer {
         let addr = listener.local_addr().unwrap();
         config.listen = addr;
         config.data_dir = dir.path().to_owned();
-        if let Some(db) = &dir.db {
+        // A test that chose its store (several nodes on one database) keeps it.
+        if let (Some(db), true) = (&dir.db, config.store.is_empty()) {
             config.store = db.url();
         }
         let metrics_listen = config.metrics_listen;
