@@ -99,6 +99,15 @@ impl From<StoreError> for ApiError {
                 ErrorCode::Overloaded,
                 "the server is shutting down; retry on another node",
             ),
+            StoreError::Unavailable(detail) => {
+                tracing::warn!(error = %detail, "the store is unavailable; answering overloaded");
+                Self {
+                    code: ErrorCode::Overloaded,
+                    message: "storage is unavailable for a moment; retry after retry_after_ms"
+                        .into(),
+                    retry_after_ms: Some(1000),
+                }
+            }
             StoreError::Backend(detail) | StoreError::Contended(detail) => Self::internal(detail),
         }
     }

@@ -34,6 +34,10 @@ pub enum StoreError {
     /// never hand it out.
     #[error("conflict between writers: {0}")]
     Contended(String),
+    /// The database cannot be reached (down, restarting, unreachable) or did not answer in
+    /// time; nothing was written. Clients are told `overloaded` and retry.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
     /// The store is shutting down or its writer is gone.
     #[error("the store is closed")]
     Closed,

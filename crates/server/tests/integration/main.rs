@@ -12,6 +12,7 @@ mod gateway;
 mod harness;
 mod messages;
 mod openapi;
+mod outage;
 // Shared with the store tests, which use all of it.
 #[allow(dead_code)]
 #[path = "../support/postgres.rs"]

@@ -20,15 +20,19 @@ pub mod schema;
 use crate::ids::Snowflake;
 use crate::store::{Store, StoreError, StoreResult};
 use async_trait::async_trait;
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use futures_util::future::BoxFuture;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, Transaction};
 
 /// Attempts of one write before a conflict between writers is reported as a fault.
 const ATTEMPTS: u32 = 20;
+/// The longest a store call waits for a connection, or for its work: past it the caller
+/// is told the store is unavailable (clients: `overloaded`), and nothing hangs.
+const DEADLINE: Duration = Duration::from_secs(4);
 
 /// A pool of connections to one PostgreSQL database whose schema is current.
 pub struct PostgresStore {
@@ -41,8 +45,9 @@ impl PostgresStore {
     /// `connections` connections and brings the schema up to date. Message ids come from
     /// `ids`.
     pub async fn connect(url: &str, connections: usize, ids: Arc<Snowflake>) -> StoreResult<Self> {
-        let config = tokio_postgres::Config::from_str(url)
+        let mut config = tokio_postgres::Config::from_str(url)
             .map_err(|e| StoreError::Backend(format!("not a PostgreSQL URL: {e}")))?;
+        config.connect_timeout(DEADLINE);
         let manager = Manager::from_config(
             config,
             NoTls,
@@ -52,6 +57,10 @@ impl PostgresStore {
         );
         let pool = Pool::builder(manager)
             .max_size(connections.max(1))
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(DEADLINE))
+            .create_timeout(Some(DEADLINE))
+            .recycle_timeout(Some(DEADLINE))
             .build()
             .map_err(|e| StoreError::Backend(e.to_string()))?;
         let store = Self { pool, ids };
@@ -70,12 +79,25 @@ impl PostgresStore {
         self.pool
             .get()
             .await
-            .map_err(|e| StoreError::Backend(format!("cannot reach PostgreSQL: {e}")))
+            .map_err(|e| StoreError::Unavailable(format!("cannot reach PostgreSQL: {e}")))
     }
 
     /// Runs `work` in a transaction and commits it, again from the start when PostgreSQL
     /// aborts it for a conflict with another writer.
     async fn write<T, F>(&self, work: F) -> StoreResult<T>
+    where
+        F: for<'t> Fn(&'t Transaction<'t>) -> BoxFuture<'t, StoreResult<T>>,
+    {
+        tokio::time::timeout(DEADLINE * 2, self.write_now(work))
+            .await
+            .unwrap_or_else(|_| {
+                Err(StoreError::Unavailable(
+                    "PostgreSQL did not finish a write in time".into(),
+                ))
+            })
+    }
+
+    async fn write_now<T, F>(&self, work: F) -> StoreResult<T>
     where
         F: for<'t> Fn(&'t Transaction<'t>) -> BoxFuture<'t, StoreResult<T>>,
     {
@@ -120,7 +142,17 @@ pub(crate) fn pg(e: tokio_postgres::Error) -> StoreError {
         {
             StoreError::Contended(detail)
         }
-        _ => StoreError::Backend(detail),
+        // The server going away (shutdown, restart, recovery), or no answer at all.
+        Some(code)
+            if code.code().starts_with("08")
+                || *code == SqlState::ADMIN_SHUTDOWN
+                || *code == SqlState::CRASH_SHUTDOWN
+                || *code == SqlState::CANNOT_CONNECT_NOW =>
+        {
+            StoreError::Unavailable(detail)
+        }
+        Some(_) => StoreError::Backend(detail),
+        None => StoreError::Unavailable(detail),
     }
 }
 
