@@ -2,7 +2,7 @@
 
 use super::messages::append_system;
 use super::rows::{self, CONVERSATION_COLS, MEMBER_COLS, n, u};
-use super::{PostgresStore, is_unique_violation, pg};
+use super::{PostgresStore, pg, pg_raced};
 use crate::store::{
     Appended, ConversationRecord, Conversations, ListPage, ListPosition, MemberRecord, Members,
     Membership, NewGroup, Refusal, StoreError, StoreResult,
@@ -39,14 +39,8 @@ impl Conversations for PostgresStore {
                     &[&lo.0, &hi.0, &id.0],
                 )
                 .await
-                .map_err(|e| {
-                    // Made by another node meanwhile: start over and find it.
-                    if is_unique_violation(&e) {
-                        StoreError::Contended(e.to_string())
-                    } else {
-                        pg(e)
-                    }
-                })?;
+                // Made by another node meanwhile: start over and find it.
+                .map_err(pg_raced)?;
                 insert_member(tx, id, a, "member", 1).await?;
                 insert_member(tx, id, b, "member", 1).await?;
                 Ok((conversation(tx, id).await?, true))

@@ -2,7 +2,7 @@
 //! outbox) and history; inboxes.
 
 use super::rows::{self, MESSAGE_COLS, n, u};
-use super::{PostgresStore, is_unique_violation, pg};
+use super::{PostgresStore, pg, pg_raced};
 use crate::ids::Snowflake;
 use crate::store::{
     Appended, Inbox, Messages, NewMessage, Refusal, SeqWindow, StoreError, StoreResult,
@@ -183,14 +183,8 @@ pub(super) async fn append(
         ],
     )
     .await
-    .map_err(|e| {
-        if is_unique_violation(&e) {
-            // Another node stored this client_msg_id meanwhile: start over, and find it.
-            StoreError::Contended(e.to_string())
-        } else {
-            pg(e)
-        }
-    })?;
+    // Another node stored this client_msg_id meanwhile: start over, and find it.
+    .map_err(pg_raced)?;
     // The members' users rows are locked, so their heads cannot move under us.
     let heads = tx
         .query(

@@ -161,6 +161,16 @@ pub(crate) fn is_unique_violation(e: &tokio_postgres::Error) -> bool {
     e.code() == Some(&SqlState::UNIQUE_VIOLATION)
 }
 
+/// Like [`pg`], but a unique key another writer took first is `Contended`: the write
+/// starts over and then finds what the other one stored.
+pub(crate) fn pg_raced(e: tokio_postgres::Error) -> StoreError {
+    if is_unique_violation(&e) {
+        StoreError::Contended(e.to_string())
+    } else {
+        pg(e)
+    }
+}
+
 #[async_trait]
 impl Store for PostgresStore {
     async fn close(&self) {
