@@ -85,9 +85,16 @@ impl App {
         let ids = Arc::new(Snowflake::new(config.node_id));
         tracing::info!(store = %config.store_for_logs(), "opening the store");
         let store: Arc<dyn Store> = match config.postgres_url() {
-            Some(url) => {
-                Arc::new(PostgresStore::connect(url, config.store_connections, ids).await?)
-            }
+            Some(url) => Arc::new(
+                PostgresStore::connect(
+                    url,
+                    config.store_connections,
+                    config.commit_batch_max,
+                    ids,
+                    metrics.store.clone(),
+                )
+                .await?,
+            ),
             None => Arc::new(
                 SqliteStore::open(
                     &config.data_dir,

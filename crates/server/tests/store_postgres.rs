@@ -11,6 +11,7 @@ mod support {
 }
 
 use confab_server::ids::Snowflake;
+use confab_server::metrics::Metrics;
 use confab_server::store::Store;
 use confab_server::store::postgres::{PostgresStore, schema};
 use std::sync::Arc;
@@ -20,7 +21,14 @@ async fn connect(
     url: &str,
     connections: usize,
 ) -> confab_server::store::StoreResult<PostgresStore> {
-    PostgresStore::connect(url, connections, Arc::new(Snowflake::new(1))).await
+    PostgresStore::connect(
+        url,
+        connections,
+        1024,
+        Arc::new(Snowflake::new(1)),
+        Metrics::new().store,
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -21,7 +21,7 @@ use confab_proto::{
 
 /// What a store call can fail with. Domain refusals carry enough to answer the client;
 /// `Backend` is a fault to log, never shown to clients as is.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// No such row, or not visible.
     #[error("not found")]
@@ -35,7 +35,8 @@ pub enum StoreError {
     #[error("conflict between writers: {0}")]
     Contended(String),
     /// The database cannot be reached (down, restarting, unreachable) or did not answer in
-    /// time; nothing was written. Clients are told `overloaded` and retry.
+    /// time; nothing was acknowledged. Clients are told `overloaded` and retry (a retried
+    /// send with the same client id is stored once).
     #[error("the database is unavailable: {0}")]
     Unavailable(String),
     /// The store is shutting down or its writer is gone.

@@ -28,6 +28,7 @@ where
     groups_per_day(make().await).await;
     push_outbox(make().await).await;
     concurrent_appends_commit_gap_free(make().await).await;
+    concurrent_appends_answer_each_send(make().await).await;
     history_windows(make().await).await;
     groups_and_membership(make().await).await;
     group_size_limit(make().await).await;
@@ -625,6 +626,85 @@ async fn concurrent_appends_commit_gap_free(store: Arc<dyn Store>) {
         .map(|e| e.inbox_seq)
         .collect();
     assert_eq!(inbox, (1..=300).collect::<Vec<u64>>());
+}
+
+/// Sends stored together (a backend may commit them in one batch) are each answered for
+/// themselves: refusals and retries in the same moment as good sends change nothing else.
+async fn concurrent_appends_answer_each_send(store: Arc<dyn Store>) {
+    let ada = user(&*store, "ada").await;
+    let bob = user(&*store, "bob").await;
+    let eve = user(&*store, "eve").await;
+    let (ab, _) = store.direct(ada, bob).await.unwrap();
+    let (ae, _) = store.direct(ada, eve).await.unwrap();
+    let mut tasks = Vec::new();
+    let mut spawn = |new: NewMessage| {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move { store.append(new).await }));
+    };
+    for i in 0..100 {
+        let conversation = if i % 2 == 0 { ab.id } else { ae.id };
+        spawn(text(conversation, ada, &format!("a{i}"), "x"));
+        // The same send twice at once: stored once.
+        spawn(text(ab.id, bob, &format!("b{i}"), "y"));
+        spawn(text(ab.id, bob, &format!("b{i}"), "y"));
+        // Refused: not a member, no such conversation, over quota.
+        spawn(text(ab.id, eve, &format!("e{i}"), "z"));
+        spawn(text(ConversationId(9999), ada, &format!("n{i}"), "z"));
+        let mut over = text(ae.id, eve, &format!("q{i}"), "too long");
+        over.quota_bytes = 3;
+        spawn(over);
+    }
+    let mut outcomes = Vec::new();
+    for t in tasks {
+        outcomes.push(t.await.unwrap());
+    }
+    for (i, chunk) in outcomes.chunks(6).enumerate() {
+        let [a, b1, b2, e, n, q] = chunk else {
+            unreachable!()
+        };
+        assert!(!a.as_ref().unwrap().duplicate, "send {i}");
+        let (b1, b2) = (b1.as_ref().unwrap(), b2.as_ref().unwrap());
+        assert_eq!(b1.message, b2.message, "one message for both sends of b{i}");
+        assert!(
+            b1.duplicate != b2.duplicate,
+            "exactly one of them stored it"
+        );
+        assert!(matches!(e, Err(StoreError::Refused(Refusal::NotMember))));
+        assert!(matches!(n, Err(StoreError::NotFound)));
+        assert!(matches!(
+            q,
+            Err(StoreError::Refused(Refusal::QuotaExceeded))
+        ));
+    }
+    // ab got 50 of ada's and 100 of bob's, ae 50 of ada's: gap-free, each inbox too.
+    for (conversation, count) in [(ab.id, 150), (ae.id, 50)] {
+        let seqs: Vec<u64> = store
+            .messages(
+                conversation,
+                SeqWindow {
+                    after: 0,
+                    before: u64::MAX,
+                    limit: 500,
+                    newest: false,
+                },
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|m| m.seq)
+            .collect();
+        assert_eq!(seqs, (1..=count).collect::<Vec<u64>>());
+    }
+    for (user, count) in [(ada, 200), (bob, 150), (eve, 50)] {
+        let inbox: Vec<u64> = store
+            .inbox_after(user, 0, 500)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.inbox_seq)
+            .collect();
+        assert_eq!(inbox, (1..=count).collect::<Vec<u64>>(), "{user:?}");
+    }
 }
 
 async fn history_windows(store: Arc<dyn Store>) {

@@ -139,7 +139,7 @@ impl Devices for PostgresStore {
                 &format!(
                     "INSERT INTO devices (user_id, name, token_hash, created_at, last_active_at, cursor)
                      VALUES ($1, $2, $3, $4::bigint, $4::bigint,
-                       (SELECT coalesce(max(inbox_seq), 0) FROM inbox WHERE user_id = $1))
+                       (SELECT inbox_head FROM users WHERE id = $1))
                      RETURNING {DEVICE_COLS}"
                 ),
                 &[&new.user_id.0, &new.name, &new.token_hash, &Timestamp::now().0],
@@ -186,7 +186,7 @@ impl Devices for PostgresStore {
                 .query_opt(
                     "WITH before AS (SELECT user_id, cursor FROM devices WHERE id = $1)
                      UPDATE devices d SET last_active_at = $3, cursor = greatest(d.cursor,
-                       least($2, (SELECT coalesce(max(inbox_seq), 0) FROM inbox i WHERE i.user_id = d.user_id)))
+                       least($2, (SELECT inbox_head FROM users u WHERE u.id = d.user_id)))
                      FROM before WHERE d.id = $1
                      RETURNING d.user_id, before.cursor, d.cursor",
                     &[&device.0, &n(cursor), &now],

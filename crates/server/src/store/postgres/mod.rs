@@ -7,10 +7,11 @@
 //!
 //! Sequence numbers are assigned under those locks at commit, never from a PostgreSQL
 //! sequence (which can skip and does not follow commit order), so `seq` and `inbox_seq`
-//! stay gap-free whichever node commits. One transaction per write for now; batching
-//! concurrent sends into one (group commit) comes next.
+//! stay gap-free whichever node commits. Sends, the most frequent write by far, are group
+//! committed (`commit.rs`): many in one transaction.
 
 mod accounts;
+mod commit;
 mod conversations;
 mod messages;
 mod push;
@@ -18,6 +19,7 @@ mod rows;
 pub mod schema;
 
 use crate::ids::Snowflake;
+use crate::metrics::StoreMetrics;
 use crate::store::{Store, StoreError, StoreResult};
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
@@ -38,13 +40,20 @@ const DEADLINE: Duration = Duration::from_secs(4);
 pub struct PostgresStore {
     pool: Pool,
     ids: Arc<Snowflake>,
+    sends: commit::Committer,
 }
 
 impl PostgresStore {
     /// Connects to `url` (`postgres://user[:password]@host[:port]/database`) with up to
-    /// `connections` connections and brings the schema up to date. Message ids come from
-    /// `ids`.
-    pub async fn connect(url: &str, connections: usize, ids: Arc<Snowflake>) -> StoreResult<Self> {
+    /// `connections` connections and brings the schema up to date. Up to `batch_max` sends
+    /// are committed together. Message ids come from `ids`.
+    pub async fn connect(
+        url: &str,
+        connections: usize,
+        batch_max: usize,
+        ids: Arc<Snowflake>,
+        metrics: StoreMetrics,
+    ) -> StoreResult<Self> {
         let mut config = tokio_postgres::Config::from_str(url)
             .map_err(|e| StoreError::Backend(format!("not a PostgreSQL URL: {e}")))?;
         config.connect_timeout(DEADLINE);
@@ -63,7 +72,8 @@ impl PostgresStore {
             .recycle_timeout(Some(DEADLINE))
             .build()
             .map_err(|e| StoreError::Backend(e.to_string()))?;
-        let store = Self { pool, ids };
+        let sends = commit::Committer::start(pool.clone(), batch_max.max(1), ids.clone(), metrics);
+        let store = Self { pool, ids, sends };
         let mut client = store.client().await?;
         schema::migrate(&mut client).await?;
         drop(client);

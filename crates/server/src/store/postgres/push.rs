@@ -1,5 +1,5 @@
 //! Push subscriptions and the push outbox. The outbox row of a message is written in the
-//! message's transaction (`enqueue`).
+//! message's transaction (`commit.rs`).
 
 use super::rows::{n, u};
 use super::{PostgresStore, pg};
@@ -7,7 +7,7 @@ use crate::store::{NewSubscription, Push, PushJob, PushTarget, StoreResult, Subs
 use async_trait::async_trait;
 use confab_proto::limits::PUSH_SUBSCRIPTIONS_PER_DEVICE;
 use confab_proto::{ConversationId, DeviceId, PushSubscriptionId, Timestamp, UserId};
-use tokio_postgres::{Row, Transaction};
+use tokio_postgres::Row;
 
 const SUBSCRIPTION_COLS: &str = "id, user_id, device_id, kind, address, p256dh, auth";
 const JOB_COLS: &str =
@@ -172,46 +172,6 @@ impl Push for PostgresStore {
             .map_err(pg)?;
         Ok(())
     }
-}
-
-/// Queues a push of a new message to each recipient but the sender who has a subscription,
-/// inside the message's transaction; a row already there takes the newer message. True when
-/// any row was written.
-pub(super) async fn enqueue(
-    tx: &Transaction<'_>,
-    recipients: &[(UserId, u64)],
-    sender: UserId,
-    conversation_id: ConversationId,
-    seq: i64,
-) -> StoreResult<bool> {
-    let (users, inbox_seqs): (Vec<i64>, Vec<i64>) = recipients
-        .iter()
-        .filter(|(user, _)| *user != sender)
-        .map(|&(user, inbox_seq)| (user.0, n(inbox_seq)))
-        .unzip();
-    if users.is_empty() {
-        return Ok(false);
-    }
-    let written = tx
-        .execute(
-            "INSERT INTO push_outbox (user_id, conversation_id, inbox_seq, seq, sender_id, next_attempt_at)
-             SELECT r.user_id, $3, r.inbox_seq, $4, $5, $6
-             FROM unnest($1::bigint[], $2::bigint[]) AS r(user_id, inbox_seq)
-             WHERE EXISTS (SELECT 1 FROM push_subscriptions s WHERE s.user_id = r.user_id)
-             ON CONFLICT (user_id, conversation_id) DO UPDATE SET
-               inbox_seq = excluded.inbox_seq, seq = excluded.seq, sender_id = excluded.sender_id",
-            &[
-                &users,
-                &inbox_seqs,
-                &conversation_id.0,
-                &seq,
-                &sender.0,
-                &Timestamp::now().0,
-            ],
-        )
-        .await
-        .map_err(pg)?;
-    Ok(written > 0)
 }
 
 fn subscription(r: &Row) -> SubscriptionRecord {
