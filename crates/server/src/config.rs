@@ -25,8 +25,10 @@ pub struct Config {
     /// The base URL clients use to reach this node (told by discovery and `reconnect`).
     /// Empty: `http://` + `listen`.
     pub public_url: String,
-    /// This node's id, 0-1023; part of every message id it assigns.
-    pub node_id: u16,
+    /// This node's id, 0-1023, part of every message id it assigns. Unset: the node claims
+    /// a free one in the store at start. Either way the id is leased in the store, so two
+    /// live nodes never share one (a node whose configured id is held refuses to start).
+    pub node_id: Option<u16>,
     /// How often clients should heartbeat, told to them in `welcome`.
     pub heartbeat_interval_ms: u64,
     /// Silence after which a device (and a user with no other device) is offline.
@@ -149,7 +151,7 @@ impl Default for Config {
             store: String::new(),
             store_connections: 16,
             public_url: String::new(),
-            node_id: 1,
+            node_id: None,
             heartbeat_interval_ms: 5_000,
             presence_timeout_ms: 30_000,
             hello_timeout_ms: 10_000,
@@ -255,7 +257,11 @@ impl Config {
                 })
             }
         }
-        check(self.node_id < 1024, "node_id", "must be 0 to 1023")?;
+        check(
+            self.node_id.is_none_or(|id| id < 1024),
+            "node_id",
+            "must be 0 to 1023",
+        )?;
         check(
             self.heartbeat_interval_ms >= 100,
             "heartbeat_interval_ms",
@@ -431,9 +437,16 @@ impl Config {
         }
     }
 
-    /// A TOML file with every setting at its default, for `confab config`.
+    /// A TOML file with every setting at its default, for `confab config`. Settings unset
+    /// by default are shown commented out, with an example value.
     pub fn example_toml() -> String {
-        toml::to_string(&Config::default()).unwrap_or_default()
+        let mut toml = toml::to_string(&Config::default()).unwrap_or_default();
+        toml.push_str(
+            "\n# Unset by default:\n\
+             # node_id = 1                        # 0-1023; unset: the lowest free id, claimed in the store\n\
+             # metrics_listen = \"127.0.0.1:9100\"  # serve /metrics there only\n",
+        );
+        toml
     }
 }
 
@@ -451,9 +464,9 @@ mod tests {
             jail.set_env("CONFAB_NODE_ID", "8");
             let c = Config::load(Some(Path::new("confab.toml")), &[]).unwrap();
             assert_eq!(c.listen.port(), 9000);
-            assert_eq!(c.node_id, 8, "the environment overrides the file");
+            assert_eq!(c.node_id, Some(8), "the environment overrides the file");
             let c = Config::load(None, &[("node_id", "9".into())]).unwrap();
-            assert_eq!(c.node_id, 9, "flags override the environment");
+            assert_eq!(c.node_id, Some(9), "flags override the environment");
             Ok(())
         });
     }

@@ -16,7 +16,9 @@ const COUNTER_BITS: u32 = 12;
 /// Ids from one node strictly increase, even if the clock steps back.
 #[derive(Debug)]
 pub struct Snowflake {
-    node: u64,
+    /// Set once more when the node's id is claimed in the store (`nodes.rs`), before any id
+    /// is handed out.
+    node: AtomicU64,
     /// (milliseconds << COUNTER_BITS) | counter of the last id.
     last: AtomicU64,
 }
@@ -25,9 +27,15 @@ impl Snowflake {
     /// A generator for node `node` (0-1023).
     pub fn new(node: u16) -> Self {
         Self {
-            node: u64::from(node) & ((1 << NODE_BITS) - 1),
+            node: AtomicU64::new(u64::from(node) & ((1 << NODE_BITS) - 1)),
             last: AtomicU64::new(0),
         }
+    }
+
+    /// Makes the ids from now on carry `node` (0-1023).
+    pub fn set_node(&self, node: u16) {
+        self.node
+            .store(u64::from(node) & ((1 << NODE_BITS) - 1), Ordering::Relaxed);
     }
 
     /// The next id.
@@ -48,7 +56,7 @@ impl Snowflake {
                     let ms = next >> COUNTER_BITS;
                     let counter = next & ((1 << COUNTER_BITS) - 1);
                     return ((ms << (NODE_BITS + COUNTER_BITS))
-                        | (self.node << COUNTER_BITS)
+                        | (self.node.load(Ordering::Relaxed) << COUNTER_BITS)
                         | counter) as i64;
                 }
                 Err(actual) => last = actual,

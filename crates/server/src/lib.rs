@@ -22,6 +22,7 @@ pub mod ids;
 mod messaging;
 pub mod metrics;
 mod names;
+pub mod nodes;
 pub mod presence;
 pub mod push;
 mod ratelimit;

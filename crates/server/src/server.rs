@@ -32,7 +32,7 @@ pub async fn run(
         }
         None => None,
     };
-    tracing::info!(%addr, node_id = app.config.node_id, "confab is serving");
+    tracing::info!(%addr, node_id = app.node.id(), "confab is serving");
     let upkeep = tokio::spawn({
         let app = app.clone();
         let shutdown = shutdown.clone();
@@ -56,6 +56,11 @@ pub async fn run(
         let shutdown = shutdown.clone();
         async move { app.push.run(&app.presence, shutdown).await }
     });
+    let lease = tokio::spawn({
+        let app = app.clone();
+        let shutdown = shutdown.clone();
+        async move { app.node.run(shutdown).await }
+    });
     let drain = {
         let app = app.clone();
         let shutdown = shutdown.clone();
@@ -77,6 +82,7 @@ pub async fn run(
     let _ = push.await;
     app.flush_cursors().await;
     app.presence.save_all().await;
+    let _ = lease.await;
     app.store.close().await;
     tracing::info!("confab stopped");
     Ok(())

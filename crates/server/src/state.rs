@@ -11,8 +11,10 @@ use crate::gateway::{CursorBook, Hub};
 use crate::ids::Snowflake;
 use crate::messaging::Messaging;
 use crate::metrics::Metrics;
+use crate::nodes::NodeLease;
 use crate::presence::Presence;
 use crate::push::Pusher;
+use crate::push::vapid_pem;
 use crate::ratelimit::RateLimiter;
 use crate::receipts::Receipts;
 use crate::store::postgres::PostgresStore;
@@ -59,6 +61,8 @@ pub struct App {
     pub auth_limiter: RateLimiter<IpAddr>,
     /// User lookups by username and new direct conversations, per user.
     pub lookups: RateLimiter<UserId>,
+    /// This node's id, leased in the store.
+    pub node: NodeLease,
     /// Whose `X-Forwarded-For` to believe.
     pub proxies: TrustedProxies,
     /// WebSocket connections per client address that have not said hello yet.
@@ -82,7 +86,8 @@ impl App {
     /// is a PostgreSQL URL) and builds the node's parts.
     pub async fn open(config: Config) -> Result<AppState, StartError> {
         let metrics = Arc::new(Metrics::new());
-        let ids = Arc::new(Snowflake::new(config.node_id));
+        // Ids carry the node id claimed below, before the store hands out any.
+        let ids = Arc::new(Snowflake::new(0));
         tracing::info!(store = %config.store_for_logs(), "opening the store");
         let store: Arc<dyn Store> = match config.postgres_url() {
             Some(url) => Arc::new(
@@ -90,7 +95,7 @@ impl App {
                     url,
                     config.store_connections,
                     config.commit_batch_max,
-                    ids,
+                    ids.clone(),
                     metrics.store.clone(),
                 )
                 .await?,
@@ -100,27 +105,36 @@ impl App {
                     &config.data_dir,
                     config.read_connections,
                     config.commit_batch_max,
-                    ids,
+                    ids.clone(),
                     metrics.store.clone(),
                 )
                 .await?,
             ),
         };
-        Self::build(config, store, metrics)
+        let node = NodeLease::claim(store.clone(), config.node_id)
+            .await
+            .map_err(StartError::Setting)?;
+        ids.set_node(node.id());
+        Self::build(config, store, metrics, node).await
     }
 
     /// Builds the node's parts on a store the caller opened (with `metrics.store` as its
-    /// metrics): how tests and the binary choose a backend.
-    pub fn build(
+    /// metrics, and `node` claimed in it): how tests and the binary choose a backend.
+    pub async fn build(
         config: Config,
         store: Arc<dyn Store>,
         metrics: Arc<Metrics>,
+        node: NodeLease,
     ) -> Result<AppState, StartError> {
+        let vapid_pem = vapid_pem(&config, &*store)
+            .await
+            .map_err(StartError::Setting)?;
         let hub = Arc::new(Hub::new(metrics.clone()));
         let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(hub.clone()));
         let sends = RateLimiter::per_second(config.send_rate_per_sec, config.send_burst);
         let push = Arc::new(
-            Pusher::new(&config, store.clone(), metrics.clone()).map_err(StartError::Setting)?,
+            Pusher::new(&config, &vapid_pem, store.clone(), metrics.clone())
+                .map_err(StartError::Setting)?,
         );
         let messaging = Arc::new(Messaging::new(
             store.clone(),
@@ -152,6 +166,7 @@ impl App {
             receipts: Receipts::new(store.clone(), bus.clone(), metrics.clone()),
             typing: Typing::new(store.clone(), bus.clone()),
             push,
+            node,
             config,
             store,
             bus,

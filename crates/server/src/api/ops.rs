@@ -42,7 +42,7 @@ pub async fn discovery(State(app): State<AppState>) -> axum::Json<DiscoveryRespo
     axum::Json(DiscoveryResponse {
         servers: vec![ServerInfo {
             url: app.config.public_url(),
-            node_id: app.config.node_id,
+            node_id: app.node.id(),
             load: u32::try_from(load).unwrap_or(1000),
         }],
     })

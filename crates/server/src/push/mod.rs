@@ -12,6 +12,7 @@
 
 mod notification;
 mod providers;
+pub(crate) use providers::vapid_pem;
 mod safety;
 mod subscriptions;
 mod worker;
@@ -45,13 +46,14 @@ impl Pusher {
     /// Builds the service: loads or makes the VAPID key, reads FCM and APNs credentials.
     pub fn new(
         config: &Config,
+        vapid_pem: &str,
         store: Arc<dyn Store>,
         metrics: Arc<Metrics>,
     ) -> Result<Self, String> {
         Ok(Self {
             store,
             metrics,
-            providers: Providers::new(config)?,
+            providers: Providers::new(config, vapid_pem)?,
             wake: Notify::new(),
             preview: config.push_preview,
             allow_http: config.push_allow_http_endpoints,

@@ -21,6 +21,8 @@ use tokio_util::sync::CancellationToken;
 const BATCH: usize = 256;
 /// How often the worker looks for due rows (held bursts, retries) without being woken.
 const POLL: Duration = Duration::from_millis(250);
+/// Added to twice the push deadline for a claim's lease: store calls, a slow node.
+const CLAIM_SLACK: Duration = Duration::from_secs(30);
 /// The longest wait between retries.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
@@ -32,6 +34,9 @@ impl Pusher {
         // one user keeps busy (or however slow their push hosts), they hold one slot.
         let mut busy: HashSet<UserId> = HashSet::new();
         let mut queued: VecDeque<PushJob> = VecDeque::new();
+        // Claimed jobs of busy users, run when that user's job is done (claims are leased,
+        // so dropping one would delay it by the lease).
+        let mut deferred: Vec<PushJob> = Vec::new();
         let mut look = true;
         loop {
             if look && queued.is_empty() && running.len() < self.concurrency {
@@ -42,7 +47,8 @@ impl Pusher {
             while running.len() < self.concurrency {
                 let Some(job) = queued.pop_front() else { break };
                 if !busy.insert(job.user_id) {
-                    continue; // another of this user's rows is being pushed; read it later
+                    deferred.push(job);
+                    continue;
                 }
                 running.push(async move {
                     self.handle(job, presence).await;
@@ -53,6 +59,9 @@ impl Pusher {
                 _ = shutdown.cancelled() => return,
                 Some(done) = running.next(), if !running.is_empty() => {
                     busy.remove(&done);
+                    if let Some(i) = deferred.iter().position(|job| job.user_id == done) {
+                        queued.push_front(deferred.swap_remove(i));
+                    }
                 }
                 _ = self.wake.notified() => look = true,
                 _ = tokio::time::sleep(POLL) => look = true,
@@ -60,10 +69,17 @@ impl Pusher {
         }
     }
 
-    /// Due rows of users not being pushed to already, the longest waiting first.
+    /// Claims due rows of users not being pushed to already, the longest waiting first.
+    /// Each is this node's until it is handled or the lease runs out: longer than a job can
+    /// take (its deadline, and the store calls around it), so a live node never loses one.
     async fn due(&self, busy: &HashSet<UserId>) -> VecDeque<PushJob> {
         let skip: Vec<UserId> = busy.iter().copied().collect();
-        match self.store.due_pushes(Timestamp::now(), BATCH, &skip).await {
+        let lease = later(self.timeout * 2 + CLAIM_SLACK);
+        match self
+            .store
+            .claim_pushes(Timestamp::now(), lease, BATCH, &skip)
+            .await
+        {
             Ok(jobs) => jobs.into(),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the push outbox; will retry");

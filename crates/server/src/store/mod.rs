@@ -218,11 +218,15 @@ pub trait Push: Send + Sync {
     async fn drop_subscription(&self, id: PushSubscriptionId) -> StoreResult<()>;
     /// A user's subscriptions.
     async fn subscriptions(&self, user: UserId) -> StoreResult<Vec<SubscriptionRecord>>;
-    /// Outbox rows due at `now`, the longest waiting first, at most `limit`.
-    /// Rows of the users in `skip` (being pushed to already) are left out.
-    async fn due_pushes(
+    /// Claims up to `limit` outbox rows due at `now`, the longest waiting first, leaving out
+    /// the rows of users in `skip` (being pushed to already). A claimed row is not due again
+    /// before `lease_until`, so no other worker (on any node) takes it meanwhile;
+    /// `push_done`, `push_retry` or `push_forget` ends the claim, and the claims of a worker
+    /// that died pass to the others when their lease runs out.
+    async fn claim_pushes(
         &self,
         now: Timestamp,
+        lease_until: Timestamp,
         limit: usize,
         skip: &[UserId],
     ) -> StoreResult<Vec<PushJob>>;
@@ -235,9 +239,35 @@ pub trait Push: Send + Sync {
     async fn push_forget(&self, job: &PushJob) -> StoreResult<()>;
 }
 
+/// What the nodes sharing a store must agree on: secrets, and which node has which
+/// Snowflake node id.
+#[async_trait]
+pub trait Nodes: Send + Sync {
+    /// The secret stored under `name`. If there is none yet, `candidate` becomes it: every
+    /// node gets the same value, whichever asked first.
+    async fn shared_secret(&self, name: &str, candidate: &str) -> StoreResult<String>;
+    /// Claims a node id for `holder` until `until`: `wanted` if given, else the lowest one
+    /// (0 to 1023) whose lease has run out by `now`. `None`: `wanted` is held by another
+    /// live holder, or every id is.
+    async fn claim_node_id(
+        &self,
+        holder: &str,
+        wanted: Option<u16>,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> StoreResult<Option<u16>>;
+    /// Extends `holder`'s lease on `id` to `until`; false when `holder` no longer has it
+    /// (its lease ran out and another node claimed the id).
+    async fn renew_node_id(&self, id: u16, holder: &str, until: Timestamp) -> StoreResult<bool>;
+    /// Gives up `holder`'s lease on `id` (a clean stop), so a restart can take it at once.
+    async fn release_node_id(&self, id: u16, holder: &str) -> StoreResult<()>;
+}
+
 /// The whole store, as the rest of the server sees it.
 #[async_trait]
-pub trait Store: Users + Devices + Conversations + Members + Messages + Inbox + Push {
+pub trait Store:
+    Users + Devices + Conversations + Members + Messages + Inbox + Push + Nodes
+{
     /// Finishes the writes in flight and stops accepting new ones.
     async fn close(&self);
 }

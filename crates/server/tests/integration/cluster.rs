@@ -1,10 +1,12 @@
 //! Two nodes on one PostgreSQL database, writing into the same conversations at once from
 //! many clients, with retries of the same `client_msg_id` through both: every number stays
 //! gap-free, every message reaches each member's inbox once, nothing is stored twice, and
-//! no client sees an error. Checked in SQL and through the API.
+//! no client sees an error. Checked in SQL and through the API. And the parts nodes share
+//! through the store: the push outbox (each push made once), the VAPID key, node ids.
 
 use crate::harness::TestServer;
 use crate::pg::TestDatabase;
+use crate::push::{Browser, Receiver, pushy, subscribe};
 use confab_client::{ConversationId, UserId};
 use std::collections::BTreeMap;
 
@@ -13,12 +15,12 @@ async fn two_nodes_on_one_database_keep_every_number_gap_free() {
     let db = TestDatabase::new().await;
     let a = TestServer::with(|c| {
         c.store = db.url();
-        c.node_id = 1;
+        c.node_id = Some(1);
     })
     .await;
     let b = TestServer::with(|c| {
         c.store = db.url();
-        c.node_id = 2;
+        c.node_id = Some(2);
     })
     .await;
     const USERS: usize = 6;
@@ -167,4 +169,105 @@ async fn two_nodes_on_one_database_keep_every_number_gap_free() {
         }
     }
     assert!(!entries.is_empty());
+}
+
+/// Offline users subscribed to Web Push, each sent one message through one node or the
+/// other while both nodes' push workers run: each gets exactly one push, signed with the
+/// one VAPID key both nodes publish.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_push_each_message_once_with_one_vapid_key() {
+    let db = TestDatabase::new().await;
+    let (receiver, push_url) = Receiver::start().await;
+    let node = |c: &mut confab_server::Config| {
+        c.store = db.url();
+        pushy(c);
+    };
+    let a = TestServer::with(node).await;
+    let b = TestServer::with(node).await;
+    let key = |server: &TestServer| {
+        let url = format!("{}/v1/push/vapid-public-key", server.url);
+        async move {
+            let answer: serde_json::Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+            answer["key"].as_str().unwrap().to_owned()
+        }
+    };
+    let published = key(&a).await;
+    assert_eq!(key(&b).await, published, "both nodes publish the same key");
+
+    const USERS: usize = 12;
+    let sender = a.user("sender").await;
+    let sender_on_b = b.login("sender").await;
+    let browser = Browser::new();
+    for i in 0..USERS {
+        // Never connected: offline, so every message is pushed.
+        let user = a.user(&format!("offline{i}")).await;
+        subscribe(
+            &user,
+            &browser.subscription(&format!("{push_url}/push/{i}")),
+        )
+        .await;
+        let via = if i % 2 == 0 { &sender } else { &sender_on_b };
+        let chat = via.client.direct(user.id()).await.unwrap();
+        via.client.send_http(chat.id, None, "hello").await.unwrap();
+    }
+    let pushes = receiver.wait("/push/", USERS).await;
+    // Longer than a hold (push_collapse_ms) and several polls of both workers: a second
+    // push of the same row would have come by now.
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    let pushes = receiver.requests("/push/").len().max(pushes.len());
+    assert_eq!(
+        pushes, USERS,
+        "one push per message, whichever node sent it"
+    );
+    for i in 0..USERS {
+        let got = receiver.requests(&format!("/push/{i}"));
+        let got: Vec<_> = got
+            .iter()
+            .filter(|r| r.path == format!("/push/{i}"))
+            .collect();
+        assert_eq!(got.len(), 1, "user {i}");
+        let authorization = got[0].headers["authorization"].to_str().unwrap();
+        assert!(
+            authorization.ends_with(&format!(", k={published}")),
+            "signed with the shared key: {authorization}"
+        );
+        assert_eq!(browser.decrypt(&got[0].body)["count"], 1);
+    }
+}
+
+/// Nodes started without a node id each claim their own; one whose configured id is held
+/// by a live node refuses to start, and says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_ids_are_claimed_once_among_live_nodes() {
+    let db = TestDatabase::new().await;
+    let node_id = |server: &TestServer| {
+        let url = format!("{}/v1/discovery", server.url);
+        async move {
+            let answer: serde_json::Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+            answer["servers"][0]["node_id"].as_u64().unwrap()
+        }
+    };
+    let a = TestServer::with(|c| c.store = db.url()).await;
+    let b = TestServer::with(|c| c.store = db.url()).await;
+    let (id_a, id_b) = (node_id(&a).await, node_id(&b).await);
+    assert_ne!(id_a, id_b, "two live nodes never share an id");
+
+    let mut config = crate::harness::test_config(tempfile::tempdir().unwrap().path());
+    config.store = db.url();
+    config.node_id = Some(u16::try_from(id_a).unwrap());
+    let refused = confab_server::App::open(config).await;
+    let Err(e) = refused else {
+        panic!("a node whose id is held must not start")
+    };
+    assert!(e.to_string().contains("held by another live node"), "{e}");
+
+    // Stopped cleanly, a node gives its id back at once.
+    drop(a.stop().await);
+    let c = TestServer::with(|c| {
+        c.store = db.url();
+        c.node_id = Some(u16::try_from(id_a).unwrap());
+    })
+    .await;
+    assert_eq!(node_id(&c).await, id_a);
+    drop(b);
 }

@@ -19,9 +19,10 @@ async fn the_data_dir_and_its_files_are_private() {
     let dir = parent.path().join("data");
     let app = App::open(test_config(&dir)).await.unwrap();
 
-    // While it runs: the database, its write-ahead log and shared memory, the VAPID key.
+    // While it runs: the database, its write-ahead log and shared memory (the VAPID key is
+    // in the database, shared like the rest).
     assert_eq!(mode(&dir), 0o700, "the data dir");
-    for name in ["confab.db", "confab.db-wal", "confab.db-shm", "vapid.pem"] {
+    for name in ["confab.db", "confab.db-wal", "confab.db-shm"] {
         assert!(
             dir.join(name).exists(),
             "{name} is there while the node runs"

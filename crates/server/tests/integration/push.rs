@@ -120,13 +120,13 @@ async fn record(
 }
 
 /// A browser's push subscription: its ECDH key pair and auth secret.
-struct Browser {
+pub struct Browser {
     keys: Box<dyn ece::LocalKeyPair>,
     auth: Vec<u8>,
 }
 
 impl Browser {
-    fn new() -> Self {
+    pub fn new() -> Self {
         let (keys, auth) = ece::generate_keypair_and_auth_secret().unwrap();
         Self {
             keys,
@@ -134,7 +134,7 @@ impl Browser {
         }
     }
 
-    fn subscription(&self, endpoint: &str) -> Value {
+    pub fn subscription(&self, endpoint: &str) -> Value {
         let public = self.keys.pub_as_raw().unwrap();
         json!({
             "kind": "webpush",
@@ -143,7 +143,7 @@ impl Browser {
         })
     }
 
-    fn decrypt(&self, body: &[u8]) -> Value {
+    pub fn decrypt(&self, body: &[u8]) -> Value {
         let components = self.keys.raw_components().unwrap();
         let plain = ece::decrypt(&components, &self.auth, body).expect("RFC 8291 decryption");
         serde_json::from_slice(&plain).unwrap()
@@ -162,13 +162,13 @@ async fn post(user: &TestUser, path: &str, body: &Value) -> (u16, Value) {
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-async fn subscribe(user: &TestUser, body: &Value) -> String {
+pub async fn subscribe(user: &TestUser, body: &Value) -> String {
     let (status, answer) = post(user, "/v1/push/subscriptions", body).await;
     assert_eq!(status, 201, "{answer}");
     answer["id"].as_str().unwrap().to_owned()
 }
 
-fn pushy(config: &mut Config) {
+pub fn pushy(config: &mut Config) {
     config.push_allow_http_endpoints = true;
     config.push_retry_base_ms = 50;
     config.push_collapse_ms = 300;
@@ -469,6 +469,42 @@ async fn subscriptions_are_validated_and_leave_with_their_device() {
 
 fn fixture(name: &str) -> String {
     format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+async fn vapid_key(server: &TestServer) -> String {
+    let answer: Value = reqwest::get(format!("{}/v1/push/vapid-public-key", server.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    answer["key"].as_str().unwrap().to_owned()
+}
+
+/// The VAPID key lives in the store, shared by every node; a `vapid.pem` an older version
+/// left in the data dir is adopted, so browsers subscribed with it keep getting pushes.
+#[tokio::test]
+async fn the_vapid_key_is_kept_in_the_store_and_an_older_key_file_is_adopted() {
+    // A P-256 PKCS#8 key, as `vapid.pem` was.
+    let pem = std::fs::read_to_string(fixture("apns-test-key.p8")).unwrap();
+    let configured = TestServer::with(|c| c.push_vapid_private_key = pem.clone()).await;
+    let expected = vapid_key(&configured).await;
+
+    let data = super::harness::Data::new().await;
+    std::fs::write(data.path().join("vapid.pem"), &pem).unwrap();
+    let config = super::harness::test_config(data.path());
+    let adopted = TestServer::on(data, config).await;
+    assert_eq!(vapid_key(&adopted).await, expected);
+    // Kept in the store: the file is no longer needed after a restart.
+    let data = adopted.stop().await;
+    std::fs::remove_file(data.path().join("vapid.pem")).unwrap();
+    let config = super::harness::test_config(data.path());
+    let restarted = TestServer::on(data, config).await;
+    assert_eq!(vapid_key(&restarted).await, expected);
+
+    // A new store without a file makes a key of its own.
+    let fresh = TestServer::start().await;
+    assert_ne!(vapid_key(&fresh).await, expected);
 }
 
 #[tokio::test]

@@ -34,6 +34,8 @@ where
     group_size_limit(make().await).await;
     full_group_fans_out_to_every_inbox(make().await).await;
     watermarks_never_go_back(make().await).await;
+    shared_secrets(make().await).await;
+    node_id_leases(make().await).await;
 }
 
 async fn user(store: &dyn Store, name: &str) -> UserId {
@@ -186,23 +188,27 @@ async fn push_subscriptions(store: Arc<dyn Store>) {
     assert!(store.subscriptions(ada).await.unwrap().is_empty());
 }
 
+/// Claims due outbox rows for a minute from `now`.
+async fn claim(store: &dyn Store, now: i64, skip: &[UserId]) -> Vec<confab_server::store::PushJob> {
+    store
+        .claim_pushes(Timestamp(now), Timestamp(now + 60_000), 10, skip)
+        .await
+        .unwrap()
+}
+
 async fn push_outbox(store: Arc<dyn Store>) {
     let ada = user(&*store, "ada").await;
     let bob = user(&*store, "bob").await;
     let phone = device(&*store, ada, 1).await;
     let (conv, _) = store.direct(ada, bob).await.unwrap();
+    // Rows are due from when they are written; the test's clock starts a little later.
+    let t = Timestamp::now().0 + 10_000;
     // Nobody has a subscription: no row.
     store
         .append(text(conv.id, bob, "m0", "before"))
         .await
         .unwrap();
-    assert!(
-        store
-            .due_pushes(Timestamp(i64::MAX), 10, &[])
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(claim(&*store, t, &[]).await.is_empty());
     store
         .add_subscription(NewSubscription {
             user_id: ada,
@@ -214,50 +220,35 @@ async fn push_outbox(store: Arc<dyn Store>) {
     // A message to ada queues one row, in its own transaction; the sender gets none.
     let first = store.append(text(conv.id, bob, "m1", "one")).await.unwrap();
     assert!(first.push_queued);
-    let due = store
-        .due_pushes(Timestamp(i64::MAX), 10, &[])
-        .await
-        .unwrap();
-    assert_eq!(due.len(), 1, "{due:?}");
     assert!(
-        store
-            .due_pushes(Timestamp(i64::MAX), 10, &[ada])
-            .await
-            .unwrap()
-            .is_empty(),
+        claim(&*store, t, &[ada]).await.is_empty(),
         "rows of users being pushed to are left out"
     );
+    let due = claim(&*store, t, &[]).await;
+    assert_eq!(due.len(), 1, "{due:?}");
     let job = due[0];
     assert_eq!(
         (job.user_id, job.conversation_id, job.seq, job.sender_id),
         (ada, conv.id, 2, bob)
     );
     assert!(job.has_news());
-    // A burst updates the same row.
+    // Claimed: no other worker gets it while the lease lasts; after it, one does (the
+    // first worker died).
+    assert!(claim(&*store, t + 59_999, &[]).await.is_empty());
+    assert_eq!(claim(&*store, t + 60_000, &[]).await.len(), 1);
+    // A burst updates the same row, claimed or not.
     store.append(text(conv.id, bob, "m2", "two")).await.unwrap();
-    let burst = store
-        .due_pushes(Timestamp(i64::MAX), 10, &[])
-        .await
-        .unwrap();
-    assert_eq!(burst.len(), 1);
-    assert_eq!(burst[0].seq, 3);
-    // Retried: not due before its time, attempts counted.
-    store.push_retry(&burst[0], Timestamp(1_000)).await.unwrap();
-    assert!(
-        store
-            .due_pushes(Timestamp(999), 10, &[])
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    let retried = store.due_pushes(Timestamp(1_000), 10, &[]).await.unwrap();
-    assert_eq!(retried[0].attempts, 1);
+    // Retried: that ends the claim; not due before its time, attempts counted.
+    store.push_retry(&job, Timestamp(t + 1_000)).await.unwrap();
+    assert!(claim(&*store, t + 999, &[]).await.is_empty());
+    let retried = claim(&*store, t + 1_000, &[]).await;
+    assert_eq!((retried[0].attempts, retried[0].seq), (1, 3));
     // Pushed: held until later, with nothing new, then forgotten.
     store
-        .push_done(&retried[0], Timestamp(2_000))
+        .push_done(&retried[0], Timestamp(t + 2_000))
         .await
         .unwrap();
-    let held = store.due_pushes(Timestamp(2_000), 10, &[]).await.unwrap();
+    let held = claim(&*store, t + 2_000, &[]).await;
     assert_eq!(held.len(), 1);
     assert!(!held[0].has_news());
     assert_eq!(held[0].attempts, 0);
@@ -267,10 +258,7 @@ async fn push_outbox(store: Arc<dyn Store>) {
         .await
         .unwrap();
     store.push_forget(&held[0]).await.unwrap();
-    let fresh = store
-        .due_pushes(Timestamp(i64::MAX), 10, &[])
-        .await
-        .unwrap();
+    let fresh = claim(&*store, t + 1_000_000, &[]).await;
     assert_eq!(
         fresh.len(),
         1,
@@ -278,13 +266,32 @@ async fn push_outbox(store: Arc<dyn Store>) {
     );
     assert!(fresh[0].has_news());
     store.push_forget(&fresh[0]).await.unwrap();
-    assert!(
-        store
-            .due_pushes(Timestamp(i64::MAX), 10, &[])
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(claim(&*store, t + 10_000_000, &[]).await.is_empty());
+
+    // Workers claiming at the same moment never get the same row.
+    let mut others = Vec::new();
+    for i in 0..6 {
+        let other = user(&*store, &format!("friend{i}")).await;
+        let (c, _) = store.direct(ada, other).await.unwrap();
+        store.append(text(c.id, other, "hi", "hi")).await.unwrap();
+        others.push(c.id);
+    }
+    let claims = (0..3).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .claim_pushes(Timestamp(t), Timestamp(t + 60_000), 2, &[])
+                .await
+                .unwrap()
+        })
+    });
+    let mut claimed: Vec<ConversationId> = Vec::new();
+    for c in claims {
+        claimed.extend(c.await.unwrap().iter().map(|job| job.conversation_id));
+    }
+    claimed.sort();
+    others.sort();
+    assert_eq!(claimed, others, "each row claimed once, none left out");
 }
 
 async fn users(store: Arc<dyn Store>) {
@@ -1031,4 +1038,95 @@ async fn watermarks_never_go_back(store: Arc<dyn Store>) {
     );
     let row = store.member(conv.id, bob).await.unwrap().unwrap();
     assert_eq!((row.read_seq, row.delivered_seq), (5, 4));
+}
+
+async fn shared_secrets(store: Arc<dyn Store>) {
+    // Nodes starting at once each offer their own; all get the same one.
+    let offers = (0..4).map(|i| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .shared_secret("vapid", &format!("key of node {i}"))
+                .await
+                .unwrap()
+        })
+    });
+    let mut got = Vec::new();
+    for offer in offers {
+        got.push(offer.await.unwrap());
+    }
+    assert!(got.iter().all(|k| *k == got[0]), "{got:?}");
+    assert!(got[0].starts_with("key of node"));
+    assert_eq!(
+        store.shared_secret("vapid", "another").await.unwrap(),
+        got[0]
+    );
+    assert_eq!(
+        store.shared_secret("other", "its own").await.unwrap(),
+        "its own",
+        "secrets are kept by name"
+    );
+}
+
+async fn node_id_leases(store: Arc<dyn Store>) {
+    let t = Timestamp(1_000_000);
+    let until = Timestamp(t.0 + 30_000);
+    // Free ids are taken lowest first, one per holder, even when asked at once.
+    let claims = ["a", "b", "c"].map(|holder| {
+        let store = store.clone();
+        tokio::spawn(async move { store.claim_node_id(holder, None, t, until).await.unwrap() })
+    });
+    let mut ids = Vec::new();
+    for claim in claims {
+        ids.push(claim.await.unwrap().expect("a free id"));
+    }
+    ids.sort();
+    assert_eq!(ids, vec![0, 1, 2]);
+    // A wanted id held by a live lease is refused; a free one is given.
+    assert_eq!(
+        store.claim_node_id("d", Some(1), t, until).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.claim_node_id("d", Some(7), t, until).await.unwrap(),
+        Some(7)
+    );
+    // Renewal keeps it; only the holder renews.
+    let later = Timestamp(until.0 + 30_000);
+    assert!(!store.renew_node_id(7, "someone else", later).await.unwrap());
+    assert!(store.renew_node_id(7, "d", later).await.unwrap());
+    // Past the leases of 0, 1 and 2 (not renewed), their ids are free again, and a holder
+    // whose id was taken learns it when it tries to renew.
+    let after = Timestamp(until.0 + 1);
+    let e = store
+        .claim_node_id("e", Some(1), after, Timestamp(after.0 + 30_000))
+        .await
+        .unwrap();
+    assert_eq!(e, Some(1));
+    let (mut lost, mut kept) = (0, 0);
+    for holder in ["a", "b", "c"] {
+        if store.renew_node_id(1, holder, later).await.unwrap() {
+            kept += 1;
+        } else {
+            lost += 1;
+        }
+    }
+    assert_eq!((lost, kept), (3, 0), "id 1 is e's now");
+    assert_eq!(
+        store
+            .claim_node_id("f", Some(7), after, later)
+            .await
+            .unwrap(),
+        None,
+        "7 was renewed"
+    );
+    // A clean stop gives the id back at once.
+    store.release_node_id(7, "d").await.unwrap();
+    assert_eq!(
+        store
+            .claim_node_id("f", Some(7), after, later)
+            .await
+            .unwrap(),
+        Some(7)
+    );
 }

@@ -1,7 +1,8 @@
 //! Signing keys and compact JWTs (RFC 7515/7519) for VAPID and APNs (ES256) and FCM's
-//! OAuth exchange (RS256), on `ring`; and the VAPID key's file.
+//! OAuth exchange (RS256), on `ring`; and where the VAPID key comes from.
 
 use crate::config::Config;
+use crate::store::Nodes;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use ring::rand::SystemRandom;
@@ -127,31 +128,25 @@ fn pem_to_der(pem: &str) -> Result<Vec<u8>, String> {
         .map_err(|e| format!("bad base64 in the PEM block: {e}"))
 }
 
-/// The VAPID key's PEM: from the config, else from `data_dir/vapid.pem`, made on first start.
-pub fn vapid_pem(config: &Config) -> Result<String, String> {
+/// The VAPID key's PEM: from the config, else the one the store keeps for every node (a
+/// browser subscribed through one node must accept pushes signed by any), made by the first
+/// node to start. A `data_dir/vapid.pem` from before the key moved into the store is adopted,
+/// so browsers already subscribed with it keep working.
+pub async fn vapid_pem(config: &Config, store: &dyn Nodes) -> Result<String, String> {
     if !config.push_vapid_private_key.is_empty() {
         return Ok(config.push_vapid_private_key.clone());
     }
     let path = config.data_dir.join("vapid.pem");
-    match std::fs::read_to_string(&path) {
-        Ok(pem) => return Ok(pem),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+    let candidate = match std::fs::read_to_string(&path) {
+        Ok(pem) => pem,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => generate_p256_pem()?,
         Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
-    }
-    let pem = generate_p256_pem()?;
-    crate::files::private_dir(&config.data_dir)
-        .and_then(|()| write_private(&path, &pem))
-        .map_err(|e| format!("cannot save the new VAPID key to {}: {e}", path.display()))?;
-    Ok(pem)
+    };
+    store
+        .shared_secret(VAPID_SECRET, &candidate)
+        .await
+        .map_err(|e| format!("cannot read the shared VAPID key from the store: {e}"))
 }
 
-fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path)?;
-    file.write_all(text.as_bytes())?;
-    file.sync_all()
-}
+/// The name of the VAPID key among the store's shared secrets.
+const VAPID_SECRET: &str = "vapid_private_key";

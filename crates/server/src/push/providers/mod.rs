@@ -66,9 +66,9 @@ pub struct Providers {
 }
 
 impl Providers {
-    /// Loads or makes the VAPID key, reads FCM and APNs credentials, builds the clients.
-    pub fn new(config: &Config) -> Result<Self, String> {
-        let vapid = JwtKey::es256_from_pem(&vapid_pem(config)?)
+    /// Reads the VAPID key (`vapid_pem`), FCM and APNs credentials, builds the clients.
+    pub fn new(config: &Config, vapid_pem: &str) -> Result<Self, String> {
+        let vapid = JwtKey::es256_from_pem(vapid_pem)
             .map_err(|e| format!("push_vapid_private_key: {e}"))?;
         let webpush = WebPush::new(
             vapid,

@@ -14,6 +14,7 @@ mod accounts;
 mod commit;
 mod conversations;
 mod messages;
+mod nodes;
 mod push;
 mod rows;
 pub mod schema;

@@ -10,8 +10,6 @@ use confab_proto::{ConversationId, DeviceId, PushSubscriptionId, Timestamp, User
 use tokio_postgres::Row;
 
 const SUBSCRIPTION_COLS: &str = "id, user_id, device_id, kind, address, p256dh, auth";
-const JOB_COLS: &str =
-    "user_id, conversation_id, inbox_seq, seq, sender_id, pushed_inbox_seq, attempts";
 
 #[async_trait]
 impl Push for PostgresStore {
@@ -106,22 +104,26 @@ impl Push for PostgresStore {
             .collect())
     }
 
-    async fn due_pushes(
+    async fn claim_pushes(
         &self,
         now: Timestamp,
+        lease_until: Timestamp,
         limit: usize,
         skip: &[UserId],
     ) -> StoreResult<Vec<PushJob>> {
         let skip: Vec<i64> = skip.iter().map(|u| u.0).collect();
         let client = self.client().await?;
+        // Rows another node is claiming at this moment are skipped, not waited for.
         Ok(client
             .query(
-                &format!(
-                    "SELECT {JOB_COLS} FROM push_outbox
-                     WHERE next_attempt_at <= $1 AND NOT (user_id = ANY($3))
-                     ORDER BY next_attempt_at LIMIT $2"
-                ),
-                &[&now.0, &(limit as i64), &skip],
+                "UPDATE push_outbox o SET next_attempt_at = $2 FROM (
+                   SELECT user_id, conversation_id FROM push_outbox
+                   WHERE next_attempt_at <= $1 AND NOT (user_id = ANY($4))
+                   ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) due
+                 WHERE o.user_id = due.user_id AND o.conversation_id = due.conversation_id
+                 RETURNING o.user_id, o.conversation_id, o.inbox_seq, o.seq, o.sender_id,
+                           o.pushed_inbox_seq, o.attempts",
+                &[&now.0, &lease_until.0, &(limit as i64), &skip],
             )
             .await
             .map_err(pg)?

@@ -135,6 +135,16 @@ const MIGRATIONS: &[&str] = &[
      ALTER TABLE conversations SET (fillfactor = 70);
      ALTER TABLE users SET (fillfactor = 70);
      ALTER TABLE members SET (fillfactor = 70);",
+    // 3: secrets every node shares (the VAPID key), and node id leases (store/mod.rs, Nodes).
+    "CREATE TABLE shared_secrets (
+        name  TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    CREATE TABLE node_leases (
+        node_id    INTEGER PRIMARY KEY CHECK (node_id BETWEEN 0 AND 1023),
+        holder     TEXT NOT NULL,
+        expires_at BIGINT NOT NULL
+    );",
 ];
 
 /// The schema version this build knows.

@@ -8,6 +8,7 @@ mod hot;
 mod inbox;
 mod members;
 mod messages;
+mod nodes;
 mod push;
 mod rows;
 mod schema;

@@ -104,24 +104,32 @@ impl Push for SqliteStore {
         .await
     }
 
-    async fn due_pushes(
+    async fn claim_pushes(
         &self,
         now: Timestamp,
+        lease_until: Timestamp,
         limit: usize,
         skip: &[UserId],
     ) -> StoreResult<Vec<PushJob>> {
         let skip = serde_json::to_string(&skip.iter().map(|u| u.0).collect::<Vec<_>>())
             .unwrap_or_else(|_| "[]".into());
-        self.read(move |c| {
-            Ok(c.prepare_cached(&format!(
-                "SELECT {JOB_COLS} FROM push_outbox WHERE next_attempt_at <= ?1
-                   AND user_id NOT IN (SELECT value FROM json_each(?3))
-                 ORDER BY next_attempt_at LIMIT ?2"
-            ))?
-            .query_map(params![now.0, limit, skip], job)?
-            .collect::<Result<_, _>>()?)
-        })
-        .await
+        self.writer
+            .write(move |tx| {
+                Ok(tx
+                    .conn
+                    .prepare_cached(&format!(
+                        "UPDATE push_outbox SET next_attempt_at = ?4
+                         WHERE (user_id, conversation_id) IN (
+                           SELECT user_id, conversation_id FROM push_outbox
+                           WHERE next_attempt_at <= ?1
+                             AND user_id NOT IN (SELECT value FROM json_each(?3))
+                           ORDER BY next_attempt_at LIMIT ?2)
+                         RETURNING {JOB_COLS}"
+                    ))?
+                    .query_map(params![now.0, limit, skip, lease_until.0], job)?
+                    .collect::<Result<_, _>>()?)
+            })
+            .await
     }
 
     async fn push_done(&self, job: &PushJob, hold_until: Timestamp) -> StoreResult<()> {

@@ -122,6 +122,16 @@ const MIGRATIONS: &[&str] = &[
     // 8: groups a user made lately, for the daily limit.
     "CREATE INDEX conversations_groups_by_creator ON conversations(created_by, created_at)
         WHERE kind = 'group';",
+    // 9: secrets every node shares (the VAPID key), and node id leases (store/mod.rs, Nodes).
+    "CREATE TABLE shared_secrets (
+        name  TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    CREATE TABLE node_leases (
+        node_id    INTEGER PRIMARY KEY,
+        holder     TEXT NOT NULL,
+        expires_at INTEGER NOT NULL
+    );",
 ];
 
 /// Brings the database to the newest schema, one transaction per step.
