@@ -21,8 +21,9 @@ use tokio_util::sync::CancellationToken;
 const BATCH: usize = 256;
 /// How often the worker looks for due rows (held bursts, retries) without being woken.
 const POLL: Duration = Duration::from_millis(250);
-/// Added to twice the push deadline for a claim's lease: store calls, a slow node.
-const CLAIM_SLACK: Duration = Duration::from_secs(30);
+/// Added to twice the push deadline for a claim's lease: the store calls around the sends.
+/// A job that outlasts its lease may be pushed once more by another node, never lost.
+const CLAIM_SLACK: Duration = Duration::from_secs(10);
 /// The longest wait between retries.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
