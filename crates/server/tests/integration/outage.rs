@@ -1,8 +1,9 @@
 //! PostgreSQL going away under a running node: sends are answered `overloaded` (with
 //! `retry_after_ms`) within seconds, never hang and are never acked; sessions go on for what
 //! needs no database (heartbeats); when the database is back the node recovers by itself,
-//! and nothing acked before the outage is lost. The test owns its PostgreSQL cluster
-//! (initdb in a temporary directory) so it can stop it.
+//! and nothing acked before the outage is lost. The same when the database freezes (keeps
+//! its connections, answers nothing). The test owns its PostgreSQL cluster (initdb in a
+//! temporary directory) so it can stop and freeze it.
 
 use crate::gateway::RawWs;
 use crate::harness::TestServer;
@@ -106,6 +107,29 @@ impl OwnedPostgres {
         );
     }
 
+    /// Sends `signal` (STOP, CONT) to the server and every backend: STOP is a database that
+    /// still holds its connections but answers nothing (a frozen host, a network cut
+    /// without resets).
+    fn signal(&self, signal: &str) {
+        let pid_file = Self::data(self.dir.path()).join("postmaster.pid");
+        let Some(postmaster) = std::fs::read_to_string(pid_file)
+            .ok()
+            .and_then(|s| s.lines().next().map(str::to_owned))
+        else {
+            return;
+        };
+        let children = Command::new("pgrep")
+            .args(["-P", &postmaster])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        for pid in std::iter::once(postmaster.as_str()).chain(children.split_whitespace()) {
+            let _ = Command::new("kill")
+                .args([&format!("-{signal}"), pid])
+                .status();
+        }
+    }
+
     /// An immediate stop: what a crash or a power cut looks like to clients.
     fn down(&self) {
         let data = Self::data(self.dir.path()).display().to_string();
@@ -118,6 +142,7 @@ impl OwnedPostgres {
 
 impl Drop for OwnedPostgres {
     fn drop(&mut self) {
+        self.signal("CONT");
         let data = Self::data(self.dir.path()).display().to_string();
         let _ = as_postgres("pg_ctl", &["-D", &data, "-m", "immediate", "stop"]).output();
     }
@@ -212,5 +237,87 @@ async fn a_database_that_goes_away_means_overloaded_then_recovery_and_nothing_lo
             .count(),
         1,
         "the retry was stored once"
+    );
+}
+
+/// A database that keeps its connections open but answers nothing: sends and reads are
+/// answered `overloaded` within 5 s, nothing hangs, and the node recovers when it answers
+/// again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_that_stops_answering_means_overloaded_within_5_s() {
+    let postgres = OwnedPostgres::start();
+    let server = TestServer::with(|c| c.store = postgres.url()).await;
+    let ada = server.user("ada").await;
+    let bob = server.user("bob").await;
+    let chat = ada.client.direct(bob.id()).await.unwrap();
+    let before = ada
+        .client
+        .send_http(chat.id, Some("before".into()), "before")
+        .await
+        .unwrap()
+        .message;
+
+    postgres.signal("STOP");
+    let started = Instant::now();
+    let refused = ada
+        .client
+        .send_http(chat.id, Some("frozen".into()), "while frozen")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.code(),
+        Some(confab_client::ErrorCode::Overloaded),
+        "{refused}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the send took {:?} to be refused",
+        started.elapsed()
+    );
+    let started = Instant::now();
+    let refused = bob
+        .client
+        .messages(chat.id, confab_client::MessagesQuery::after(0).limit(10))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.code(),
+        Some(confab_client::ErrorCode::Overloaded),
+        "{refused}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the read took {:?} to be refused",
+        started.elapsed()
+    );
+
+    postgres.signal("CONT");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match ada
+            .client
+            .send_http(chat.id, Some("frozen".into()), "while frozen")
+            .await
+        {
+            Ok(_) => break,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "no recovery: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+    let history = bob
+        .client
+        .messages(chat.id, confab_client::MessagesQuery::after(0).limit(10))
+        .await
+        .unwrap();
+    assert_eq!(history.first().map(|m| m.id), Some(before.id));
+    assert_eq!(
+        history
+            .iter()
+            .filter(|m| m.client_msg_id == "frozen")
+            .count(),
+        1,
+        "the send given up on, and its retry, are one message"
     );
 }

@@ -12,91 +12,103 @@ use confab_proto::{DeviceId, Timestamp, User, UserId};
 #[async_trait]
 impl Users for PostgresStore {
     async fn create_user(&self, new: NewUser) -> StoreResult<User> {
-        let client = self.client().await?;
-        let row = client
-            .query_one(
-                &format!(
-                    "INSERT INTO users (username, display_name, password_hash, created_at)
+        self.read(|client| async move {
+            let row = client
+                .query_one(
+                    &format!(
+                        "INSERT INTO users (username, display_name, password_hash, created_at)
                      VALUES ($1, $2, $3, $4) RETURNING {USER_COLS}"
-                ),
-                &[
-                    &new.username,
-                    &new.display_name,
-                    &new.password_hash,
-                    &Timestamp::now().0,
-                ],
-            )
-            .await
-            .map_err(|e| {
-                if is_unique_violation(&e) {
-                    Refusal::UsernameTaken.into()
-                } else {
-                    pg(e)
-                }
-            })?;
-        Ok(rows::user(&row))
+                    ),
+                    &[
+                        &new.username,
+                        &new.display_name,
+                        &new.password_hash,
+                        &Timestamp::now().0,
+                    ],
+                )
+                .await
+                .map_err(|e| {
+                    if is_unique_violation(&e) {
+                        Refusal::UsernameTaken.into()
+                    } else {
+                        pg(e)
+                    }
+                })?;
+            Ok(rows::user(&row))
+        })
+        .await
     }
 
     async fn user(&self, id: UserId) -> StoreResult<Option<User>> {
-        let client = self.client().await?;
-        Ok(client
-            .query_opt(
-                &format!("SELECT {USER_COLS} FROM users WHERE id = $1"),
-                &[&id.0],
-            )
-            .await
-            .map_err(pg)?
-            .map(|r| rows::user(&r)))
+        self.read(|client| async move {
+            Ok(client
+                .query_opt(
+                    &format!("SELECT {USER_COLS} FROM users WHERE id = $1"),
+                    &[&id.0],
+                )
+                .await
+                .map_err(pg)?
+                .map(|r| rows::user(&r)))
+        })
+        .await
     }
 
     async fn user_by_username(&self, username: &str) -> StoreResult<Option<UserRecord>> {
-        let client = self.client().await?;
-        Ok(client
-            .query_opt(
-                &format!("SELECT {USER_COLS}, password_hash FROM users WHERE username = $1"),
-                &[&username],
-            )
-            .await
-            .map_err(pg)?
-            .map(|r| UserRecord {
-                user: rows::user(&r),
-                password_hash: r.get(4),
-            }))
+        self.read(|client| async move {
+            Ok(client
+                .query_opt(
+                    &format!("SELECT {USER_COLS}, password_hash FROM users WHERE username = $1"),
+                    &[&username],
+                )
+                .await
+                .map_err(pg)?
+                .map(|r| UserRecord {
+                    user: rows::user(&r),
+                    password_hash: r.get(4),
+                }))
+        })
+        .await
     }
 
     async fn update_display_name(&self, id: UserId, display_name: &str) -> StoreResult<User> {
-        let client = self.client().await?;
-        let row = client
-            .query_opt(
-                &format!("UPDATE users SET display_name = $2 WHERE id = $1 RETURNING {USER_COLS}"),
-                &[&id.0, &display_name],
-            )
-            .await
-            .map_err(pg)?
-            .ok_or(StoreError::NotFound)?;
-        Ok(rows::user(&row))
+        self.read(|client| async move {
+            let row = client
+                .query_opt(
+                    &format!(
+                        "UPDATE users SET display_name = $2 WHERE id = $1 RETURNING {USER_COLS}"
+                    ),
+                    &[&id.0, &display_name],
+                )
+                .await
+                .map_err(pg)?
+                .ok_or(StoreError::NotFound)?;
+            Ok(rows::user(&row))
+        })
+        .await
     }
 
     async fn set_password_hash(&self, id: UserId, password_hash: &str) -> StoreResult<()> {
-        let client = self.client().await?;
-        let changed = client
-            .execute(
-                "UPDATE users SET password_hash = $2 WHERE id = $1",
-                &[&id.0, &password_hash],
-            )
-            .await
-            .map_err(pg)?;
-        if changed == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        self.read(|client| async move {
+            let changed = client
+                .execute(
+                    "UPDATE users SET password_hash = $2 WHERE id = $1",
+                    &[&id.0, &password_hash],
+                )
+                .await
+                .map_err(pg)?;
+            if changed == 0 {
+                return Err(StoreError::NotFound);
+            }
+            Ok(())
+        })
+        .await
     }
 
     async fn set_last_seen(&self, seen: &[(UserId, Timestamp)]) -> StoreResult<()> {
         let ids: Vec<i64> = seen.iter().map(|(u, _)| u.0).collect();
         let at: Vec<i64> = seen.iter().map(|(_, t)| t.0).collect();
-        let client = self.client().await?;
-        client
+        self.read(|client| async move {
+            client
             .execute(
                 "UPDATE users SET last_seen_at = greatest(coalesce(users.last_seen_at, 0), s.at)
                  FROM unnest($1::bigint[], $2::bigint[]) AS s(id, at) WHERE users.id = s.id",
@@ -104,35 +116,39 @@ impl Users for PostgresStore {
             )
             .await
             .map_err(pg)?;
-        Ok(())
+            Ok(())
+        })
+        .await
     }
 
     async fn last_seen(&self, ids: &[UserId]) -> StoreResult<Vec<(UserId, Option<Timestamp>)>> {
         let wanted: Vec<i64> = ids.iter().map(|u| u.0).collect();
-        let client = self.client().await?;
-        let found = client
-            .query(
-                "SELECT id, last_seen_at FROM users WHERE id = ANY($1)",
-                &[&wanted],
-            )
-            .await
-            .map_err(pg)?;
-        Ok(ids
-            .iter()
-            .filter_map(|id| {
-                found
-                    .iter()
-                    .find(|r| r.get::<_, i64>(0) == id.0)
-                    .map(|r| (*id, r.get::<_, Option<i64>>(1).map(Timestamp)))
-            })
-            .collect())
+        self.read(|client| async move {
+            let found = client
+                .query(
+                    "SELECT id, last_seen_at FROM users WHERE id = ANY($1)",
+                    &[&wanted],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(ids
+                .iter()
+                .filter_map(|id| {
+                    found
+                        .iter()
+                        .find(|r| r.get::<_, i64>(0) == id.0)
+                        .map(|r| (*id, r.get::<_, Option<i64>>(1).map(Timestamp)))
+                })
+                .collect())
+        })
+        .await
     }
 }
 
 #[async_trait]
 impl Devices for PostgresStore {
     async fn create_device(&self, new: NewDevice) -> StoreResult<DeviceRecord> {
-        let client = self.client().await?;
+        self.read(|client| async move {
         // A new device starts at the inbox head: it pages older history over HTTP.
         let row = client
             .query_one(
@@ -147,81 +163,91 @@ impl Devices for PostgresStore {
             .await
             .map_err(pg)?;
         Ok(rows::device(&row))
+        })
+        .await
     }
 
     async fn device_by_token(&self, token_hash: &[u8]) -> StoreResult<Option<DeviceRecord>> {
-        let client = self.client().await?;
-        Ok(client
-            .query_opt(
-                &format!("SELECT {DEVICE_COLS} FROM devices WHERE token_hash = $1"),
-                &[&token_hash],
-            )
-            .await
-            .map_err(pg)?
-            .map(|r| rows::device(&r)))
+        self.read(|client| async move {
+            Ok(client
+                .query_opt(
+                    &format!("SELECT {DEVICE_COLS} FROM devices WHERE token_hash = $1"),
+                    &[&token_hash],
+                )
+                .await
+                .map_err(pg)?
+                .map(|r| rows::device(&r)))
+        })
+        .await
     }
 
     async fn devices(&self, user: UserId) -> StoreResult<Vec<DeviceRecord>> {
-        let client = self.client().await?;
-        Ok(client
-            .query(
-                &format!("SELECT {DEVICE_COLS} FROM devices WHERE user_id = $1 ORDER BY id"),
-                &[&user.0],
-            )
-            .await
-            .map_err(pg)?
-            .iter()
-            .map(rows::device)
-            .collect())
+        self.read(|client| async move {
+            Ok(client
+                .query(
+                    &format!("SELECT {DEVICE_COLS} FROM devices WHERE user_id = $1 ORDER BY id"),
+                    &[&user.0],
+                )
+                .await
+                .map_err(pg)?
+                .iter()
+                .map(rows::device)
+                .collect())
+        })
+        .await
     }
 
     async fn save_cursors(&self, cursors: &[(DeviceId, u64)]) -> StoreResult<Vec<CursorMove>> {
-        let client = self.client().await?;
-        let now = Timestamp::now().0;
-        let mut moved = Vec::new();
-        // One statement per device, each its own transaction: one that fails costs no
-        // other device its save. Never back, never past the inbox head.
-        for &(device, cursor) in cursors {
-            let row = client
-                .query_opt(
-                    "WITH before AS (SELECT user_id, cursor FROM devices WHERE id = $1)
+        self.read(|client| async move {
+            let now = Timestamp::now().0;
+            let mut moved = Vec::new();
+            // One statement per device, each its own transaction: one that fails costs no
+            // other device its save. Never back, never past the inbox head.
+            for &(device, cursor) in cursors {
+                let row = client
+                    .query_opt(
+                        "WITH before AS (SELECT user_id, cursor FROM devices WHERE id = $1)
                      UPDATE devices d SET last_active_at = $3, cursor = greatest(d.cursor,
                        least($2, (SELECT inbox_head FROM users u WHERE u.id = d.user_id)))
                      FROM before WHERE d.id = $1
                      RETURNING d.user_id, before.cursor, d.cursor",
-                    &[&device.0, &n(cursor), &now],
-                )
-                .await;
-            match row {
-                Ok(Some(r)) => {
-                    let (from, to) = (u(r.get(1)), u(r.get(2)));
-                    if to > from {
-                        moved.push(CursorMove {
-                            device,
-                            user: UserId(r.get(0)),
-                            from,
-                            to,
-                        });
+                        &[&device.0, &n(cursor), &now],
+                    )
+                    .await;
+                match row {
+                    Ok(Some(r)) => {
+                        let (from, to) = (u(r.get(1)), u(r.get(2)));
+                        if to > from {
+                            moved.push(CursorMove {
+                                device,
+                                user: UserId(r.get(0)),
+                                from,
+                                to,
+                            });
+                        }
                     }
+                    Ok(None) => {} // removed meanwhile
+                    Err(e) => tracing::warn!(%device, error = %e, "could not save a device cursor"),
                 }
-                Ok(None) => {} // removed meanwhile
-                Err(e) => tracing::warn!(%device, error = %e, "could not save a device cursor"),
             }
-        }
-        Ok(moved)
+            Ok(moved)
+        })
+        .await
     }
 
     async fn delete_device(&self, user: UserId, device: DeviceId) -> StoreResult<bool> {
-        let client = self.client().await?;
-        // Its push subscriptions go with it (ON DELETE CASCADE).
-        Ok(client
-            .execute(
-                "DELETE FROM devices WHERE id = $1 AND user_id = $2",
-                &[&device.0, &user.0],
-            )
-            .await
-            .map_err(pg)?
-            > 0)
+        self.read(|client| async move {
+            // Its push subscriptions go with it (ON DELETE CASCADE).
+            Ok(client
+                .execute(
+                    "DELETE FROM devices WHERE id = $1 AND user_id = $2",
+                    &[&device.0, &user.0],
+                )
+                .await
+                .map_err(pg)?
+                > 0)
+        })
+        .await
     }
 
     async fn delete_other_devices(
@@ -229,33 +255,37 @@ impl Devices for PostgresStore {
         user: UserId,
         keep: DeviceId,
     ) -> StoreResult<Vec<DeviceId>> {
-        let client = self.client().await?;
-        Ok(client
-            .query(
-                "DELETE FROM devices WHERE user_id = $1 AND id != $2 RETURNING id",
-                &[&user.0, &keep.0],
-            )
-            .await
-            .map_err(pg)?
-            .iter()
-            .map(|r| DeviceId(r.get(0)))
-            .collect())
+        self.read(|client| async move {
+            Ok(client
+                .query(
+                    "DELETE FROM devices WHERE user_id = $1 AND id != $2 RETURNING id",
+                    &[&user.0, &keep.0],
+                )
+                .await
+                .map_err(pg)?
+                .iter()
+                .map(|r| DeviceId(r.get(0)))
+                .collect())
+        })
+        .await
     }
 
     async fn evict_idle_devices(&self, user: UserId, at_most: usize) -> StoreResult<Vec<DeviceId>> {
-        let client = self.client().await?;
-        Ok(client
-            .query(
-                "DELETE FROM devices WHERE user_id = $1 AND id NOT IN (
+        self.read(|client| async move {
+            Ok(client
+                .query(
+                    "DELETE FROM devices WHERE user_id = $1 AND id NOT IN (
                    SELECT id FROM devices WHERE user_id = $1
                    ORDER BY last_active_at DESC, id DESC LIMIT $2)
                  RETURNING id",
-                &[&user.0, &(at_most as i64)],
-            )
-            .await
-            .map_err(pg)?
-            .iter()
-            .map(|r| DeviceId(r.get(0)))
-            .collect())
+                    &[&user.0, &(at_most as i64)],
+                )
+                .await
+                .map_err(pg)?
+                .iter()
+                .map(|r| DeviceId(r.get(0)))
+                .collect())
+        })
+        .await
     }
 }

@@ -10,7 +10,7 @@
 //! member, over quota, ...) refuses only itself.
 
 use super::rows::{self, MESSAGE_COLS, n, u};
-use super::{ATTEMPTS, DEADLINE, pg, pg_raced};
+use super::{ATTEMPTS, WRITE_DEADLINE, pg, pg_raced};
 use crate::ids::Snowflake;
 use crate::metrics::StoreMetrics;
 use crate::store::{Appended, NewMessage, Refusal, StoreError, StoreResult};
@@ -56,14 +56,26 @@ impl Committer {
         Self { queue }
     }
 
-    /// Stores `new` in the next batch; answers once that batch is committed.
+    /// Stores `new` in the next batch; answers once that batch is committed, or with
+    /// `Unavailable` when that takes longer than the write deadline, queueing included (a
+    /// send given up before its batch starts is never stored; one given up later may be,
+    /// and its retry finds it).
     pub async fn append(&self, new: NewMessage) -> StoreResult<Appended> {
-        let (answer, answered) = oneshot::channel();
-        self.queue
-            .send_async(Job { new, answer })
+        let stored = async {
+            let (answer, answered) = oneshot::channel();
+            self.queue
+                .send_async(Job { new, answer })
+                .await
+                .map_err(|_| StoreError::Closed)?;
+            answered.await.map_err(|_| StoreError::Closed)?
+        };
+        tokio::time::timeout(WRITE_DEADLINE, stored)
             .await
-            .map_err(|_| StoreError::Closed)?;
-        answered.await.map_err(|_| StoreError::Closed)?
+            .unwrap_or_else(|_| {
+                Err(StoreError::Unavailable(
+                    "PostgreSQL did not store the send in time".into(),
+                ))
+            })
     }
 }
 
@@ -90,7 +102,7 @@ async fn commit(pool: &Pool, ids: &Snowflake, metrics: &StoreMetrics, batch: Vec
     }
     let started = Instant::now();
     let sends: Vec<&NewMessage> = batch.iter().map(|job| &job.new).collect();
-    let outcome = tokio::time::timeout(DEADLINE * 2, with_retries(pool, ids, &sends))
+    let outcome = tokio::time::timeout(WRITE_DEADLINE, with_retries(pool, ids, &sends))
         .await
         .unwrap_or_else(|_| {
             Err(StoreError::Unavailable(

@@ -107,27 +107,29 @@ impl Conversations for PostgresStore {
     }
 
     async fn conversation(&self, id: ConversationId) -> StoreResult<Option<ConversationRecord>> {
-        let client = self.client().await?;
-        Ok(client
-            .query_opt(
-                &format!("SELECT {CONVERSATION_COLS} FROM conversations c WHERE c.id = $1"),
-                &[&id.0],
-            )
-            .await
-            .map_err(pg)?
-            .map(|r| rows::conversation(&r)))
+        self.read(|client| async move {
+            Ok(client
+                .query_opt(
+                    &format!("SELECT {CONVERSATION_COLS} FROM conversations c WHERE c.id = $1"),
+                    &[&id.0],
+                )
+                .await
+                .map_err(pg)?
+                .map(|r| rows::conversation(&r)))
+        })
+        .await
     }
 
     async fn conversations_of(&self, user: UserId, page: ListPage) -> StoreResult<Vec<Membership>> {
         let (activity, id) = page
             .after
             .map_or((i64::MAX, i64::MAX), |p| (p.activity.0, p.id.0));
-        let client = self.client().await?;
-        // A former member's list sorts a conversation by when they left it.
-        let found = client
-            .query(
-                &format!(
-                    "SELECT * FROM (
+        self.read(|client| async move {
+            // A former member's list sorts a conversation by when they left it.
+            let found = client
+                .query(
+                    &format!(
+                        "SELECT * FROM (
                        SELECT {CONVERSATION_COLS}, {MEMBER_COLS},
                          CASE WHEN m.left_seq IS NULL THEN c.last_activity_at
                               ELSE coalesce((SELECT created_at FROM messages
@@ -138,55 +140,61 @@ impl Conversations for PostgresStore {
                        WHERE m.user_id = $1) l
                      WHERE (l.activity, l.id) < ($2, $3)
                      ORDER BY l.activity DESC, l.id DESC LIMIT $4"
-                ),
-                &[&user.0, &activity, &id, &(page.limit as i64)],
-            )
-            .await
-            .map_err(pg)?;
-        Ok(found
-            .iter()
-            .map(|r| {
-                let conversation = rows::conversation(r);
-                Membership {
-                    position: ListPosition {
-                        activity: Timestamp(r.get(12)),
-                        id: conversation.id,
-                    },
-                    conversation,
-                    member: rows::member_at(r, 6),
-                }
-            })
-            .collect())
+                    ),
+                    &[&user.0, &activity, &id, &(page.limit as i64)],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(found
+                .iter()
+                .map(|r| {
+                    let conversation = rows::conversation(r);
+                    Membership {
+                        position: ListPosition {
+                            activity: Timestamp(r.get(12)),
+                            id: conversation.id,
+                        },
+                        conversation,
+                        member: rows::member_at(r, 6),
+                    }
+                })
+                .collect())
+        })
+        .await
     }
 
     async fn contacts_of(&self, user: UserId) -> StoreResult<Vec<UserId>> {
-        let client = self.client().await?;
-        Ok(client
-            .query(
-                "SELECT user_hi FROM direct_pairs WHERE user_lo = $1
+        self.read(|client| async move {
+            Ok(client
+                .query(
+                    "SELECT user_hi FROM direct_pairs WHERE user_lo = $1
                  UNION SELECT user_lo FROM direct_pairs WHERE user_hi = $1",
-                &[&user.0],
-            )
-            .await
-            .map_err(pg)?
-            .iter()
-            .map(|r| UserId(r.get(0)))
-            .collect())
+                    &[&user.0],
+                )
+                .await
+                .map_err(pg)?
+                .iter()
+                .map(|r| UserId(r.get(0)))
+                .collect())
+        })
+        .await
     }
 
     async fn title_at(&self, id: ConversationId, seq: u64) -> StoreResult<Option<String>> {
-        let client = self.client().await?;
-        Ok(client
-            .query_opt(
-                "SELECT body::jsonb ->> 'title' FROM messages
+        self.read(|client| async move {
+            Ok(client
+                .query_opt(
+                    "SELECT body::jsonb ->> 'title' FROM messages
                  WHERE conversation_id = $1 AND seq <= $2 AND kind = 'system'
                    AND body::jsonb ->> 'event' IN ('group_created', 'title_changed')
                  ORDER BY seq DESC LIMIT 1",
-                &[&id.0, &n(seq)],
-            )
-            .await
-            .map_err(pg)?
-            .and_then(|r| r.get(0)))
+                    &[&id.0, &n(seq)],
+                )
+                .await
+                .map_err(pg)?
+                .and_then(|r| r.get(0)))
+        })
+        .await
     }
 
     async fn rename_group(
@@ -268,24 +276,26 @@ impl Members for PostgresStore {
     }
 
     async fn members(&self, id: ConversationId) -> StoreResult<Vec<MemberRecord>> {
-        let client = self.client().await?;
-        Ok(client
-            .query(
-                &format!(
-                    "SELECT {MEMBER_COLS} FROM members m WHERE m.conversation_id = $1
+        self.read(|client| async move {
+            Ok(client
+                .query(
+                    &format!(
+                        "SELECT {MEMBER_COLS} FROM members m WHERE m.conversation_id = $1
                      ORDER BY m.joined_seq, m.user_id"
-                ),
-                &[&id.0],
-            )
-            .await
-            .map_err(pg)?
-            .iter()
-            .map(|r| rows::member_at(r, 0))
-            .collect())
+                    ),
+                    &[&id.0],
+                )
+                .await
+                .map_err(pg)?
+                .iter()
+                .map(|r| rows::member_at(r, 0))
+                .collect())
+        })
+        .await
     }
 
     async fn members_at(&self, id: ConversationId, seq: u64) -> StoreResult<Vec<MemberRecord>> {
-        let client = self.client().await?;
+        self.read(|client| async move {
         Ok(client
             .query(
                 &format!(
@@ -307,11 +317,13 @@ impl Members for PostgresStore {
             .iter()
             .map(|r| rows::member_at(r, 0))
             .collect())
+        })
+        .await
     }
 
     async fn ever_shared(&self, a: UserId, b: UserId) -> StoreResult<bool> {
-        let client = self.client().await?;
-        Ok(client
+        self.read(|client| async move {
+            Ok(client
             .query_opt(
                 "SELECT 1 FROM members x JOIN members y ON x.conversation_id = y.conversation_id
                  WHERE x.user_id = $1 AND y.user_id = $2 LIMIT 1",
@@ -320,29 +332,33 @@ impl Members for PostgresStore {
             .await
             .map_err(pg)?
             .is_some())
+        })
+        .await
     }
 
     async fn peers_among(&self, me: UserId, users: &[UserId]) -> StoreResult<Vec<UserId>> {
         let wanted: Vec<i64> = users.iter().map(|u| u.0).collect();
-        let client = self.client().await?;
-        let shared: Vec<i64> = client
-            .query(
-                "SELECT DISTINCT b.user_id FROM members a JOIN members b
+        self.read(|client| async move {
+            let shared: Vec<i64> = client
+                .query(
+                    "SELECT DISTINCT b.user_id FROM members a JOIN members b
                    ON a.conversation_id = b.conversation_id
                  WHERE a.user_id = $1 AND b.user_id = ANY($2)
                    AND a.left_seq IS NULL AND b.left_seq IS NULL",
-                &[&me.0, &wanted],
-            )
-            .await
-            .map_err(pg)?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        Ok(users
-            .iter()
-            .copied()
-            .filter(|u| *u == me || shared.contains(&u.0))
-            .collect())
+                    &[&me.0, &wanted],
+                )
+                .await
+                .map_err(pg)?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            Ok(users
+                .iter()
+                .copied()
+                .filter(|u| *u == me || shared.contains(&u.0))
+                .collect())
+        })
+        .await
     }
 
     async fn visible_ranges(
@@ -350,7 +366,7 @@ impl Members for PostgresStore {
         id: ConversationId,
         user: UserId,
     ) -> StoreResult<Vec<(u64, u64)>> {
-        let client = self.client().await?;
+        self.read(|client| async move {
         let mut ranges: Vec<(u64, u64)> = client
             .query(
                 "SELECT joined_seq, left_seq FROM member_periods
@@ -374,10 +390,12 @@ impl Members for PostgresStore {
             ranges.push((u(r.get(0)), left.map_or(u64::MAX, u)));
         }
         Ok(ranges)
+        })
+        .await
     }
 
     async fn member(&self, id: ConversationId, user: UserId) -> StoreResult<Option<MemberRecord>> {
-        let client = self.client().await?;
+        self.read(|client| async move {
         Ok(client
             .query_opt(
                 &format!(
@@ -388,6 +406,8 @@ impl Members for PostgresStore {
             .await
             .map_err(pg)?
             .map(|r| rows::member_at(&r, 0)))
+        })
+        .await
     }
 
     async fn mark_read(
@@ -396,7 +416,7 @@ impl Members for PostgresStore {
         user: UserId,
         seq: u64,
     ) -> StoreResult<Option<u64>> {
-        let client = self.client().await?;
+        self.read(|client| async move {
         let member = client
             .query_opt(
                 &format!(
@@ -434,29 +454,33 @@ impl Members for PostgresStore {
             .await
             .map_err(pg)?;
         Ok((moved > 0).then_some(seq))
+        })
+        .await
     }
 
     async fn mark_delivered(
         &self,
         marks: &[(ConversationId, UserId, u64)],
     ) -> StoreResult<Vec<(ConversationId, UserId, u64)>> {
-        let client = self.client().await?;
-        let mut moved = Vec::new();
-        for &(id, user, seq) in marks {
-            if client
-                .execute(
-                    "UPDATE members SET delivered_seq = $3
+        self.read(|client| async move {
+            let mut moved = Vec::new();
+            for &(id, user, seq) in marks {
+                if client
+                    .execute(
+                        "UPDATE members SET delivered_seq = $3
                      WHERE conversation_id = $1 AND user_id = $2 AND delivered_seq < $3",
-                    &[&id.0, &user.0, &n(seq)],
-                )
-                .await
-                .map_err(pg)?
-                > 0
-            {
-                moved.push((id, user, seq));
+                        &[&id.0, &user.0, &n(seq)],
+                    )
+                    .await
+                    .map_err(pg)?
+                    > 0
+                {
+                    moved.push((id, user, seq));
+                }
             }
-        }
-        Ok(moved)
+            Ok(moved)
+        })
+        .await
     }
 
     async fn remove_member(

@@ -16,26 +16,28 @@ impl Messages for PostgresStore {
     }
 
     async fn messages(&self, id: ConversationId, w: SeqWindow) -> StoreResult<Vec<Message>> {
-        let client = self.client().await?;
-        let order = if w.newest { "DESC" } else { "ASC" };
-        let mut out: Vec<Message> = client
-            .query(
-                &format!(
-                    "SELECT {MESSAGE_COLS} FROM messages x
+        self.read(|client| async move {
+            let order = if w.newest { "DESC" } else { "ASC" };
+            let mut out: Vec<Message> = client
+                .query(
+                    &format!(
+                        "SELECT {MESSAGE_COLS} FROM messages x
                      WHERE x.conversation_id = $1 AND x.seq > $2 AND x.seq < $3
                      ORDER BY x.seq {order} LIMIT $4"
-                ),
-                &[&id.0, &n(w.after), &n(w.before), &(w.limit as i64)],
-            )
-            .await
-            .map_err(pg)?
-            .iter()
-            .map(|r| rows::message_at(r, 0))
-            .collect();
-        if w.newest {
-            out.reverse();
-        }
-        Ok(out)
+                    ),
+                    &[&id.0, &n(w.after), &n(w.before), &(w.limit as i64)],
+                )
+                .await
+                .map_err(pg)?
+                .iter()
+                .map(|r| rows::message_at(r, 0))
+                .collect();
+            if w.newest {
+                out.reverse();
+            }
+            Ok(out)
+        })
+        .await
     }
 }
 
@@ -133,12 +135,14 @@ pub(super) async fn append_system(
 #[async_trait]
 impl Inbox for PostgresStore {
     async fn inbox_head(&self, user: UserId) -> StoreResult<u64> {
-        let client = self.client().await?;
-        let head = client
-            .query_opt("SELECT inbox_head FROM users WHERE id = $1", &[&user.0])
-            .await
-            .map_err(pg)?;
-        Ok(head.map_or(0, |r| u(r.get(0))))
+        self.read(|client| async move {
+            let head = client
+                .query_opt("SELECT inbox_head FROM users WHERE id = $1", &[&user.0])
+                .await
+                .map_err(pg)?;
+            Ok(head.map_or(0, |r| u(r.get(0))))
+        })
+        .await
     }
 
     async fn conversation_marks(
@@ -147,21 +151,23 @@ impl Inbox for PostgresStore {
         after: u64,
         upto: u64,
     ) -> StoreResult<Vec<(ConversationId, u64)>> {
-        let client = self.client().await?;
-        Ok(client
-            .query(
-                "SELECT i.conversation_id, max(i.seq) FROM inbox i
+        self.read(|client| async move {
+            Ok(client
+                .query(
+                    "SELECT i.conversation_id, max(i.seq) FROM inbox i
                  JOIN messages x ON x.conversation_id = i.conversation_id AND x.seq = i.seq
                  WHERE i.user_id = $1 AND i.inbox_seq > $2 AND i.inbox_seq <= $3
                    AND x.sender_id != $1
                  GROUP BY i.conversation_id",
-                &[&user.0, &n(after), &n(upto)],
-            )
-            .await
-            .map_err(pg)?
-            .iter()
-            .map(|r| (ConversationId(r.get(0)), u(r.get(1))))
-            .collect())
+                    &[&user.0, &n(after), &n(upto)],
+                )
+                .await
+                .map_err(pg)?
+                .iter()
+                .map(|r| (ConversationId(r.get(0)), u(r.get(1))))
+                .collect())
+        })
+        .await
     }
 
     async fn inbox_after(
@@ -170,24 +176,26 @@ impl Inbox for PostgresStore {
         after: u64,
         limit: usize,
     ) -> StoreResult<Vec<SyncEntry>> {
-        let client = self.client().await?;
-        Ok(client
-            .query(
-                &format!(
-                    "SELECT i.inbox_seq, {MESSAGE_COLS} FROM inbox i
+        self.read(|client| async move {
+            Ok(client
+                .query(
+                    &format!(
+                        "SELECT i.inbox_seq, {MESSAGE_COLS} FROM inbox i
                      JOIN messages x ON x.conversation_id = i.conversation_id AND x.seq = i.seq
                      WHERE i.user_id = $1 AND i.inbox_seq > $2
                      ORDER BY i.inbox_seq LIMIT $3"
-                ),
-                &[&user.0, &n(after), &(limit as i64)],
-            )
-            .await
-            .map_err(pg)?
-            .iter()
-            .map(|r| SyncEntry {
-                inbox_seq: u(r.get(0)),
-                message: rows::message_at(r, 1),
-            })
-            .collect())
+                    ),
+                    &[&user.0, &n(after), &(limit as i64)],
+                )
+                .await
+                .map_err(pg)?
+                .iter()
+                .map(|r| SyncEntry {
+                    inbox_seq: u(r.get(0)),
+                    message: rows::message_at(r, 1),
+                })
+                .collect())
+        })
+        .await
     }
 }

@@ -36,6 +36,10 @@ const ATTEMPTS: u32 = 20;
 /// The longest a store call waits for a connection, or for its work: past it the caller
 /// is told the store is unavailable (clients: `overloaded`), and nothing hangs.
 const DEADLINE: Duration = Duration::from_secs(4);
+/// The longest a write (a send: from its queueing to its commit) may take before the caller
+/// is told the store is unavailable: clients hear `overloaded` within 5 s, whatever the
+/// database does.
+const WRITE_DEADLINE: Duration = Duration::from_millis(4_500);
 
 /// A pool of connections to one PostgreSQL database whose schema is current.
 pub struct PostgresStore {
@@ -83,7 +87,25 @@ impl PostgresStore {
 
     /// The database's schema version.
     pub async fn schema_version(&self) -> StoreResult<i64> {
-        schema::version(&*self.client().await?).await
+        self.read(|client| async move { schema::version(&client).await })
+            .await
+    }
+
+    /// Runs `work` on a pooled connection under the store's deadline: a database that
+    /// stops answering (stopped, frozen, cut off without a reset) is `Unavailable` within
+    /// it, never a caller left hanging.
+    async fn read<T, F, Fut>(&self, work: F) -> StoreResult<T>
+    where
+        F: FnOnce(deadpool_postgres::Client) -> Fut,
+        Fut: Future<Output = StoreResult<T>>,
+    {
+        tokio::time::timeout(DEADLINE, async { work(self.client().await?).await })
+            .await
+            .unwrap_or_else(|_| {
+                Err(StoreError::Unavailable(
+                    "PostgreSQL did not answer in time".into(),
+                ))
+            })
     }
 
     async fn client(&self) -> StoreResult<deadpool_postgres::Client> {
@@ -99,7 +121,7 @@ impl PostgresStore {
     where
         F: for<'t> Fn(&'t Transaction<'t>) -> BoxFuture<'t, StoreResult<T>>,
     {
-        tokio::time::timeout(DEADLINE * 2, self.write_now(work))
+        tokio::time::timeout(WRITE_DEADLINE, self.write_now(work))
             .await
             .unwrap_or_else(|_| {
                 Err(StoreError::Unavailable(

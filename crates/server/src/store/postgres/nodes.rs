@@ -8,22 +8,24 @@ use confab_proto::Timestamp;
 #[async_trait]
 impl Nodes for PostgresStore {
     async fn shared_secret(&self, name: &str, candidate: &str) -> StoreResult<String> {
-        let client = self.client().await?;
-        // The insert either stores the candidate or, when another node got there first
-        // (committed or not), leaves theirs; the select then sees the one that stands.
-        client
-            .execute(
-                "INSERT INTO shared_secrets (name, value) VALUES ($1, $2)
+        self.read(|client| async move {
+            // The insert either stores the candidate or, when another node got there first
+            // (committed or not), leaves theirs; the select then sees the one that stands.
+            client
+                .execute(
+                    "INSERT INTO shared_secrets (name, value) VALUES ($1, $2)
                  ON CONFLICT (name) DO NOTHING",
-                &[&name, &candidate],
-            )
-            .await
-            .map_err(pg)?;
-        Ok(client
-            .query_one("SELECT value FROM shared_secrets WHERE name = $1", &[&name])
-            .await
-            .map_err(pg)?
-            .get(0))
+                    &[&name, &candidate],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(client
+                .query_one("SELECT value FROM shared_secrets WHERE name = $1", &[&name])
+                .await
+                .map_err(pg)?
+                .get(0))
+        })
+        .await
     }
 
     async fn claim_node_id(
@@ -34,14 +36,14 @@ impl Nodes for PostgresStore {
         until: Timestamp,
     ) -> StoreResult<Option<u16>> {
         let (low, high) = wanted.map_or((0, 1023), |id| (i32::from(id), i32::from(id)));
-        let client = self.client().await?;
-        // Two nodes picking the same free id at once: the second's insert meets the first's
-        // row, whose lease is live, so its conditional update does nothing and it gets no
-        // row; it asks again and takes the next id.
-        for _ in 0..16 {
-            let claimed = client
-                .query_opt(
-                    "INSERT INTO node_leases (node_id, holder, expires_at)
+        self.read(|client| async move {
+            // Two nodes picking the same free id at once: the second's insert meets the first's
+            // row, whose lease is live, so its conditional update does nothing and it gets no
+            // row; it asks again and takes the next id.
+            for _ in 0..16 {
+                let claimed = client
+                    .query_opt(
+                        "INSERT INTO node_leases (node_id, holder, expires_at)
                      SELECT id, $3, $5 FROM generate_series($1::int, $2::int) AS id
                      WHERE NOT EXISTS (SELECT 1 FROM node_leases l
                                        WHERE l.node_id = id AND l.expires_at > $4)
@@ -50,51 +52,57 @@ impl Nodes for PostgresStore {
                        holder = excluded.holder, expires_at = excluded.expires_at
                        WHERE node_leases.expires_at <= $4
                      RETURNING node_id",
-                    &[&low, &high, &holder, &now.0, &until.0],
-                )
-                .await
-                .map_err(pg)?;
-            if let Some(row) = claimed {
-                return Ok(u16::try_from(row.get::<_, i32>(0)).ok());
-            }
-            let free: bool = client
-                .query_one(
-                    "SELECT EXISTS (SELECT 1 FROM generate_series($1::int, $2::int) AS id
+                        &[&low, &high, &holder, &now.0, &until.0],
+                    )
+                    .await
+                    .map_err(pg)?;
+                if let Some(row) = claimed {
+                    return Ok(u16::try_from(row.get::<_, i32>(0)).ok());
+                }
+                let free: bool = client
+                    .query_one(
+                        "SELECT EXISTS (SELECT 1 FROM generate_series($1::int, $2::int) AS id
                      WHERE NOT EXISTS (SELECT 1 FROM node_leases l
                                        WHERE l.node_id = id AND l.expires_at > $3))",
-                    &[&low, &high, &now.0],
-                )
-                .await
-                .map_err(pg)?
-                .get(0);
-            if !free {
-                return Ok(None);
+                        &[&low, &high, &now.0],
+                    )
+                    .await
+                    .map_err(pg)?
+                    .get(0);
+                if !free {
+                    return Ok(None);
+                }
             }
-        }
-        Ok(None)
+            Ok(None)
+        })
+        .await
     }
 
     async fn renew_node_id(&self, id: u16, holder: &str, until: Timestamp) -> StoreResult<bool> {
-        let client = self.client().await?;
-        Ok(client
-            .execute(
-                "UPDATE node_leases SET expires_at = $3 WHERE node_id = $1 AND holder = $2",
-                &[&i32::from(id), &holder, &until.0],
-            )
-            .await
-            .map_err(pg)?
-            > 0)
+        self.read(|client| async move {
+            Ok(client
+                .execute(
+                    "UPDATE node_leases SET expires_at = $3 WHERE node_id = $1 AND holder = $2",
+                    &[&i32::from(id), &holder, &until.0],
+                )
+                .await
+                .map_err(pg)?
+                > 0)
+        })
+        .await
     }
 
     async fn release_node_id(&self, id: u16, holder: &str) -> StoreResult<()> {
-        let client = self.client().await?;
-        client
-            .execute(
-                "DELETE FROM node_leases WHERE node_id = $1 AND holder = $2",
-                &[&i32::from(id), &holder],
-            )
-            .await
-            .map_err(pg)?;
-        Ok(())
+        self.read(|client| async move {
+            client
+                .execute(
+                    "DELETE FROM node_leases WHERE node_id = $1 AND holder = $2",
+                    &[&i32::from(id), &holder],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(())
+        })
+        .await
     }
 }

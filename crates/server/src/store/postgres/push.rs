@@ -68,28 +68,32 @@ impl Push for PostgresStore {
     }
 
     async fn delete_subscription(&self, user: UserId, id: PushSubscriptionId) -> StoreResult<bool> {
-        let client = self.client().await?;
-        Ok(client
-            .execute(
-                "DELETE FROM push_subscriptions WHERE id = $1 AND user_id = $2",
-                &[&id.0, &user.0],
-            )
-            .await
-            .map_err(pg)?
-            > 0)
+        self.read(|client| async move {
+            Ok(client
+                .execute(
+                    "DELETE FROM push_subscriptions WHERE id = $1 AND user_id = $2",
+                    &[&id.0, &user.0],
+                )
+                .await
+                .map_err(pg)?
+                > 0)
+        })
+        .await
     }
 
     async fn drop_subscription(&self, id: PushSubscriptionId) -> StoreResult<()> {
-        let client = self.client().await?;
-        client
-            .execute("DELETE FROM push_subscriptions WHERE id = $1", &[&id.0])
-            .await
-            .map_err(pg)?;
-        Ok(())
+        self.read(|client| async move {
+            client
+                .execute("DELETE FROM push_subscriptions WHERE id = $1", &[&id.0])
+                .await
+                .map_err(pg)?;
+            Ok(())
+        })
+        .await
     }
 
     async fn subscriptions(&self, user: UserId) -> StoreResult<Vec<SubscriptionRecord>> {
-        let client = self.client().await?;
+        self.read(|client| async move {
         Ok(client
             .query(
                 &format!(
@@ -102,6 +106,8 @@ impl Push for PostgresStore {
             .iter()
             .map(subscription)
             .collect())
+        })
+        .await
     }
 
     async fn claim_pushes(
@@ -112,29 +118,31 @@ impl Push for PostgresStore {
         skip: &[UserId],
     ) -> StoreResult<Vec<PushJob>> {
         let skip: Vec<i64> = skip.iter().map(|u| u.0).collect();
-        let client = self.client().await?;
-        // Rows another node is claiming at this moment are skipped, not waited for.
-        Ok(client
-            .query(
-                "UPDATE push_outbox o SET next_attempt_at = $2 FROM (
+        self.read(|client| async move {
+            // Rows another node is claiming at this moment are skipped, not waited for.
+            Ok(client
+                .query(
+                    "UPDATE push_outbox o SET next_attempt_at = $2 FROM (
                    SELECT user_id, conversation_id FROM push_outbox
                    WHERE next_attempt_at <= $1 AND NOT (user_id = ANY($4))
                    ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) due
                  WHERE o.user_id = due.user_id AND o.conversation_id = due.conversation_id
                  RETURNING o.user_id, o.conversation_id, o.inbox_seq, o.seq, o.sender_id,
                            o.pushed_inbox_seq, o.attempts",
-                &[&now.0, &lease_until.0, &(limit as i64), &skip],
-            )
-            .await
-            .map_err(pg)?
-            .iter()
-            .map(job)
-            .collect())
+                    &[&now.0, &lease_until.0, &(limit as i64), &skip],
+                )
+                .await
+                .map_err(pg)?
+                .iter()
+                .map(job)
+                .collect())
+        })
+        .await
     }
 
     async fn push_done(&self, job: &PushJob, hold_until: Timestamp) -> StoreResult<()> {
-        let client = self.client().await?;
-        client
+        self.read(|client| async move {
+            client
             .execute(
                 "UPDATE push_outbox SET pushed_inbox_seq = $3, attempts = 0, next_attempt_at = $4
                  WHERE user_id = $1 AND conversation_id = $2",
@@ -147,24 +155,28 @@ impl Push for PostgresStore {
             )
             .await
             .map_err(pg)?;
-        Ok(())
+            Ok(())
+        })
+        .await
     }
 
     async fn push_retry(&self, job: &PushJob, at: Timestamp) -> StoreResult<()> {
-        let client = self.client().await?;
-        client
-            .execute(
-                "UPDATE push_outbox SET attempts = attempts + 1, next_attempt_at = $3
+        self.read(|client| async move {
+            client
+                .execute(
+                    "UPDATE push_outbox SET attempts = attempts + 1, next_attempt_at = $3
                  WHERE user_id = $1 AND conversation_id = $2",
-                &[&job.user_id.0, &job.conversation_id.0, &at.0],
-            )
-            .await
-            .map_err(pg)?;
-        Ok(())
+                    &[&job.user_id.0, &job.conversation_id.0, &at.0],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(())
+        })
+        .await
     }
 
     async fn push_forget(&self, job: &PushJob) -> StoreResult<()> {
-        let client = self.client().await?;
+        self.read(|client| async move {
         client
             .execute(
                 "DELETE FROM push_outbox WHERE user_id = $1 AND conversation_id = $2 AND inbox_seq = $3",
@@ -173,6 +185,8 @@ impl Push for PostgresStore {
             .await
             .map_err(pg)?;
         Ok(())
+        })
+        .await
     }
 }
 
