@@ -1,5 +1,6 @@
 //! `confab`: the one binary. `confab serve` runs every role of a node in one process;
-//! `confab config` prints a config file with every setting at its default.
+//! `confab config` prints a config file with every setting at its default; `confab
+//! copy-store` moves an embedded store into PostgreSQL.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -39,6 +40,18 @@ enum Command {
     },
     /// Print a config file with every setting at its default.
     Config,
+    /// Copy a stopped node's embedded store into an empty PostgreSQL database, to run on
+    /// PostgreSQL from then on (`--store URL`). Everything moves: accounts, devices and
+    /// their tokens, conversations, history, push subscriptions, the VAPID key.
+    CopyStore {
+        /// The embedded store's directory [default: ./confab-data].
+        #[arg(long, default_value = "./confab-data")]
+        data_dir: PathBuf,
+        /// The PostgreSQL database, `postgres://user[:password]@host[:port]/database`;
+        /// it must hold no users or conversations yet.
+        #[arg(long)]
+        to: String,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -48,6 +61,11 @@ fn main() -> anyhow::Result<()> {
             print!("{}", Config::example_toml());
             Ok(())
         }
+        Command::CopyStore { data_dir, to } => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?
+            .block_on(copy_store(&data_dir, &to)),
         Command::Serve {
             config,
             listen,
@@ -96,6 +114,18 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     run(listener, app, shutdown)
         .await
         .context("the server failed")
+}
+
+async fn copy_store(data_dir: &std::path::Path, to: &str) -> anyhow::Result<()> {
+    let copied = confab_server::store::copy::sqlite_to_postgres(data_dir, to)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .context("nothing was copied")?;
+    for (table, rows) in copied {
+        println!("{table:>20}  {rows} rows");
+    }
+    println!("done: start the nodes with --store pointing at that database");
+    Ok(())
 }
 
 async fn wait_for_signal() {

@@ -65,6 +65,16 @@ impl Node {
         panic!("confab did not start on {listen}");
     }
 
+    /// SIGTERM, and waits for the clean stop.
+    fn stop(&mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        assert!(self.child.wait().unwrap().success(), "a clean stop exits 0");
+    }
+
     fn kill9(&mut self) {
         self.child.kill().unwrap(); // SIGKILL
         self.child.wait().unwrap();
@@ -497,4 +507,50 @@ async fn a_push_interrupted_by_sigkill_is_sent_after_restart() {
         "the same notification, after the restart"
     );
     drop(node);
+}
+
+/// `confab copy-store`: a stopped node's embedded store into an empty PostgreSQL database,
+/// then a node on it serves what was there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_store_moves_an_embedded_store_into_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = Node::start(dir.path(), &[]).await;
+    let (ada, _) = user(&node.url, "ada").await;
+    let (_bob, bob_id) = user(&node.url, "bob").await;
+    let chat = ada.direct(bob_id).await.unwrap().id;
+    ada.send_http(chat, None, "before the move").await.unwrap();
+    node.stop();
+
+    let db = pg::TestDatabase::new().await;
+    let out = Command::new(env!("CARGO_BIN_EXE_confab"))
+        .args(["copy-store", "--data-dir"])
+        .arg(dir.path())
+        .args(["--to", &db.url()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("messages  1 rows"), "{stdout}");
+    // Again: refused, with a reason, and a failing exit status.
+    let again = Command::new(env!("CARGO_BIN_EXE_confab"))
+        .args(["copy-store", "--data-dir"])
+        .arg(dir.path())
+        .args(["--to", &db.url()])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("empty database"));
+
+    let elsewhere = tempfile::tempdir().unwrap();
+    let node = Node::start(elsewhere.path(), &[("CONFAB_STORE", &db.url())]).await;
+    let ada = Client::new(&node.url)
+        .unwrap()
+        .with_token(ada.token().unwrap().to_owned());
+    let history = all_messages(&ada, chat).await;
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].body, "before the move");
 }

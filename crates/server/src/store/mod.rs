@@ -6,6 +6,7 @@
 //! Rules that must hold atomically with a write (membership, group size, admin rights,
 //! dedupe of `client_msg_id`) are checked by the backend inside the write's transaction.
 
+pub mod copy;
 pub mod postgres;
 mod refusal;
 pub mod sqlite;

@@ -29,6 +29,14 @@ impl Data {
         }
     }
 
+    /// The embedded store, whatever `CONFAB_TEST_STORE` says.
+    pub fn sqlite() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+            db: None,
+        }
+    }
+
     pub fn path(&self) -> &std::path::Path {
         self.dir.path()
     }

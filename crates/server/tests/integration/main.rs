@@ -7,6 +7,7 @@ mod accounts;
 mod cluster;
 mod connections;
 mod conversations;
+mod copy;
 mod files;
 mod gateway;
 mod harness;

@@ -71,6 +71,22 @@ impl SqliteStore {
         Ok(Self { writer, readers })
     }
 
+    /// The database under `dir`, which must exist, with its schema brought up to date: for
+    /// reading it whole (`store/copy.rs`) while no node runs on it.
+    pub(crate) fn open_existing(dir: &Path) -> StoreResult<Connection> {
+        let path = dir.join("confab.db");
+        if !path.exists() {
+            return Err(StoreError::Backend(format!(
+                "no embedded store at {}",
+                path.display()
+            )));
+        }
+        let mut conn = Connection::open(&path).map_err(backend)?;
+        configure(&conn).map_err(backend)?;
+        schema::migrate(&mut conn).map_err(backend)?;
+        Ok(conn)
+    }
+
     /// Runs `f` on a read connection, off the async runtime's threads.
     async fn read<T, F>(&self, f: F) -> StoreResult<T>
     where

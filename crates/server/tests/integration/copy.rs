@@ -1,0 +1,160 @@
+//! `confab copy-store`: a node's embedded store moved into PostgreSQL. After the copy a
+//! node on PostgreSQL serves the same accounts, tokens, conversations, history, watermarks,
+//! push subscriptions and VAPID key, and numbers what comes next after what was copied.
+
+use crate::harness::{Data, TestServer, test_config};
+use crate::pg::TestDatabase;
+use confab_client::{Client, MessagesQuery};
+use confab_server::store::copy::sqlite_to_postgres;
+use serde_json::Value;
+
+async fn vapid_key(server: &TestServer) -> Value {
+    reqwest::get(format!("{}/v1/push/vapid-public-key", server.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_embedded_store_moves_to_postgres_and_clients_carry_on() {
+    let data = Data::sqlite();
+    let config = test_config(data.path());
+    let node = TestServer::on(data, config).await;
+    let ada = node.user("ada").await;
+    let bob = node.user("bob").await;
+    let carol = node.user("carol").await;
+    let chat = ada.client.direct(bob.id()).await.unwrap();
+    // Text that COPY's format must escape, and some that it must not touch.
+    let tricky = "tab\there, newline\nthere, back\\slash, \\N, émoji 👋";
+    for i in 0..30 {
+        ada.client
+            .send_http(chat.id, Some(format!("m{i}")), format!("{i}: {tricky}"))
+            .await
+            .unwrap();
+    }
+    let group = ada
+        .client
+        .create_group("the group", &[bob.id(), carol.id()])
+        .await
+        .unwrap();
+    carol
+        .client
+        .send_http(group.id, None, "hello group")
+        .await
+        .unwrap();
+    carol
+        .client
+        .remove_member(group.id, carol.id())
+        .await
+        .unwrap();
+    bob.client.read(chat.id, 20).await.unwrap();
+    let key = vapid_key(&node).await;
+    let before_chat = ada
+        .client
+        .messages(chat.id, MessagesQuery::after(0).limit(100))
+        .await
+        .unwrap();
+    let before_group = bob
+        .client
+        .messages(group.id, MessagesQuery::after(0).limit(100))
+        .await
+        .unwrap();
+    let before_list = bob.client.conversations().await.unwrap();
+    let before_sync = bob.client.sync(0, Some(500)).await.unwrap();
+
+    // Not while the node runs: what it writes after the copy would be left behind.
+    let db = TestDatabase::new().await;
+    let refused = sqlite_to_postgres(node.dir.path(), &db.url())
+        .await
+        .unwrap_err();
+    assert!(refused.contains("stop it first"), "{refused}");
+
+    let data = node.stop().await;
+    let copied = sqlite_to_postgres(data.path(), &db.url()).await.unwrap();
+    let count = |table: &str| copied.iter().find(|(t, _)| *t == table).unwrap().1;
+    assert_eq!(count("users"), 3);
+    assert_eq!(
+        count("messages"),
+        before_chat.len() as u64 + before_group.len() as u64
+    );
+    // Once is all: the target is no longer empty.
+    let again = sqlite_to_postgres(data.path(), &db.url())
+        .await
+        .unwrap_err();
+    assert!(again.contains("empty database"), "{again}");
+
+    // A node on PostgreSQL, in a data dir of its own: everything came from the database.
+    let fresh = Data::sqlite();
+    let mut config = test_config(fresh.path());
+    config.store = db.url();
+    let moved = TestServer::on(fresh, config).await;
+    assert_eq!(
+        vapid_key(&moved).await,
+        key,
+        "browsers keep their subscriptions"
+    );
+    // The old tokens still work: devices and their token hashes moved.
+    let as_before = |user: &crate::harness::TestUser| {
+        Client::new(&moved.url)
+            .unwrap()
+            .with_token(user.login.token.clone())
+    };
+    let (ada2, bob2, carol2) = (as_before(&ada), as_before(&bob), as_before(&carol));
+    let after_chat = ada2
+        .messages(chat.id, MessagesQuery::after(0).limit(100))
+        .await
+        .unwrap();
+    assert_eq!(after_chat, before_chat, "history, byte for byte");
+    assert!(
+        after_chat
+            .iter()
+            .all(|m| m.seq == 1 || m.body.contains(tricky))
+    );
+    assert_eq!(
+        bob2.messages(group.id, MessagesQuery::after(0).limit(100))
+            .await
+            .unwrap(),
+        before_group
+    );
+    assert_eq!(
+        bob2.conversations().await.unwrap(),
+        before_list,
+        "unread and order"
+    );
+    assert_eq!(
+        bob2.sync(0, Some(500)).await.unwrap().entries,
+        before_sync.entries
+    );
+    // Carol left: her window moved too (she sees the group up to when she left).
+    let carols = carol2
+        .messages(group.id, MessagesQuery::after(0).limit(100))
+        .await
+        .unwrap();
+    assert_eq!(carols.len(), before_group.len());
+    // Passwords moved; what comes next is numbered after what was copied.
+    let login = Client::new(&moved.url)
+        .unwrap()
+        .login("ada", "password-ada", None)
+        .await
+        .unwrap();
+    let sent = Client::new(&moved.url)
+        .unwrap()
+        .with_token(login.token)
+        .send_http(chat.id, None, "after the move")
+        .await
+        .unwrap();
+    assert_eq!(sent.message.seq, before_chat.last().unwrap().seq + 1);
+    let dave = moved.user("dave").await;
+    assert!(dave.id() > carol.id(), "new users get new ids");
+    let newer = moved
+        .anon()
+        .login("dave", "password-dave", None)
+        .await
+        .unwrap();
+    assert!(
+        newer.device_id > carol.login.device_id,
+        "new devices get new ids"
+    );
+}
