@@ -8,11 +8,12 @@ use crate::store::{
 };
 use async_trait::async_trait;
 use confab_proto::{DeviceId, Timestamp, User, UserId};
+use std::collections::BTreeMap;
 
 #[async_trait]
 impl Users for PostgresStore {
     async fn create_user(&self, new: NewUser) -> StoreResult<User> {
-        self.read(|client| async move {
+        self.with_client(|client| async move {
             let row = client
                 .query_one(
                     &format!(
@@ -40,7 +41,7 @@ impl Users for PostgresStore {
     }
 
     async fn user(&self, id: UserId) -> StoreResult<Option<User>> {
-        self.read(|client| async move {
+        self.with_client(|client| async move {
             Ok(client
                 .query_opt(
                     &format!("SELECT {USER_COLS} FROM users WHERE id = $1"),
@@ -54,7 +55,7 @@ impl Users for PostgresStore {
     }
 
     async fn user_by_username(&self, username: &str) -> StoreResult<Option<UserRecord>> {
-        self.read(|client| async move {
+        self.with_client(|client| async move {
             Ok(client
                 .query_opt(
                     &format!("SELECT {USER_COLS}, password_hash FROM users WHERE username = $1"),
@@ -71,7 +72,7 @@ impl Users for PostgresStore {
     }
 
     async fn update_display_name(&self, id: UserId, display_name: &str) -> StoreResult<User> {
-        self.read(|client| async move {
+        self.with_client(|client| async move {
             let row = client
                 .query_opt(
                     &format!(
@@ -88,7 +89,7 @@ impl Users for PostgresStore {
     }
 
     async fn set_password_hash(&self, id: UserId, password_hash: &str) -> StoreResult<()> {
-        self.read(|client| async move {
+        self.with_client(|client| async move {
             let changed = client
                 .execute(
                     "UPDATE users SET password_hash = $2 WHERE id = $1",
@@ -107,23 +108,26 @@ impl Users for PostgresStore {
     async fn set_last_seen(&self, seen: &[(UserId, Timestamp)]) -> StoreResult<()> {
         let ids: Vec<i64> = seen.iter().map(|(u, _)| u.0).collect();
         let at: Vec<i64> = seen.iter().map(|(_, t)| t.0).collect();
-        self.read(|client| async move {
-            client
-            .execute(
-                "UPDATE users SET last_seen_at = greatest(coalesce(users.last_seen_at, 0), s.at)
-                 FROM unnest($1::bigint[], $2::bigint[]) AS s(id, at) WHERE users.id = s.id",
-                &[&ids, &at],
-            )
-            .await
-            .map_err(pg)?;
-            Ok(())
+        self.write(move |tx| {
+            let (ids, at) = (ids.clone(), at.clone());
+            Box::pin(async move {
+                lazy_commit(tx).await?;
+                tx.execute(
+                    "UPDATE users SET last_seen_at = greatest(coalesce(users.last_seen_at, 0), s.at)
+                     FROM unnest($1::bigint[], $2::bigint[]) AS s(id, at) WHERE users.id = s.id",
+                    &[&ids, &at],
+                )
+                .await
+                .map_err(pg)?;
+                Ok(())
+            })
         })
         .await
     }
 
     async fn last_seen(&self, ids: &[UserId]) -> StoreResult<Vec<(UserId, Option<Timestamp>)>> {
         let wanted: Vec<i64> = ids.iter().map(|u| u.0).collect();
-        self.read(|client| async move {
+        self.with_client(|client| async move {
             let found = client
                 .query(
                     "SELECT id, last_seen_at FROM users WHERE id = ANY($1)",
@@ -148,7 +152,7 @@ impl Users for PostgresStore {
 #[async_trait]
 impl Devices for PostgresStore {
     async fn create_device(&self, new: NewDevice) -> StoreResult<DeviceRecord> {
-        self.read(|client| async move {
+        self.with_client(|client| async move {
         // A new device starts at the inbox head: it pages older history over HTTP.
         let row = client
             .query_one(
@@ -168,7 +172,7 @@ impl Devices for PostgresStore {
     }
 
     async fn device_by_token(&self, token_hash: &[u8]) -> StoreResult<Option<DeviceRecord>> {
-        self.read(|client| async move {
+        self.with_client(|client| async move {
             Ok(client
                 .query_opt(
                     &format!("SELECT {DEVICE_COLS} FROM devices WHERE token_hash = $1"),
@@ -182,7 +186,7 @@ impl Devices for PostgresStore {
     }
 
     async fn devices(&self, user: UserId) -> StoreResult<Vec<DeviceRecord>> {
-        self.read(|client| async move {
+        self.with_client(|client| async move {
             Ok(client
                 .query(
                     &format!("SELECT {DEVICE_COLS} FROM devices WHERE user_id = $1 ORDER BY id"),
@@ -198,45 +202,51 @@ impl Devices for PostgresStore {
     }
 
     async fn save_cursors(&self, cursors: &[(DeviceId, u64)]) -> StoreResult<Vec<CursorMove>> {
-        self.read(|client| async move {
-            let now = Timestamp::now().0;
-            let mut moved = Vec::new();
-            // One statement per device, each its own transaction: one that fails costs no
-            // other device its save. Never back, never past the inbox head.
-            for &(device, cursor) in cursors {
-                let row = client
-                    .query_opt(
-                        "WITH before AS (SELECT user_id, cursor FROM devices WHERE id = $1)
-                     UPDATE devices d SET last_active_at = $3, cursor = greatest(d.cursor,
-                       least($2, (SELECT inbox_head FROM users u WHERE u.id = d.user_id)))
-                     FROM before WHERE d.id = $1
-                     RETURNING d.user_id, before.cursor, d.cursor",
-                        &[&device.0, &n(cursor), &now],
+        // One row per device (its furthest cursor): an UPDATE meets each row once.
+        let mut furthest: BTreeMap<i64, i64> = BTreeMap::new();
+        for &(device, cursor) in cursors {
+            let c = furthest.entry(device.0).or_default();
+            *c = (*c).max(n(cursor));
+        }
+        let (devices, at): (Vec<i64>, Vec<i64>) = furthest.into_iter().unzip();
+        let now = Timestamp::now().0;
+        self.write(move |tx| {
+            let (devices, at) = (devices.clone(), at.clone());
+            Box::pin(async move {
+                lazy_commit(tx).await?;
+                // Never back, never past the inbox head. Devices removed meanwhile match
+                // nothing.
+                let rows = tx
+                    .query(
+                        "UPDATE devices d SET last_active_at = $3,
+                           cursor = greatest(d.cursor, least(c.cursor, u.inbox_head))
+                         FROM unnest($1::bigint[], $2::bigint[]) AS c(id, cursor),
+                              devices before, users u
+                         WHERE d.id = c.id AND before.id = c.id AND u.id = d.user_id
+                         RETURNING d.id, d.user_id, before.cursor, d.cursor",
+                        &[&devices, &at, &now],
                     )
-                    .await;
-                match row {
-                    Ok(Some(r)) => {
-                        let (from, to) = (u(r.get(1)), u(r.get(2)));
-                        if to > from {
-                            moved.push(CursorMove {
-                                device,
-                                user: UserId(r.get(0)),
-                                from,
-                                to,
-                            });
-                        }
-                    }
-                    Ok(None) => {} // removed meanwhile
-                    Err(e) => tracing::warn!(%device, error = %e, "could not save a device cursor"),
-                }
-            }
-            Ok(moved)
+                    .await
+                    .map_err(pg)?;
+                Ok(rows
+                    .iter()
+                    .filter_map(|r| {
+                        let (from, to) = (u(r.get(2)), u(r.get(3)));
+                        (to > from).then(|| CursorMove {
+                            device: DeviceId(r.get(0)),
+                            user: UserId(r.get(1)),
+                            from,
+                            to,
+                        })
+                    })
+                    .collect())
+            })
         })
         .await
     }
 
     async fn delete_device(&self, user: UserId, device: DeviceId) -> StoreResult<bool> {
-        self.read(|client| async move {
+        self.with_client(|client| async move {
             // Its push subscriptions go with it (ON DELETE CASCADE).
             Ok(client
                 .execute(
@@ -255,7 +265,7 @@ impl Devices for PostgresStore {
         user: UserId,
         keep: DeviceId,
     ) -> StoreResult<Vec<DeviceId>> {
-        self.read(|client| async move {
+        self.with_client(|client| async move {
             Ok(client
                 .query(
                     "DELETE FROM devices WHERE user_id = $1 AND id != $2 RETURNING id",
@@ -271,7 +281,7 @@ impl Devices for PostgresStore {
     }
 
     async fn evict_idle_devices(&self, user: UserId, at_most: usize) -> StoreResult<Vec<DeviceId>> {
-        self.read(|client| async move {
+        self.with_client(|client| async move {
             Ok(client
                 .query(
                     "DELETE FROM devices WHERE user_id = $1 AND id NOT IN (
@@ -288,4 +298,13 @@ impl Devices for PostgresStore {
         })
         .await
     }
+}
+
+/// Cursors and last-seen times are soft state: a commit of them need not wait for the WAL
+/// flush. A database crash may forget the last moments of them (a device then gets a few
+/// entries again, by its own cursor; a last seen is a little older), never a message.
+async fn lazy_commit(tx: &tokio_postgres::Transaction<'_>) -> StoreResult<()> {
+    tx.batch_execute("SET LOCAL synchronous_commit = off")
+        .await
+        .map_err(pg)
 }

@@ -107,7 +107,7 @@ impl Conversations for PostgresStore {
     }
 
     async fn conversation(&self, id: ConversationId) -> StoreResult<Option<ConversationRecord>> {
-        self.read(|client| async move {
+        self.with_client(|client| async move {
             Ok(client
                 .query_opt(
                     &format!("SELECT {CONVERSATION_COLS} FROM conversations c WHERE c.id = $1"),
@@ -124,7 +124,7 @@ impl Conversations for PostgresStore {
         let (activity, id) = page
             .after
             .map_or((i64::MAX, i64::MAX), |p| (p.activity.0, p.id.0));
-        self.read(|client| async move {
+        self.with_client(|client| async move {
             // A former member's list sorts a conversation by when they left it.
             let found = client
                 .query(
@@ -164,7 +164,7 @@ impl Conversations for PostgresStore {
     }
 
     async fn contacts_of(&self, user: UserId) -> StoreResult<Vec<UserId>> {
-        self.read(|client| async move {
+        self.with_client(|client| async move {
             Ok(client
                 .query(
                     "SELECT user_hi FROM direct_pairs WHERE user_lo = $1
@@ -181,7 +181,7 @@ impl Conversations for PostgresStore {
     }
 
     async fn title_at(&self, id: ConversationId, seq: u64) -> StoreResult<Option<String>> {
-        self.read(|client| async move {
+        self.with_client(|client| async move {
             Ok(client
                 .query_opt(
                     "SELECT body::jsonb ->> 'title' FROM messages
@@ -276,7 +276,7 @@ impl Members for PostgresStore {
     }
 
     async fn members(&self, id: ConversationId) -> StoreResult<Vec<MemberRecord>> {
-        self.read(|client| async move {
+        self.with_client(|client| async move {
             Ok(client
                 .query(
                     &format!(
@@ -295,7 +295,7 @@ impl Members for PostgresStore {
     }
 
     async fn members_at(&self, id: ConversationId, seq: u64) -> StoreResult<Vec<MemberRecord>> {
-        self.read(|client| async move {
+        self.with_client(|client| async move {
         Ok(client
             .query(
                 &format!(
@@ -322,7 +322,7 @@ impl Members for PostgresStore {
     }
 
     async fn ever_shared(&self, a: UserId, b: UserId) -> StoreResult<bool> {
-        self.read(|client| async move {
+        self.with_client(|client| async move {
             Ok(client
             .query_opt(
                 "SELECT 1 FROM members x JOIN members y ON x.conversation_id = y.conversation_id
@@ -338,7 +338,7 @@ impl Members for PostgresStore {
 
     async fn peers_among(&self, me: UserId, users: &[UserId]) -> StoreResult<Vec<UserId>> {
         let wanted: Vec<i64> = users.iter().map(|u| u.0).collect();
-        self.read(|client| async move {
+        self.with_client(|client| async move {
             let shared: Vec<i64> = client
                 .query(
                     "SELECT DISTINCT b.user_id FROM members a JOIN members b
@@ -366,7 +366,7 @@ impl Members for PostgresStore {
         id: ConversationId,
         user: UserId,
     ) -> StoreResult<Vec<(u64, u64)>> {
-        self.read(|client| async move {
+        self.with_client(|client| async move {
         let mut ranges: Vec<(u64, u64)> = client
             .query(
                 "SELECT joined_seq, left_seq FROM member_periods
@@ -395,7 +395,7 @@ impl Members for PostgresStore {
     }
 
     async fn member(&self, id: ConversationId, user: UserId) -> StoreResult<Option<MemberRecord>> {
-        self.read(|client| async move {
+        self.with_client(|client| async move {
         Ok(client
             .query_opt(
                 &format!(
@@ -416,7 +416,7 @@ impl Members for PostgresStore {
         user: UserId,
         seq: u64,
     ) -> StoreResult<Option<u64>> {
-        self.read(|client| async move {
+        self.with_client(|client| async move {
         let member = client
             .query_opt(
                 &format!(
@@ -462,7 +462,7 @@ impl Members for PostgresStore {
         &self,
         marks: &[(ConversationId, UserId, u64)],
     ) -> StoreResult<Vec<(ConversationId, UserId, u64)>> {
-        self.read(|client| async move {
+        self.with_client(|client| async move {
             let mut moved = Vec::new();
             for &(id, user, seq) in marks {
                 if client

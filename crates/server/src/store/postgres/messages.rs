@@ -16,7 +16,7 @@ impl Messages for PostgresStore {
     }
 
     async fn messages(&self, id: ConversationId, w: SeqWindow) -> StoreResult<Vec<Message>> {
-        self.read(|client| async move {
+        self.with_client(|client| async move {
             let order = if w.newest { "DESC" } else { "ASC" };
             let mut out: Vec<Message> = client
                 .query(
@@ -135,7 +135,7 @@ pub(super) async fn append_system(
 #[async_trait]
 impl Inbox for PostgresStore {
     async fn inbox_head(&self, user: UserId) -> StoreResult<u64> {
-        self.read(|client| async move {
+        self.with_client(|client| async move {
             let head = client
                 .query_opt("SELECT inbox_head FROM users WHERE id = $1", &[&user.0])
                 .await
@@ -151,7 +151,7 @@ impl Inbox for PostgresStore {
         after: u64,
         upto: u64,
     ) -> StoreResult<Vec<(ConversationId, u64)>> {
-        self.read(|client| async move {
+        self.with_client(|client| async move {
             Ok(client
                 .query(
                     "SELECT i.conversation_id, max(i.seq) FROM inbox i
@@ -176,7 +176,7 @@ impl Inbox for PostgresStore {
         after: u64,
         limit: usize,
     ) -> StoreResult<Vec<SyncEntry>> {
-        self.read(|client| async move {
+        self.with_client(|client| async move {
             Ok(client
                 .query(
                     &format!(

@@ -87,14 +87,14 @@ impl PostgresStore {
 
     /// The database's schema version.
     pub async fn schema_version(&self) -> StoreResult<i64> {
-        self.read(|client| async move { schema::version(&client).await })
+        self.with_client(|client| async move { schema::version(&client).await })
             .await
     }
 
     /// Runs `work` on a pooled connection under the store's deadline: a database that
     /// stops answering (stopped, frozen, cut off without a reset) is `Unavailable` within
     /// it, never a caller left hanging.
-    async fn read<T, F, Fut>(&self, work: F) -> StoreResult<T>
+    async fn with_client<T, F, Fut>(&self, work: F) -> StoreResult<T>
     where
         F: FnOnce(deadpool_postgres::Client) -> Fut,
         Fut: Future<Output = StoreResult<T>>,

@@ -8,7 +8,7 @@ use confab_proto::Timestamp;
 #[async_trait]
 impl Nodes for PostgresStore {
     async fn shared_secret(&self, name: &str, candidate: &str) -> StoreResult<String> {
-        self.read(|client| async move {
+        self.with_client(|client| async move {
             // The insert either stores the candidate or, when another node got there first
             // (committed or not), leaves theirs; the select then sees the one that stands.
             client
@@ -36,7 +36,7 @@ impl Nodes for PostgresStore {
         until: Timestamp,
     ) -> StoreResult<Option<u16>> {
         let (low, high) = wanted.map_or((0, 1023), |id| (i32::from(id), i32::from(id)));
-        self.read(|client| async move {
+        self.with_client(|client| async move {
             // Two nodes picking the same free id at once: the second's insert meets the first's
             // row, whose lease is live, so its conditional update does nothing and it gets no
             // row; it asks again and takes the next id.
@@ -79,7 +79,7 @@ impl Nodes for PostgresStore {
     }
 
     async fn renew_node_id(&self, id: u16, holder: &str, until: Timestamp) -> StoreResult<bool> {
-        self.read(|client| async move {
+        self.with_client(|client| async move {
             Ok(client
                 .execute(
                     "UPDATE node_leases SET expires_at = $3 WHERE node_id = $1 AND holder = $2",
@@ -93,7 +93,7 @@ impl Nodes for PostgresStore {
     }
 
     async fn release_node_id(&self, id: u16, holder: &str) -> StoreResult<()> {
-        self.read(|client| async move {
+        self.with_client(|client| async move {
             client
                 .execute(
                     "DELETE FROM node_leases WHERE node_id = $1 AND holder = $2",

@@ -68,7 +68,7 @@ impl Push for PostgresStore {
     }
 
     async fn delete_subscription(&self, user: UserId, id: PushSubscriptionId) -> StoreResult<bool> {
-        self.read(|client| async move {
+        self.with_client(|client| async move {
             Ok(client
                 .execute(
                     "DELETE FROM push_subscriptions WHERE id = $1 AND user_id = $2",
@@ -82,7 +82,7 @@ impl Push for PostgresStore {
     }
 
     async fn drop_subscription(&self, id: PushSubscriptionId) -> StoreResult<()> {
-        self.read(|client| async move {
+        self.with_client(|client| async move {
             client
                 .execute("DELETE FROM push_subscriptions WHERE id = $1", &[&id.0])
                 .await
@@ -93,7 +93,7 @@ impl Push for PostgresStore {
     }
 
     async fn subscriptions(&self, user: UserId) -> StoreResult<Vec<SubscriptionRecord>> {
-        self.read(|client| async move {
+        self.with_client(|client| async move {
         Ok(client
             .query(
                 &format!(
@@ -118,7 +118,7 @@ impl Push for PostgresStore {
         skip: &[UserId],
     ) -> StoreResult<Vec<PushJob>> {
         let skip: Vec<i64> = skip.iter().map(|u| u.0).collect();
-        self.read(|client| async move {
+        self.with_client(|client| async move {
             // Rows another node is claiming at this moment are skipped, not waited for.
             Ok(client
                 .query(
@@ -141,7 +141,7 @@ impl Push for PostgresStore {
     }
 
     async fn push_done(&self, job: &PushJob, hold_until: Timestamp) -> StoreResult<()> {
-        self.read(|client| async move {
+        self.with_client(|client| async move {
             client
             .execute(
                 "UPDATE push_outbox SET pushed_inbox_seq = $3, attempts = 0, next_attempt_at = $4
@@ -161,7 +161,7 @@ impl Push for PostgresStore {
     }
 
     async fn push_retry(&self, job: &PushJob, at: Timestamp) -> StoreResult<()> {
-        self.read(|client| async move {
+        self.with_client(|client| async move {
             client
                 .execute(
                     "UPDATE push_outbox SET attempts = attempts + 1, next_attempt_at = $3
@@ -176,7 +176,7 @@ impl Push for PostgresStore {
     }
 
     async fn push_forget(&self, job: &PushJob) -> StoreResult<()> {
-        self.read(|client| async move {
+        self.with_client(|client| async move {
         client
             .execute(
                 "DELETE FROM push_outbox WHERE user_id = $1 AND conversation_id = $2 AND inbox_seq = $3",
