@@ -106,7 +106,7 @@ impl Error {
     pub fn code(&self) -> Option<ErrorCode> {
         match self {
             Self::Api { code, .. } => Some(*code),
-            Self::InvalidBody(BodyError::Empty) | Self::InvalidClientMsgId(_) => {
+            Self::InvalidBody(BodyError::Empty | BodyError::Nul) | Self::InvalidClientMsgId(_) => {
                 Some(ErrorCode::InvalidRequest)
             }
             Self::InvalidBody(BodyError::TooLong) => Some(ErrorCode::MessageTooLong),

@@ -3,8 +3,8 @@
 use crate::limits::{BODY_MAX_CHARS, BODY_MIN_CHARS};
 use serde::{Deserialize, Serialize};
 
-/// Text of 1 to 99,999 Unicode scalar values. The only way to build one is [`Body::new`],
-/// so a `Body` in hand has passed the length check.
+/// Text of 1 to 99,999 Unicode scalar values, none of them U+0000. The only way to build
+/// one is [`Body::new`], so a `Body` in hand has passed these checks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct Body(String);
@@ -18,6 +18,9 @@ pub enum BodyError {
     /// More than [`BODY_MAX_CHARS`] characters.
     #[error("the message body has more than 99999 characters")]
     TooLong,
+    /// U+0000, which no store keeps in text (PostgreSQL refuses it).
+    #[error("the message body contains U+0000 (NUL)")]
+    Nul,
 }
 
 impl Body {
@@ -30,6 +33,9 @@ impl Body {
         }
         if text.len() > BODY_MAX_CHARS && text.chars().count() > BODY_MAX_CHARS {
             return Err(BodyError::TooLong);
+        }
+        if text.contains('\0') {
+            return Err(BodyError::Nul);
         }
         Ok(Self(text))
     }
@@ -63,5 +69,14 @@ mod tests {
         // 4-byte characters: 99,999 of them are 399,996 bytes and still fine.
         assert!(Body::new("😀".repeat(99_999)).is_ok());
         assert_eq!(Body::new("😀".repeat(100_000)), Err(BodyError::TooLong));
+    }
+
+    #[test]
+    fn nul_is_refused() {
+        assert_eq!(Body::new("a\0b".into()), Err(BodyError::Nul));
+        assert!(
+            Body::new("a\u{1}b".into()).is_ok(),
+            "other controls are text"
+        );
     }
 }

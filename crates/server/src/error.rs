@@ -117,6 +117,7 @@ impl From<BodyError> for ApiError {
     fn from(e: BodyError) -> Self {
         match e {
             BodyError::Empty => Self::invalid("the message body is empty"),
+            BodyError::Nul => Self::invalid("the message body contains U+0000 (NUL); leave it out"),
             BodyError::TooLong => Self::new(
                 ErrorCode::MessageTooLong,
                 "a message holds at most 99999 characters; split it",

@@ -56,19 +56,21 @@ impl NodeLease {
         self.id
     }
 
-    /// Renews the lease until `shutdown`, then gives it back. A lease found lost cancels
-    /// `shutdown`, stopping the node.
+    /// Renews the lease until `shutdown`. A lease found lost, or about to run out without
+    /// a renewal (the store unreachable for most of a lease), cancels `shutdown`, stopping
+    /// the node before another may take its id.
     pub async fn run(&self, shutdown: CancellationToken) {
         let mut every = tokio::time::interval(RENEW_EVERY);
         every.tick().await;
+        let mut held_until = later(Timestamp::now(), LEASE);
         loop {
             tokio::select! {
-                _ = shutdown.cancelled() => break,
+                _ = shutdown.cancelled() => return,
                 _ = every.tick() => {}
             }
             let until = later(Timestamp::now(), LEASE);
             match self.store.renew_node_id(self.id, &self.holder, until).await {
-                Ok(true) => {}
+                Ok(true) => held_until = until,
                 Ok(false) => {
                     tracing::error!(
                         node_id = self.id,
@@ -78,11 +80,26 @@ impl NodeLease {
                     shutdown.cancel();
                     return;
                 }
+                Err(e) if later(Timestamp::now(), RENEW_EVERY * 2) >= held_until => {
+                    tracing::error!(
+                        node_id = self.id,
+                        error = %e,
+                        "cannot renew the node id lease, and it runs out in seconds; \
+                         stopping, so that no other node takes the id while this one uses it"
+                    );
+                    shutdown.cancel();
+                    return;
+                }
                 Err(e) => {
                     tracing::warn!(node_id = self.id, error = %e, "cannot renew the node id lease; will retry")
                 }
             }
         }
+    }
+
+    /// Gives the id back (a clean stop, once the node assigns no more ids), so a restart can
+    /// take it at once.
+    pub async fn release(&self) {
         if let Err(e) = self.store.release_node_id(self.id, &self.holder).await {
             tracing::warn!(node_id = self.id, error = %e, "cannot give the node id back; it frees itself when the lease runs out");
         }

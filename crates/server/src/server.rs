@@ -83,6 +83,7 @@ pub async fn run(
     app.flush_cursors().await;
     app.presence.save_all().await;
     let _ = lease.await;
+    app.node.release().await;
     app.store.close().await;
     tracing::info!("confab stopped");
     Ok(())

@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-/// Outbox rows read at a time.
+/// Outbox rows claimed at a time, at most.
 const BATCH: usize = 256;
 /// How often the worker looks for due rows (held bursts, retries) without being woken.
 const POLL: Duration = Duration::from_millis(250);
@@ -41,9 +41,11 @@ impl Pusher {
         let mut look = true;
         loop {
             if look && queued.is_empty() && running.len() < self.concurrency {
-                queued = self.due(&busy).await;
+                // No more than can start now: a claim's lease runs from the claim.
+                let room = (self.concurrency - running.len()).min(BATCH);
+                queued = self.due(&busy, room).await;
                 // A full read means more may be due right now.
-                look = queued.len() == BATCH;
+                look = queued.len() == room;
             }
             while running.len() < self.concurrency {
                 let Some(job) = queued.pop_front() else { break };
@@ -73,12 +75,12 @@ impl Pusher {
     /// Claims due rows of users not being pushed to already, the longest waiting first.
     /// Each is this node's until it is handled or the lease runs out: longer than a job can
     /// take (its deadline, and the store calls around it), so a live node never loses one.
-    async fn due(&self, busy: &HashSet<UserId>) -> VecDeque<PushJob> {
+    async fn due(&self, busy: &HashSet<UserId>, limit: usize) -> VecDeque<PushJob> {
         let skip: Vec<UserId> = busy.iter().copied().collect();
         let lease = later(self.timeout * 2 + CLAIM_SLACK);
         match self
             .store
-            .claim_pushes(Timestamp::now(), lease, BATCH, &skip)
+            .claim_pushes(Timestamp::now(), lease, limit, &skip)
             .await
         {
             Ok(jobs) => jobs.into(),

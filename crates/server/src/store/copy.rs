@@ -6,7 +6,6 @@
 
 use super::postgres::schema;
 use super::sqlite::SqliteStore;
-use confab_proto::Timestamp;
 use deadpool_sqlite::rusqlite::types::ValueRef;
 use futures_util::SinkExt;
 use std::fmt::Write as _;
@@ -39,7 +38,7 @@ pub type Copied = Vec<(&'static str, u64)>;
 
 /// Copies the embedded store under `data_dir` into the PostgreSQL database at `url`, which
 /// must be empty (its schema is made or brought up to date first). Refused while a node runs
-/// on `data_dir`.
+/// on `data_dir` (it holds the directory's lock).
 pub async fn sqlite_to_postgres(data_dir: &Path, url: &str) -> Result<Copied, String> {
     let (mut client, connection) = tokio_postgres::connect(url, NoTls)
         .await
@@ -65,6 +64,11 @@ pub async fn sqlite_to_postgres(data_dir: &Path, url: &str) -> Result<Copied, St
         );
     }
 
+    // A node that ran on the empty database made secrets of its own; the copied ones are
+    // those every subscribed browser knows.
+    tx.execute("DELETE FROM shared_secrets", &[])
+        .await
+        .map_err(pg)?;
     let (chunks, mut received) = mpsc::channel::<Chunk>(4);
     let dir = data_dir.to_owned();
     let reader = tokio::task::spawn_blocking(move || read_all(&dir, &chunks));
@@ -133,20 +137,16 @@ enum Chunk {
 
 /// Reads every table of one snapshot of the embedded store, as `COPY` text.
 fn read_all(dir: &Path, out: &mpsc::Sender<Chunk>) -> Result<(), String> {
-    let conn = SqliteStore::open_existing(dir).map_err(|e| e.to_string())?;
-    let running: bool = conn
-        .query_row(
-            "SELECT EXISTS (SELECT 1 FROM node_leases WHERE expires_at > ?1)",
-            [Timestamp::now().0],
-            |r| r.get(0),
+    let (conn, _lock) = SqliteStore::open_existing(dir).map_err(|e| e.to_string())?;
+    // A VAPID key still in the file an older version kept it in (a node adopts it into
+    // the store at start; this copy does the same).
+    if let Ok(pem) = std::fs::read_to_string(dir.join("vapid.pem")) {
+        conn.execute(
+            "INSERT INTO shared_secrets (name, value) VALUES ('vapid_private_key', ?1)
+             ON CONFLICT (name) DO NOTHING",
+            [pem],
         )
         .map_err(|e| e.to_string())?;
-    if running {
-        return Err(format!(
-            "a node is running on {} (it holds a node id lease); stop it first, so that \
-             nothing written after the copy is left behind",
-            dir.display()
-        ));
     }
     // One read transaction: every table from the same moment.
     conn.execute_batch("BEGIN").map_err(|e| e.to_string())?;

@@ -69,7 +69,7 @@ async fn an_embedded_store_moves_to_postgres_and_clients_carry_on() {
     let refused = sqlite_to_postgres(node.dir.path(), &db.url())
         .await
         .unwrap_err();
-    assert!(refused.contains("stop it first"), "{refused}");
+    assert!(refused.contains("another confab process"), "{refused}");
 
     let data = node.stop().await;
     let copied = sqlite_to_postgres(data.path(), &db.url()).await.unwrap();

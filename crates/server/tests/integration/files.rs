@@ -32,7 +32,14 @@ async fn the_data_dir_and_its_files_are_private() {
         let path = file.unwrap().path();
         assert_eq!(mode(&path), 0o600, "{}", path.display());
     }
+    // One process per data directory: a second one refuses to start, and says why.
+    let second = App::open(test_config(&dir)).await;
+    let Err(e) = second else {
+        panic!("a second node on the same data dir must not start")
+    };
+    assert!(e.to_string().contains("another confab process"), "{e}");
     app.store.close().await;
+    drop(app);
 
     // A data dir and database left open by an older version are closed up at start.
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();

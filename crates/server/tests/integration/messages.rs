@@ -140,11 +140,15 @@ async fn bodies_are_1_to_99999_characters_not_bytes() {
         assert_eq!(status, 413);
         assert_eq!(err["error"]["code"], "message_too_long");
     }
-    let (status, err) = post_raw(&server, &token, &chat, "").await;
-    assert_eq!(
-        (status, err["error"]["code"].as_str()),
-        (400, Some("invalid_request"))
-    );
+    // Empty, or with U+0000 (which no store keeps in text; PostgreSQL refuses it).
+    for bad in ["", "a\u{0}b"] {
+        let (status, err) = post_raw(&server, &token, &chat, bad).await;
+        assert_eq!(
+            (status, err["error"]["code"].as_str()),
+            (400, Some("invalid_request")),
+            "{bad:?}"
+        );
+    }
 
     // The same limits over the WebSocket, answered with error frames echoing req.
     let mut ws = crate::gateway::RawWs::hello(&server, &token).await;
@@ -154,6 +158,7 @@ async fn bodies_are_1_to_99999_characters_not_bytes() {
         ("w3", "b".repeat(100_000), Some("message_too_long")),
         ("w4", "😀".repeat(100_000), Some("message_too_long")),
         ("w5", String::new(), Some("invalid_request")),
+        ("w6", "nul \u{0}".into(), Some("invalid_request")),
     ] {
         ws.send(json!({"type": "send", "req": req, "conversation_id": chat, "client_msg_id": req, "body": body})).await;
         let reply = ws.reply_to(req).await;

@@ -661,9 +661,36 @@ async fn concurrent_appends_answer_each_send(store: Arc<dyn Store>) {
         over.quota_bytes = 3;
         spawn(over);
     }
+    // The same client id into two conversations at once: one is stored, the other refused.
+    let mut elsewhere = Vec::new();
+    for i in 0..20 {
+        for conversation in [ab.id, ae.id] {
+            let store = store.clone();
+            elsewhere.push(tokio::spawn(async move {
+                store
+                    .append(text(conversation, ada, &format!("both{i}"), "x"))
+                    .await
+            }));
+        }
+    }
     let mut outcomes = Vec::new();
     for t in tasks {
         outcomes.push(t.await.unwrap());
+    }
+    let mut twice = Vec::new();
+    for t in elsewhere {
+        twice.push(t.await.unwrap());
+    }
+    let mut extra = [0u64; 2];
+    for (i, pair) in twice.chunks(2).enumerate() {
+        let stored: Vec<usize> = (0..2).filter(|&k| pair[k].is_ok()).collect();
+        assert_eq!(stored.len(), 1, "both{i}: {pair:?}");
+        assert!(!pair[stored[0]].as_ref().unwrap().duplicate);
+        assert!(matches!(
+            pair[1 - stored[0]],
+            Err(StoreError::Refused(Refusal::ClientMsgIdUsedElsewhere))
+        ));
+        extra[stored[0]] += 1;
     }
     for (i, chunk) in outcomes.chunks(6).enumerate() {
         let [a, b1, b2, e, n, q] = chunk else {
@@ -683,8 +710,9 @@ async fn concurrent_appends_answer_each_send(store: Arc<dyn Store>) {
             Err(StoreError::Refused(Refusal::QuotaExceeded))
         ));
     }
-    // ab got 50 of ada's and 100 of bob's, ae 50 of ada's: gap-free, each inbox too.
-    for (conversation, count) in [(ab.id, 150), (ae.id, 50)] {
+    // ab got 50 of ada's and 100 of bob's, ae 50 of ada's, and the 20 "both" went one way
+    // or the other: gap-free, each inbox too.
+    for (conversation, count) in [(ab.id, 150 + extra[0]), (ae.id, 50 + extra[1])] {
         let seqs: Vec<u64> = store
             .messages(
                 conversation,
@@ -702,7 +730,7 @@ async fn concurrent_appends_answer_each_send(store: Arc<dyn Store>) {
             .collect();
         assert_eq!(seqs, (1..=count).collect::<Vec<u64>>());
     }
-    for (user, count) in [(ada, 200), (bob, 150), (eve, 50)] {
+    for (user, count) in [(ada, 220), (bob, 150 + extra[0]), (eve, 50 + extra[1])] {
         let inbox: Vec<u64> = store
             .inbox_after(user, 0, 500)
             .await

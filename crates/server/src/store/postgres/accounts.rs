@@ -112,6 +112,13 @@ impl Users for PostgresStore {
             let (ids, at) = (ids.clone(), at.clone());
             Box::pin(async move {
                 lazy_commit(tx).await?;
+                // In id order, as every writer of users rows locks them.
+                tx.execute(
+                    "SELECT 1 FROM users WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE",
+                    &[&ids],
+                )
+                .await
+                .map_err(pg)?;
                 tx.execute(
                     "UPDATE users SET last_seen_at = greatest(coalesce(users.last_seen_at, 0), s.at)
                      FROM unnest($1::bigint[], $2::bigint[]) AS s(id, at) WHERE users.id = s.id",

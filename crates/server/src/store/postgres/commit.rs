@@ -14,7 +14,7 @@ use super::{ATTEMPTS, WRITE_DEADLINE, pg, pg_raced};
 use crate::ids::Snowflake;
 use crate::metrics::StoreMetrics;
 use crate::store::{Appended, NewMessage, Refusal, StoreError, StoreResult};
-use confab_proto::{Message, MessageId, MessageKind, Timestamp, UserId};
+use confab_proto::{ConversationId, Message, MessageId, MessageKind, Timestamp, UserId};
 use deadpool_postgres::{Pool, Transaction};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, LazyLock};
@@ -119,6 +119,23 @@ async fn commit(pool: &Pool, ids: &Snowflake, metrics: &StoreMetrics, batch: Vec
                 let _ = job.answer.send(result);
             }
         }
+        // A fault (not the database being away) may be one send's doing, something this
+        // store did not foresee: each is tried alone, so it fails only its own send.
+        Err(StoreError::Backend(why)) if batch.len() > 1 => {
+            tracing::warn!(%why, sends = batch.len(), "a batch of sends failed; storing each alone");
+            for job in batch {
+                let alone =
+                    tokio::time::timeout(WRITE_DEADLINE, with_retries(pool, ids, &[&job.new]))
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(StoreError::Unavailable(
+                                "PostgreSQL did not commit a send in time".into(),
+                            ))
+                        })
+                        .and_then(|mut results| results.pop().unwrap_or(Err(StoreError::NotFound)));
+                let _ = job.answer.send(alone);
+            }
+        }
         Err(e) => {
             for job in batch {
                 let _ = job.answer.send(Err(e.clone()));
@@ -175,16 +192,16 @@ static STORED_BEFORE: LazyLock<String> = LazyLock::new(|| {
     )
 });
 const LOCK_CONVERSATIONS: &str =
-    "SELECT id, last_seq FROM conversations WHERE id = ANY($1) ORDER BY id FOR UPDATE";
+    "SELECT id, last_seq FROM conversations WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE";
 /// Every active member of the batch's conversations, and each sender's own row however
 /// they stand.
 const MEMBERS: &str = "SELECT conversation_id, user_id, left_seq FROM members
      WHERE conversation_id = ANY($1) AND (left_seq IS NULL OR user_id = ANY($2))";
 /// The members' users rows, with what the batch moves: stored bytes and inbox heads. A row
-/// FOR UPDATE waited for is returned as that writer committed it.
+/// lock waited for is returned as that writer committed it.
 const LOCK_USERS: &str = "SELECT id, stored_bytes, inbox_head FROM users WHERE id IN (
        SELECT user_id FROM members WHERE conversation_id = ANY($1) AND left_seq IS NULL)
-     ORDER BY id FOR UPDATE";
+     ORDER BY id FOR NO KEY UPDATE";
 
 /// The batch's writes.
 const BUMP_CONVERSATIONS: &str =
@@ -325,10 +342,14 @@ impl State {
         rows: &mut Rows,
     ) -> Outcome {
         let key = (send.sender_id.0, send.client_msg_id.clone());
-        if let Some(&first) = rows.firsts.get(&key) {
+        if let Some(&(first, conversation)) = rows.firsts.get(&key) {
+            if conversation != send.conversation_id {
+                return Outcome::Done(Err(Refusal::ClientMsgIdUsedElsewhere.into()));
+            }
             return Outcome::SameAs(first);
         }
-        rows.firsts.insert(key.clone(), index);
+        rows.firsts
+            .insert(key.clone(), (index, send.conversation_id));
         Outcome::Done(self.try_append(send, &key, ids, now, rows))
     }
 
@@ -425,8 +446,8 @@ impl Outcome {
 /// The rows a batch writes, as the columns of its `unnest` statements.
 #[derive(Default)]
 struct Rows {
-    /// (sender, client_msg_id) -> index of the send that first used it in this batch.
-    firsts: HashMap<(i64, String), usize>,
+    /// (sender, client_msg_id) -> the send that first used it in this batch, and where.
+    firsts: HashMap<(i64, String), (usize, ConversationId)>,
     conversations: BTreeMap<i64, i64>,
     /// user -> (stored bytes, inbox head) as the batch leaves them.
     users: BTreeMap<i64, (i64, i64)>,

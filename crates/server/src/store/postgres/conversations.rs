@@ -87,7 +87,7 @@ impl Conversations for PostgresStore {
                     insert_member(tx, id, member, "member", 1).await?;
                 }
                 tx.query_one(
-                    "SELECT 1 FROM conversations WHERE id = $1 FOR UPDATE",
+                    "SELECT 1 FROM conversations WHERE id = $1 FOR NO KEY UPDATE",
                     &[&id.0],
                 )
                 .await
@@ -462,23 +462,34 @@ impl Members for PostgresStore {
         &self,
         marks: &[(ConversationId, UserId, u64)],
     ) -> StoreResult<Vec<(ConversationId, UserId, u64)>> {
+        let mut conversations = Vec::with_capacity(marks.len());
+        let mut users = Vec::with_capacity(marks.len());
+        let mut seqs = Vec::with_capacity(marks.len());
+        for &(id, user, seq) in marks {
+            conversations.push(id.0);
+            users.push(user.0);
+            seqs.push(n(seq));
+        }
+        // One statement: the watermarks it moves and the receipts they mean stay together,
+        // whatever the deadline does. Never back.
         self.with_client(|client| async move {
-            let mut moved = Vec::new();
-            for &(id, user, seq) in marks {
-                if client
-                    .execute(
-                        "UPDATE members SET delivered_seq = $3
-                     WHERE conversation_id = $1 AND user_id = $2 AND delivered_seq < $3",
-                        &[&id.0, &user.0, &n(seq)],
-                    )
-                    .await
-                    .map_err(pg)?
-                    > 0
-                {
-                    moved.push((id, user, seq));
-                }
-            }
-            Ok(moved)
+            Ok(client
+                .query(
+                    "UPDATE members m SET delivered_seq = r.seq
+                     FROM (SELECT conversation_id, user_id, max(seq) AS seq
+                           FROM unnest($1::bigint[], $2::bigint[], $3::bigint[])
+                             AS r(conversation_id, user_id, seq)
+                           GROUP BY conversation_id, user_id) r
+                     WHERE m.conversation_id = r.conversation_id AND m.user_id = r.user_id
+                       AND m.delivered_seq < r.seq
+                     RETURNING m.conversation_id, m.user_id, m.delivered_seq",
+                    &[&conversations, &users, &seqs],
+                )
+                .await
+                .map_err(pg)?
+                .iter()
+                .map(|r| (ConversationId(r.get(0)), UserId(r.get(1)), u(r.get(2))))
+                .collect())
         })
         .await
     }
@@ -569,7 +580,9 @@ async fn lock_conversation(
     id: ConversationId,
 ) -> StoreResult<ConversationRecord> {
     tx.query_opt(
-        &format!("SELECT {CONVERSATION_COLS} FROM conversations c WHERE c.id = $1 FOR UPDATE"),
+        &format!(
+            "SELECT {CONVERSATION_COLS} FROM conversations c WHERE c.id = $1 FOR NO KEY UPDATE"
+        ),
         &[&id.0],
     )
     .await

@@ -59,7 +59,7 @@ pub(super) async fn append_system(
         .query(
             "SELECT u.id FROM users u JOIN members m ON m.user_id = u.id
              WHERE m.conversation_id = $1 AND m.left_seq IS NULL
-             ORDER BY u.id FOR UPDATE OF u",
+             ORDER BY u.id FOR NO KEY UPDATE OF u",
             &[&conversation_id.0],
         )
         .await

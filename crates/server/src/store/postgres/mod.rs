@@ -62,6 +62,18 @@ impl PostgresStore {
         let mut config = tokio_postgres::Config::from_str(url)
             .map_err(|e| StoreError::Backend(format!("not a PostgreSQL URL: {e}")))?;
         config.connect_timeout(DEADLINE);
+        // A connection whose server vanished without a reset errors within seconds (the
+        // pool then replaces it), not after TCP's quarter of an hour of retransmissions.
+        config
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(15))
+            .keepalives_interval(Duration::from_secs(5))
+            .keepalives_retries(3)
+            .tcp_user_timeout(Duration::from_secs(10));
+        // Work a caller gave up on (past its deadline) does not go on holding locks.
+        if config.get_options().is_none() {
+            config.options("-c statement_timeout=10000");
+        }
         let manager = Manager::from_config(
             config,
             NoTls,

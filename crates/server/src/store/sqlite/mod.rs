@@ -29,6 +29,8 @@ use writer::Writer;
 pub struct SqliteStore {
     writer: Writer,
     readers: Pool,
+    /// Held until the store is closed: one process per data directory (`lock`).
+    lock: std::sync::Mutex<Option<std::fs::File>>,
 }
 
 impl SqliteStore {
@@ -43,6 +45,7 @@ impl SqliteStore {
         crate::files::private_dir(dir).map_err(|e| {
             StoreError::Backend(format!("cannot create data dir {}: {e}", dir.display()))
         })?;
+        let lock = lock(dir)?;
         let path = dir.join("confab.db");
         crate::files::private_file(&path)
             .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", path.display())))?;
@@ -68,12 +71,17 @@ impl SqliteStore {
             }))
             .build()
             .map_err(|e| StoreError::Backend(e.to_string()))?;
-        Ok(Self { writer, readers })
+        Ok(Self {
+            writer,
+            readers,
+            lock: std::sync::Mutex::new(Some(lock)),
+        })
     }
 
     /// The database under `dir`, which must exist, with its schema brought up to date: for
     /// reading it whole (`store/copy.rs`) while no node runs on it.
-    pub(crate) fn open_existing(dir: &Path) -> StoreResult<Connection> {
+    /// The connection comes with the directory's lock, held as long as the file is.
+    pub(crate) fn open_existing(dir: &Path) -> StoreResult<(Connection, std::fs::File)> {
         let path = dir.join("confab.db");
         if !path.exists() {
             return Err(StoreError::Backend(format!(
@@ -81,10 +89,11 @@ impl SqliteStore {
                 path.display()
             )));
         }
+        let lock = lock(dir)?;
         let mut conn = Connection::open(&path).map_err(backend)?;
         configure(&conn).map_err(backend)?;
         schema::migrate(&mut conn).map_err(backend)?;
-        Ok(conn)
+        Ok((conn, lock))
     }
 
     /// Runs `f` on a read connection, off the async runtime's threads.
@@ -101,6 +110,29 @@ impl SqliteStore {
         conn.interact(move |c| f(c))
             .await
             .map_err(|e| StoreError::Backend(e.to_string()))?
+    }
+}
+
+/// Takes `dir/confab.lock`, exclusively: a second process on the same directory would be a
+/// second writer with its own caches of what the first one writes.
+fn lock(dir: &Path) -> StoreResult<std::fs::File> {
+    let path = dir.join("confab.lock");
+    crate::files::private_file(&path)
+        .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", path.display())))?;
+    let file = std::fs::File::open(&path)
+        .map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Backend(format!(
+            "another confab process is using {} (it holds {}); one process per data \
+             directory: stop that one, or give this one its own --data-dir",
+            dir.display(),
+            path.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(StoreError::Backend(format!(
+            "cannot lock {}: {e}",
+            path.display()
+        ))),
     }
 }
 
@@ -137,5 +169,9 @@ impl Store for SqliteStore {
     async fn close(&self) {
         self.writer.close().await;
         self.readers.close();
+        // The directory is free for the next process, even while this one winds down.
+        if let Ok(mut lock) = self.lock.lock() {
+            lock.take();
+        }
     }
 }
