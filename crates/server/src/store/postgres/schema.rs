@@ -145,6 +145,12 @@ const MIGRATIONS: &[&str] = &[
         holder     TEXT NOT NULL,
         expires_at BIGINT NOT NULL
     );",
+    // 4: messages are found by (conversation_id, seq), never by id, so that unique index
+    // is the key and the index on id (one more insert per message) goes. Ids stay unique
+    // by construction: each node's are distinct (Snowflake, leased node ids).
+    "ALTER TABLE messages DROP CONSTRAINT messages_pkey;
+     ALTER TABLE messages DROP CONSTRAINT messages_conversation_id_seq_key,
+       ADD PRIMARY KEY (conversation_id, seq);",
 ];
 
 /// The schema version this build knows.
