@@ -2,6 +2,7 @@
 //! bus delivers into (`hub.rs`), and the batched persistence of device cursors
 //! (`cursors.rs`).
 
+mod ahead;
 mod cursors;
 mod hub;
 mod session;

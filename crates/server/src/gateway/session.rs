@@ -4,9 +4,11 @@
 //!
 //! Sync: the writer streams the inbox after the device's cursor, registers with the hub,
 //! streams once more to catch what was committed meanwhile, then goes live. Any live entry
-//! already sent is skipped; one that jumps ahead first fills the gap from the store. So the
-//! device sees every entry once, in order, across the switch.
+//! already sent is skipped; one that jumps ahead waits a moment for the entries before it
+//! (`ahead.rs`), then fills the gap from the store. So the device sees every entry once, in
+//! order, across the switch.
 
+use super::ahead::Ahead;
 use super::hub::{Control, Outbound, Registration, offer};
 use crate::addresses::{ClientIp, Held};
 use crate::error::ApiError;
@@ -303,6 +305,7 @@ async fn write_loop(
         user,
         last: cursor,
         control: &control,
+        ahead: Ahead::default(),
     };
     let live = async {
         writer.backlog().await?;
@@ -311,10 +314,16 @@ async fn write_loop(
         // Registered now, so later changes arrive live; these are the ones from before.
         writer.presence().await?;
         loop {
+            let held = writer.ahead.deadline();
             let first = tokio::select! {
                 biased;
                 _ = control.closed() => return Ok(()),
                 item = rx.recv_async() => item.ok(),
+                () = until(held) => {
+                    writer.fill_ahead().await?;
+                    writer.flush().await?;
+                    continue;
+                }
             };
             let Some(first) = first else { return Ok(()) };
             writer.feed(first).await?;
@@ -363,6 +372,17 @@ struct Writer<'a> {
     last: u64,
     /// Where the reader learns how far this session has been sent (see `Control::sent`).
     control: &'a Control,
+    /// Live entries waiting for the ones before them.
+    ahead: Ahead,
+}
+
+/// Resolves at `at`, or never. The timer is boxed: a session waits on it rarely, and an idle
+/// one should not carry its room.
+async fn until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => Box::pin(tokio::time::sleep_until(at)).await,
+        None => std::future::pending().await,
+    }
 }
 
 // The catch-up steps and gap fills are boxed, so their state takes no room in a live
@@ -428,19 +448,52 @@ impl Writer<'_> {
                 if inbox_seq <= self.last {
                     return Ok(()); // already sent by the backlog or a gap fill
                 }
-                while self.last + 1 < inbox_seq {
-                    // A live entry jumped ahead: fetch what is in between first.
-                    self.app.metrics.inbox_gap_fills.inc();
-                    if self.fill(inbox_seq).await? == 0 {
-                        tracing::warn!(user = %self.user, from = self.last, to = inbox_seq, "inbox gap not in the store");
-                        break;
+                if inbox_seq > self.last + 1 {
+                    // Ahead of its turn: wait a moment for the ones before it.
+                    if self.ahead.hold(inbox_seq, message) {
+                        return Ok(());
                     }
+                    return self.fill_ahead().await;
                 }
                 self.write(message_frame(inbox_seq, &message.json)).await?;
                 self.sent(inbox_seq);
+                // Held entries whose turn this was.
+                while let Some((inbox_seq, message)) = self.ahead.next_after(self.last) {
+                    self.write(message_frame(inbox_seq, &message.json)).await?;
+                    self.sent(inbox_seq);
+                }
                 Ok(())
             }
         }
+    }
+
+    /// The wait for entries before the held ones is over (or the hold is full): what is still
+    /// missing comes from the store, then the held entries follow, in order.
+    async fn fill_ahead(&mut self) -> Result<(), ()> {
+        // Gap by gap: the held entries may have gaps between them too.
+        while let Some(first) = self.ahead.first() {
+            while self.last + 1 < first {
+                self.app.metrics.inbox_gap_fills.inc();
+                if self.fill(first).await? == 0 {
+                    tracing::warn!(user = %self.user, from = self.last, to = first, "inbox gap not in the store");
+                    break;
+                }
+            }
+            let mut released = false;
+            while let Some((inbox_seq, message)) = self.ahead.next_after(self.last) {
+                self.write(message_frame(inbox_seq, &message.json)).await?;
+                self.sent(inbox_seq);
+                released = true;
+            }
+            if !released && self.ahead.first() == Some(first) {
+                // Not in the store either: send it rather than hold it forever.
+                if let Some((inbox_seq, message)) = self.ahead.pop_first() {
+                    self.write(message_frame(inbox_seq, &message.json)).await?;
+                    self.sent(inbox_seq);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Notes that the entry `inbox_seq` is on its way to the device.

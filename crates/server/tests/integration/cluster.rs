@@ -271,3 +271,43 @@ async fn node_ids_are_claimed_once_among_live_nodes() {
     assert_eq!(node_id(&c).await, id_a);
     drop(b);
 }
+
+/// Two nodes with no bus between them (the in-process bus): an entry committed on the other
+/// node never arrives live here, so the next live entry is ahead of its turn. After a
+/// moment's hold the session fills the gap from the store: the device still gets every
+/// entry once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_that_never_arrives_live_is_filled_from_the_store() {
+    use crate::harness::{messages, no_message};
+    let db = TestDatabase::new().await;
+    let a = TestServer::with(|c| c.store = db.url()).await;
+    let b = TestServer::with(|c| c.store = db.url()).await;
+    let ada = a.user("ada").await;
+    let ada_on_b = b.login("ada").await;
+    let bob = a.user("bob").await;
+    let chat = ada.client.direct(bob.id()).await.unwrap().id;
+    let (_session, mut events) = bob.connect(0).await;
+
+    // Entries 1 and 3 are committed on b, 2 and 4 on a: this session hears 2 and 4 live,
+    // each ahead of its turn, with a gap before each.
+    ada_on_b
+        .client
+        .send_http(chat, None, "1 on b")
+        .await
+        .unwrap();
+    no_message(&mut events, std::time::Duration::from_millis(300)).await;
+    ada.client.send_http(chat, None, "2 on a").await.unwrap();
+    ada_on_b
+        .client
+        .send_http(chat, None, "3 on b")
+        .await
+        .unwrap();
+    ada.client.send_http(chat, None, "4 on a").await.unwrap();
+    let got = messages(&mut events, 4).await;
+    let got: Vec<(u64, &str)> = got.iter().map(|(s, m)| (*s, m.body.as_str())).collect();
+    assert_eq!(
+        got,
+        vec![(1, "1 on b"), (2, "2 on a"), (3, "3 on b"), (4, "4 on a")]
+    );
+    assert!(a.metric("confab_inbox_gap_fills_total").await >= 1.0);
+}

@@ -17,8 +17,9 @@ use crate::store::{Appended, NewMessage, Refusal, StoreError, StoreResult};
 use confab_proto::{ConversationId, Message, MessageId, MessageKind, Timestamp, UserId};
 use deadpool_postgres::{Pool, Transaction};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 use tokio_postgres::types::ToSql;
 
@@ -26,7 +27,8 @@ use tokio_postgres::types::ToSql;
 const QUEUE: usize = 16_384;
 /// A batch stops growing at this many bytes of text, bounding one statement's size.
 const BATCH_BYTES: usize = 4 << 20;
-/// Batches in flight at once: while one waits for its WAL flush the next is being built.
+/// Batches in flight at once (each committer's conversations are its own): while one waits
+/// for its WAL flush the others go on.
 const COMMITTERS: usize = 4;
 
 struct Job {
@@ -34,26 +36,33 @@ struct Job {
     answer: oneshot::Sender<StoreResult<Appended>>,
 }
 
-/// The queue of sends and the committers that drain it.
+/// The committers, each with its own queue. A conversation's sends always go to the same
+/// one, so batches of different committers on this node touch different conversations and
+/// do not wait for each other's locks (only for a user in conversations of both).
 pub(super) struct Committer {
-    queue: flume::Sender<Job>,
+    queues: Vec<flume::Sender<Job>>,
 }
 
 impl Committer {
     /// Starts the committers on `pool`, each holding at most one connection at a time.
     pub fn start(pool: Pool, batch_max: usize, ids: Arc<Snowflake>, metrics: StoreMetrics) -> Self {
-        let (queue, jobs) = flume::bounded(QUEUE);
         let committers = COMMITTERS.min(pool.status().max_size.div_ceil(2)).max(1);
-        for _ in 0..committers {
-            let (pool, jobs, ids, metrics) =
-                (pool.clone(), jobs.clone(), ids.clone(), metrics.clone());
-            tokio::spawn(async move {
-                while let Some(batch) = next_batch(&jobs, batch_max).await {
-                    commit(&pool, &ids, &metrics, batch).await;
-                }
-            });
-        }
-        Self { queue }
+        let queues = (0..committers)
+            .map(|_| {
+                let (queue, jobs) = flume::bounded(QUEUE / committers);
+                let (pool, ids, metrics) = (pool.clone(), ids.clone(), metrics.clone());
+                let size = BatchSize::new(batch_max);
+                tokio::spawn(async move {
+                    while let Some(batch) = next_batch(&jobs, size.current()).await {
+                        let (sends, started) = (batch.len(), Instant::now());
+                        commit(&pool, &ids, &metrics, batch).await;
+                        size.observe(sends, started.elapsed());
+                    }
+                });
+                queue
+            })
+            .collect();
+        Self { queues }
     }
 
     /// Stores `new` in the next batch; answers once that batch is committed, or with
@@ -63,7 +72,8 @@ impl Committer {
     pub async fn append(&self, new: NewMessage) -> StoreResult<Appended> {
         let stored = async {
             let (answer, answered) = oneshot::channel();
-            self.queue
+            let committer = new.conversation_id.0.unsigned_abs() as usize % self.queues.len();
+            self.queues[committer]
                 .send_async(Job { new, answer })
                 .await
                 .map_err(|_| StoreError::Closed)?;
@@ -76,6 +86,41 @@ impl Committer {
                     "PostgreSQL did not store the send in time".into(),
                 ))
             })
+    }
+}
+
+/// A batch that takes longer than this to commit makes the next ones smaller.
+const SLOW_BATCH: Duration = Duration::from_secs(1);
+
+/// How many sends the next batch may take. A send costs one inbox row per member, so a
+/// batch of sends to big groups holds a hundred times the rows of one of direct messages:
+/// halved after a slow batch, grown back a quarter at a time after fast ones, a batch stays
+/// one that commits well inside the write deadline.
+struct BatchSize {
+    max: usize,
+    now: AtomicUsize,
+}
+
+impl BatchSize {
+    fn new(max: usize) -> Self {
+        Self {
+            max,
+            now: AtomicUsize::new(max),
+        }
+    }
+
+    fn current(&self) -> usize {
+        self.now.load(Ordering::Relaxed)
+    }
+
+    fn observe(&self, sends: usize, took: Duration) {
+        let now = self.current();
+        if took > SLOW_BATCH {
+            self.now.store((sends / 2).clamp(1, now), Ordering::Relaxed);
+        } else if took < SLOW_BATCH / 4 && sends >= now {
+            self.now
+                .store((now + now / 4 + 1).min(self.max), Ordering::Relaxed);
+        }
     }
 }
 
@@ -568,5 +613,33 @@ impl Rows {
         self.pushed.sort_unstable();
         self.pushed.dedup();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slow_batches_shrink_the_next_and_fast_full_ones_grow_it_back() {
+        let size = BatchSize::new(1024);
+        size.observe(1024, Duration::from_secs(2));
+        assert_eq!(size.current(), 512);
+        size.observe(512, Duration::from_secs(2));
+        assert_eq!(size.current(), 256);
+        // A fast batch that was not full says nothing about a bigger one.
+        size.observe(10, Duration::from_millis(10));
+        assert_eq!(size.current(), 256);
+        size.observe(256, Duration::from_millis(10));
+        assert_eq!(size.current(), 321);
+        for _ in 0..20 {
+            let n = size.current();
+            size.observe(n, Duration::from_millis(10));
+        }
+        assert_eq!(size.current(), 1024, "never past the configured most");
+        for _ in 0..20 {
+            size.observe(1, Duration::from_secs(2));
+        }
+        assert_eq!(size.current(), 1, "never below one");
     }
 }
