@@ -204,20 +204,7 @@ async fn a_database_that_goes_away_means_overloaded_then_recovery_and_nothing_lo
 
     postgres.up();
     // The node recovers by itself: the client's retry of the same message goes through.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let during = loop {
-        match ada
-            .client
-            .send_http(chat.id, Some("during".into()), "during the outage")
-            .await
-        {
-            Ok(sent) => break sent.message,
-            Err(e) => {
-                assert!(Instant::now() < deadline, "no recovery: {e}");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
-    };
+    let during = resend_until_stored(&ada.client, chat.id, "during", "during the outage").await;
     let history = bob
         .client
         .messages(chat.id, confab_client::MessagesQuery::after(0).limit(200))
@@ -292,20 +279,7 @@ async fn a_database_that_stops_answering_means_overloaded_within_5_s() {
     );
 
     postgres.signal("CONT");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        match ada
-            .client
-            .send_http(chat.id, Some("frozen".into()), "while frozen")
-            .await
-        {
-            Ok(_) => break,
-            Err(e) => {
-                assert!(Instant::now() < deadline, "no recovery: {e}");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
-    }
+    resend_until_stored(&ada.client, chat.id, "frozen", "while frozen").await;
     let history = bob
         .client
         .messages(chat.id, confab_client::MessagesQuery::after(0).limit(10))
@@ -320,4 +294,27 @@ async fn a_database_that_stops_answering_means_overloaded_within_5_s() {
         1,
         "the send given up on, and its retry, are one message"
     );
+}
+
+/// Retries a send (the same client id each time) until the node, recovered by itself,
+/// stores it; at most 30 s.
+async fn resend_until_stored(
+    client: &confab_client::Client,
+    chat: confab_client::ConversationId,
+    client_msg_id: &str,
+    body: &str,
+) -> confab_client::Message {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match client
+            .send_http(chat, Some(client_msg_id.into()), body)
+            .await
+        {
+            Ok(sent) => return sent.message,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "no recovery: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
 }
