@@ -114,6 +114,14 @@ pub enum ServerFrame {
     Error(FrameError),
 }
 
+impl ServerFrame {
+    /// The frame as the JSON text sent on the socket.
+    pub fn to_json(&self) -> String {
+        // Plain enums of strings and numbers: serialising cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
 /// The payload of an `error` frame.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FrameError {

@@ -52,8 +52,12 @@ pub const HELLO_TIMEOUT_MS: u64 = 10_000;
 
 /// WebSocket close codes.
 pub mod close {
+    /// The session ended normally (the client said goodbye, or was idle past the timeout).
+    pub const NORMAL: u16 = 1000;
     /// Going away: the node is draining; connect elsewhere.
     pub const GOING_AWAY: u16 = 1001;
+    /// The WebSocket protocol itself was broken (a bad frame at the transport level).
+    pub const PROTOCOL_ERROR: u16 = 1002;
     /// A frame was larger than [`super::FRAME_MAX_BYTES`].
     pub const TOO_BIG: u16 = 1009;
     /// Bad or missing token, or the device was logged out.
@@ -66,6 +70,25 @@ pub mod close {
     pub const NOT_JSON: u16 = 4009;
     /// The device already has [`super::SESSIONS_PER_DEVICE`] sessions open; close one.
     pub const TOO_MANY_SESSIONS: u16 = 4010;
+    /// The server could not go on (its store failed); reconnect, to this node or another.
+    pub const INTERNAL: u16 = 1011;
+
+    /// The reason sent with `code`: what happened and what to do.
+    pub fn reason(code: u16) -> &'static str {
+        match code {
+            NORMAL => "",
+            GOING_AWAY => "server draining; reconnect",
+            PROTOCOL_ERROR => "WebSocket protocol error",
+            TOO_BIG => "frame larger than 1 MiB",
+            INTERNAL => "server error; reconnect",
+            UNAUTHORIZED => "bad or revoked token; log in again",
+            NO_HELLO => "no hello in time",
+            TOO_SLOW => "too slow to keep up; reconnect and resync from your cursor",
+            NOT_JSON => "frames must be JSON objects",
+            TOO_MANY_SESSIONS => "this device has too many sessions open; close one",
+            _ => "",
+        }
+    }
 }
 
 /// True when `name` is a valid username.

@@ -331,11 +331,12 @@ impl Presence {
             .into_iter()
             .filter_map(|contact| match book.get(contact) {
                 Some((status @ PresenceStatus::Online, at)) => Some(
-                    crate::gateway::frame_json(&ServerFrame::Presence(PresenceView {
+                    ServerFrame::Presence(PresenceView {
                         user_id: contact,
                         status,
                         last_active_at: Some(at),
-                    }))
+                    })
+                    .to_json()
                     .into(),
                 ),
                 _ => None,
@@ -349,11 +350,12 @@ impl Presence {
         let book = self.book();
         for (to, about) in [(a, b), (b, a)] {
             if let Some((status @ PresenceStatus::Online, at)) = book.get(about) {
-                let frame = crate::gateway::frame_json(&ServerFrame::Presence(PresenceView {
+                let frame = ServerFrame::Presence(PresenceView {
                     user_id: about,
                     status,
                     last_active_at: Some(at),
-                }));
+                })
+                .to_json();
                 self.metrics.presence_events.inc();
                 self.bus.publish(to, UserEvent::Frame(frame.into()));
             }
@@ -414,13 +416,13 @@ impl Presence {
                     continue;
                 }
             };
-            let frame: Arc<str> =
-                crate::gateway::frame_json(&ServerFrame::Presence(PresenceView {
-                    user_id: change.user,
-                    status: change.status,
-                    last_active_at: Some(change.last_active_at),
-                }))
-                .into();
+            let frame: Arc<str> = ServerFrame::Presence(PresenceView {
+                user_id: change.user,
+                status: change.status,
+                last_active_at: Some(change.last_active_at),
+            })
+            .to_json()
+            .into();
             for contact in contacts {
                 self.metrics.presence_events.inc();
                 self.bus.publish(contact, UserEvent::Frame(frame.clone()));

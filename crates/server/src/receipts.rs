@@ -82,12 +82,13 @@ impl Receipts {
                 return tracing::warn!(error = %e, "could not read members; receipt not fanned out");
             }
         };
-        let frame: Arc<str> = crate::gateway::frame_json(&ServerFrame::Receipt {
+        let frame: Arc<str> = ServerFrame::Receipt {
             conversation_id,
             user_id,
             kind,
             seq,
-        })
+        }
+        .to_json()
         .into();
         for member in members.iter().filter(|m| m.is_active()) {
             self.metrics.receipts.inc();

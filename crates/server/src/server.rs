@@ -93,9 +93,10 @@ async fn drain(app: &AppState) {
     let sessions = app.hub.count();
     tracing::info!(sessions, "draining: telling sessions to reconnect");
     // A single node has nowhere else to send clients; they reconnect here once it is back.
-    let frame: Arc<str> = crate::gateway::frame_json(&ServerFrame::Reconnect {
+    let frame: Arc<str> = ServerFrame::Reconnect {
         servers: Vec::new(),
-    })
+    }
+    .to_json()
     .into();
     app.hub.drain(&frame);
     let deadline = tokio::time::Instant::now() + Duration::from_millis(app.config.drain_timeout_ms);

@@ -41,10 +41,11 @@ impl Typing {
                 )
             });
         }
-        let frame: Arc<str> = crate::gateway::frame_json(&ServerFrame::Typing {
+        let frame: Arc<str> = ServerFrame::Typing {
             conversation_id,
             user_id: user,
-        })
+        }
+        .to_json()
         .into();
         for member in members
             .iter()
