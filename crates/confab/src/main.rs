@@ -37,6 +37,10 @@ enum Command {
         /// `postgres://user[:password]@host[:port]/database`.
         #[arg(long)]
         store: Option<String>,
+        /// The cluster bus: NATS URLs separated by commas, `nats://a:4222,nats://b:4222`
+        /// (with a PostgreSQL store the nodes share) [default: none, one node].
+        #[arg(long)]
+        bus: Option<String>,
     },
     /// Print a config file with every setting at its default.
     Config,
@@ -71,6 +75,7 @@ fn main() -> anyhow::Result<()> {
             listen,
             data_dir,
             store,
+            bus,
         } => {
             let mut overrides = Vec::new();
             if let Some(listen) = listen {
@@ -81,6 +86,9 @@ fn main() -> anyhow::Result<()> {
             }
             if let Some(store) = store {
                 overrides.push(("store", store));
+            }
+            if let Some(bus) = bus {
+                overrides.push(("bus", bus));
             }
             let mut config = Config::load(config.as_deref(), &overrides)?;
             init_logs(config.log_format, &config.log);

@@ -22,6 +22,10 @@ pub struct Config {
     pub store: String,
     /// Connections to PostgreSQL this node may hold.
     pub store_connections: usize,
+    /// The cluster bus: empty for this process only (one node), or NATS server URLs
+    /// separated by commas, `nats://a:4222,nats://b:4222`, for several nodes (with a
+    /// PostgreSQL store they share).
+    pub bus: String,
     /// The base URL clients use to reach this node (told by discovery and `reconnect`).
     /// Empty: `http://` + `listen`.
     pub public_url: String,
@@ -150,6 +154,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./confab-data"),
             store: String::new(),
             store_connections: 16,
+            bus: String::new(),
             public_url: String::new(),
             node_id: None,
             heartbeat_interval_ms: 5_000,
@@ -338,6 +343,19 @@ impl Config {
             "store",
             "must be empty, `sqlite`, or a postgres:// URL",
         )?;
+        if !self.bus.is_empty() {
+            crate::bus::nats::servers::parse(&self.bus).map_err(|problem| {
+                ConfigError::Invalid {
+                    setting: "bus",
+                    problem,
+                }
+            })?;
+            check(
+                self.postgres_url().is_some(),
+                "bus",
+                "needs a store the nodes share: set store to a postgres:// URL",
+            )?;
+        }
         check(
             (1..=1024).contains(&self.store_connections),
             "store_connections",
@@ -512,6 +530,26 @@ mod tests {
         };
         assert!(bad.validate().unwrap_err().to_string().contains("store"));
         assert_eq!(Config::default().postgres_url(), None);
+    }
+
+    #[test]
+    fn a_bus_needs_nats_urls_and_a_shared_store() {
+        let on_postgres = |bus: &str| Config {
+            store: "postgres://confab@db/confab".into(),
+            bus: bus.into(),
+            ..Config::default()
+        };
+        on_postgres("nats://a:4222,nats://b:4222")
+            .validate()
+            .unwrap();
+        let e = on_postgres("redis://a").validate().unwrap_err().to_string();
+        assert!(e.contains("`bus`") && e.contains("nats://"), "{e}");
+        let alone = Config {
+            bus: "nats://a:4222".into(),
+            ..Config::default()
+        };
+        let e = alone.validate().unwrap_err().to_string();
+        assert!(e.contains("postgres://"), "{e}");
     }
 
     #[test]

@@ -100,7 +100,7 @@ impl Messaging {
 
     /// Delivers a stored message to the online devices of everyone who got an inbox entry.
     pub fn fan_out(&self, appended: &Appended) {
-        let message = Arc::new(PreparedMessage::new(appended.message.clone()));
+        let message = Arc::new(PreparedMessage::new(&appended.message));
         for &(user, inbox_seq) in &appended.recipients {
             self.bus.publish(
                 user,

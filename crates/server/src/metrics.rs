@@ -60,6 +60,18 @@ pub struct Metrics {
     pub push_subscriptions_dropped: Counter,
     /// Seconds per request to a push provider.
     pub push_send_seconds: Histogram,
+    /// Events written to the cluster bus.
+    pub bus_published: Counter,
+    /// Events received from the cluster bus.
+    pub bus_received: Counter,
+    /// Events the bus could not carry (queue full, too large, unreadable); sync repairs them.
+    pub bus_dropped: Counter,
+    /// Connections made to the cluster bus, reconnects included.
+    pub bus_connects: Counter,
+    /// 1 while connected to the cluster bus.
+    pub bus_connected: Gauge,
+    /// Users whose events this node subscribes to on the cluster bus.
+    pub bus_subscriptions: Gauge,
     resident_memory: Gauge,
     /// Opened at start, so the gauge stays readable when the process is out of descriptors.
     statm: std::sync::Mutex<Option<std::fs::File>>,
@@ -93,6 +105,12 @@ impl Metrics {
             push_skipped: Counter::default(),
             push_subscriptions_dropped: Counter::default(),
             push_send_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            bus_published: Counter::default(),
+            bus_received: Counter::default(),
+            bus_dropped: Counter::default(),
+            bus_connects: Counter::default(),
+            bus_connected: Gauge::default(),
+            bus_subscriptions: Gauge::default(),
             resident_memory: Gauge::default(),
             statm: std::sync::Mutex::new(std::fs::File::open("/proc/self/statm").ok()),
         };
@@ -205,6 +223,36 @@ impl Metrics {
             "push_send_seconds",
             "Seconds per request to a push provider",
             m.push_send_seconds.clone(),
+        );
+        confab.register(
+            "bus_published",
+            "Events written to the cluster bus",
+            m.bus_published.clone(),
+        );
+        confab.register(
+            "bus_received",
+            "Events received from the cluster bus",
+            m.bus_received.clone(),
+        );
+        confab.register(
+            "bus_dropped",
+            "Events the cluster bus could not carry (sync repairs them)",
+            m.bus_dropped.clone(),
+        );
+        confab.register(
+            "bus_connects",
+            "Connections made to the cluster bus, reconnects included",
+            m.bus_connects.clone(),
+        );
+        confab.register(
+            "bus_connected",
+            "1 while connected to the cluster bus",
+            m.bus_connected.clone(),
+        );
+        confab.register(
+            "bus_subscriptions",
+            "Users whose events this node subscribes to on the cluster bus",
+            m.bus_subscriptions.clone(),
         );
         Self {
             registry,

@@ -61,6 +61,13 @@ pub async fn run(
         let shutdown = shutdown.clone();
         async move { app.node.run(shutdown).await }
     });
+    // The bus outlives the drain: sessions still waiting to move get their events.
+    let bus_stop = CancellationToken::new();
+    let bus = tokio::spawn({
+        let app = app.clone();
+        let stop = bus_stop.clone();
+        async move { app.bus.run(stop).await }
+    });
     let drain = {
         let app = app.clone();
         let shutdown = shutdown.clone();
@@ -77,6 +84,8 @@ pub async fn run(
     };
     let serve = crate::connections::serve(listener, router(app.clone()), &app, shutdown.clone());
     tokio::join!(serve, drain, metrics);
+    bus_stop.cancel();
+    let _ = bus.await;
     let _ = upkeep.await;
     let _ = presence.await;
     let _ = push.await;

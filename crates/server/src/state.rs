@@ -5,6 +5,7 @@ use crate::accounts::Accounts;
 use crate::addresses::{PerAddress, TrustedProxies};
 use crate::bus::Bus;
 use crate::bus::local::LocalBus;
+use crate::bus::nats::NatsBus;
 use crate::config::Config;
 use crate::conversations::Conversations;
 use crate::gateway::{CursorBook, Hub};
@@ -130,7 +131,19 @@ impl App {
             .await
             .map_err(StartError::Setting)?;
         let hub = Arc::new(Hub::new(metrics.clone()));
-        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(hub.clone()));
+        let bus: Arc<dyn Bus> = if config.bus.is_empty() {
+            Arc::new(LocalBus::new(hub.clone()))
+        } else {
+            Arc::new(
+                NatsBus::new(
+                    &config.bus,
+                    format!("confab-node-{}", node.id()),
+                    hub.clone(),
+                    metrics.clone(),
+                )
+                .map_err(StartError::Setting)?,
+            )
+        };
         let sends = RateLimiter::per_second(config.send_rate_per_sec, config.send_burst);
         let push = Arc::new(
             Pusher::new(&config, &vapid_pem, store.clone(), metrics.clone())

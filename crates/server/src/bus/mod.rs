@@ -1,27 +1,35 @@
 //! The `Bus` seam: carries events addressed to users to whichever node holds their
 //! sessions. It is a hint, never the truth: an event lost here is repaired by sync from the
 //! store (a session fills inbox gaps before going on). The in-process bus (`local.rs`) is
-//! the default; a cluster bus subscribes once per node and hands events to the same hub.
+//! the default; the NATS bus (`nats/`) subscribes to a user's subject while this node holds
+//! a session of theirs and hands what arrives to the same hub.
 
+mod interest;
 pub mod local;
+pub mod nats;
+mod wire;
+
+pub use interest::Interest;
 
 use confab_proto::{DeviceId, Message, UserId};
+use futures_util::future::BoxFuture;
 use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 /// A message serialised once, shared by every session that delivers it.
 #[derive(Debug)]
 pub struct PreparedMessage {
-    /// The message.
-    pub message: Message,
     /// Its JSON, spliced into each session's `message` frame.
     pub json: String,
 }
 
 impl PreparedMessage {
     /// Serialises `message`.
-    pub fn new(message: Message) -> Self {
-        let json = serde_json::to_string(&message).unwrap_or_default();
-        Self { message, json }
+    pub fn new(message: &Message) -> Self {
+        Self {
+            json: serde_json::to_string(message).unwrap_or_default(),
+        }
     }
 }
 
@@ -46,4 +54,23 @@ pub enum UserEvent {
 pub trait Bus: Send + Sync {
     /// Sends `event` to every session of `user`, on whatever node.
     fn publish(&self, user: UserId, event: UserEvent);
+
+    /// Resolves once events for `user` published from now on reach this node's hub. A
+    /// session awaits it (bounded) after going live and before its last read of the store,
+    /// so nothing committed in between is missed. The in-process bus is always listening.
+    fn listen(&self, _user: UserId) -> BoxFuture<'static, ()> {
+        Box::pin(std::future::ready(()))
+    }
+
+    /// How long after going live a session reads the store once more, for a bus whose
+    /// subscriptions reach other publishers only after a delay (a NATS cluster spreads a
+    /// new subscription to its other servers asynchronously).
+    fn recheck_after(&self) -> Option<Duration> {
+        None
+    }
+
+    /// Keeps the bus connected until `shutdown`. The in-process bus has nothing to run.
+    fn run(&self, _shutdown: CancellationToken) -> BoxFuture<'_, ()> {
+        Box::pin(std::future::ready(()))
+    }
 }

@@ -90,7 +90,7 @@ mod tests {
     use confab_proto::{ConversationId, Message, MessageId, MessageKind, Timestamp, UserId};
 
     fn message(seq: u64) -> Arc<PreparedMessage> {
-        Arc::new(PreparedMessage::new(Message {
+        Arc::new(PreparedMessage::new(&Message {
             id: MessageId(seq as i64),
             conversation_id: ConversationId(1),
             seq,

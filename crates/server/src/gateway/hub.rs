@@ -3,14 +3,15 @@
 //! with 4008 and counted: it reconnects and resyncs from its cursor, and nobody else waits
 //! for it.
 
-use crate::bus::{PreparedMessage, UserEvent};
+use crate::bus::{Interest, PreparedMessage, UserEvent};
 use crate::metrics::Metrics;
 use confab_proto::limits::{SESSIONS_PER_DEVICE, close};
 use confab_proto::{DeviceId, UserId};
 use flume::{Sender, TrySendError};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// What a session's writer sends.
@@ -25,6 +26,9 @@ pub enum Outbound {
     },
     /// A finished frame.
     Frame(Arc<str>),
+    /// Read the inbox after the last entry sent: events may have been lost (the bus
+    /// reconnected).
+    CatchUp,
 }
 
 /// How a session is told to end, and with which close code.
@@ -94,6 +98,8 @@ pub struct Hub {
     /// Registered (authenticated) sessions.
     count: AtomicUsize,
     metrics: Arc<Metrics>,
+    /// Told when a user's last session here leaves, for a bus that subscribes per user.
+    interest: OnceLock<Arc<Interest>>,
 }
 
 /// Counts one open socket; uncounts on drop.
@@ -132,6 +138,9 @@ impl Drop for Registration {
             entries.retain(|e| e.id != self.id);
             if entries.is_empty() {
                 shard.remove(&self.user);
+                if let Some(interest) = self.hub.interest.get() {
+                    interest.changed(self.user);
+                }
             }
         }
         drop(shard);
@@ -149,7 +158,54 @@ impl Hub {
             sockets: Arc::new(AtomicUsize::new(0)),
             count: AtomicUsize::new(0),
             metrics,
+            interest: OnceLock::new(),
         }
+    }
+
+    /// From now on, `interest` hears of every user whose last session here leaves (their
+    /// first session tells the bus itself, see [`crate::bus::Bus::listen`]).
+    pub fn report_departures(&self, interest: Arc<Interest>) {
+        let _ = self.interest.set(interest);
+    }
+
+    /// The users with a session here.
+    pub fn users(&self) -> Vec<UserId> {
+        let mut users = Vec::with_capacity(self.count());
+        for shard in &self.shards {
+            let shard = shard
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            users.extend(shard.keys().copied());
+        }
+        users
+    }
+
+    /// Tells every live session to read its inbox from the store, spread evenly `over` this
+    /// long so the store is not asked all at once.
+    pub fn catch_up_all(&self, over: Duration) {
+        let mut sessions = Vec::with_capacity(self.count());
+        for shard in &self.shards {
+            let shard = shard
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            sessions.extend(
+                shard
+                    .values()
+                    .flatten()
+                    .filter(|e| e.live)
+                    .map(|e| (e.tx.clone(), e.control.clone())),
+            );
+        }
+        let metrics = self.metrics.clone();
+        tokio::spawn(async move {
+            let step = over / u32::try_from(sessions.len().max(1)).unwrap_or(u32::MAX);
+            let mut next = tokio::time::Instant::now();
+            for (tx, control) in sessions {
+                tokio::time::sleep_until(next).await;
+                next += step;
+                offer(&tx, &control, Outbound::CatchUp, &metrics);
+            }
+        });
     }
 
     fn shard(&self, user: UserId) -> MutexGuard<'_, HashMap<UserId, Vec<Entry>>> {

@@ -22,6 +22,8 @@ use tokio::time::timeout;
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Frames written before one flush.
 const WRITE_BATCH: usize = 64;
+/// How long a new session waits for the bus to confirm it listens for its user.
+const LISTEN_WAIT: Duration = Duration::from_secs(2);
 
 /// What the writer task owns.
 pub(super) struct WriterTask {
@@ -67,9 +69,16 @@ async fn write_loop(
     let live = async {
         writer.backlog().await?;
         registration.go_live();
+        // A bus that is down or slow to confirm does not hold the session back: what it
+        // misses, the catch-up after it reconnects brings.
+        let _ = timeout(LISTEN_WAIT, app.bus.listen(user)).await;
         writer.backlog().await?;
         // Registered now, so later changes arrive live; these are the ones from before.
         writer.presence().await?;
+        let mut recheck = app
+            .bus
+            .recheck_after()
+            .map(|after| tokio::time::Instant::now() + after);
         loop {
             let held = writer.ahead.deadline();
             let first = tokio::select! {
@@ -78,6 +87,12 @@ async fn write_loop(
                 item = rx.recv_async() => item.ok(),
                 () = until(held) => {
                     writer.fill_ahead().await?;
+                    writer.flush().await?;
+                    continue;
+                }
+                () = until(recheck) => {
+                    recheck = None;
+                    writer.feed(Outbound::CatchUp).await?;
                     writer.flush().await?;
                     continue;
                 }
@@ -201,6 +216,15 @@ impl Writer<'_> {
     async fn feed(&mut self, item: Outbound) -> Result<(), ()> {
         match item {
             Outbound::Frame(frame) => self.write(Utf8Bytes::from(frame.as_ref())).await,
+            Outbound::CatchUp => {
+                self.backlog().await?;
+                // Held entries the store did not have yet (committed since) follow.
+                while let Some((inbox_seq, message)) = self.ahead.next_after(self.last) {
+                    self.write(message_frame(inbox_seq, &message.json)).await?;
+                    self.sent(inbox_seq);
+                }
+                Ok(())
+            }
             Outbound::Message { inbox_seq, message } => {
                 if inbox_seq <= self.last {
                     return Ok(()); // already sent by the backlog or a gap fill
