@@ -200,10 +200,17 @@ impl NatsCluster {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         'wait: loop {
             if tokio::time::Instant::now() > deadline {
-                bail!(
-                    "the NATS cluster did not come up in 30 s; see the logs in {}",
-                    self.log_dir().display()
-                );
+                let mut logs = String::new();
+                for i in 0..size {
+                    let log = std::fs::read_to_string(self.dir.path().join(format!("n{i}.log")))
+                        .unwrap_or_default();
+                    let lines: Vec<&str> = log.lines().collect();
+                    logs.push_str(&format!(
+                        "\n--- n{i}:\n{}",
+                        lines[lines.len().saturating_sub(8)..].join("\n")
+                    ));
+                }
+                bail!("the NATS cluster did not come up in 30 s; the servers' logs end:{logs}");
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
             for p in &self.ports {

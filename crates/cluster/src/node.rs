@@ -3,7 +3,7 @@
 
 use anyhow::{Context, bail};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 /// A running node.
@@ -38,7 +38,7 @@ impl Node {
         cmd.args(["serve", "--listen", &listen, "--store", config.store])
             .arg("--data-dir")
             .arg(dir.path())
-            .stdout(Stdio::null())
+            .stdout(log.try_clone()?)
             .stderr(log);
         // Only the settings given here: not the ones of whoever runs the cluster.
         for (k, _) in std::env::vars_os() {
@@ -72,6 +72,11 @@ impl Node {
             "confab did not start on {listen}; its log: {}",
             node.log_tail()
         )
+    }
+
+    /// The node's whole log.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("confab.log")).unwrap_or_default()
     }
 
     /// The start of the node's log, for a failure message (a panic's backtrace follows it).

@@ -178,8 +178,18 @@ async fn send_through(cluster: &mut Cluster, mut trouble: impl AsyncFnMut(&mut C
     for i in 0..SENDS {
         trouble(cluster, i).await;
         sender
-            .send_in_order(chat, &format!("m{i}"), &format!("hello {i}"))
+            .send(chat, &format!("m{i}"), &format!("hello {i}"))
             .await;
+        if sender
+            .take(Duration::from_secs(10), |f| f["type"] == "ack")
+            .await
+            .is_none()
+        {
+            for node in &cluster.nodes {
+                eprintln!("==== {}\n{}", node.url, node.log());
+            }
+            panic!("no ack for m{i}");
+        }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     trouble(cluster, SENDS).await;

@@ -178,7 +178,13 @@ impl Device {
             let frame = self
                 .take(PATIENCE, |f| f["type"] == "ack" || f["type"] == "error")
                 .await
-                .unwrap_or_else(|| panic!("only {} of {n} acks came", acks.len()));
+                .unwrap_or_else(|| {
+                    panic!(
+                        "only {} of {n} acks came (closed: {:?})",
+                        acks.len(),
+                        self.closed
+                    )
+                });
             assert_eq!(frame["type"], "ack", "a send failed: {frame}");
             acks.push(frame);
         }

@@ -47,6 +47,9 @@ pub enum UserEvent {
     Frame(Arc<str>),
     /// The device logged out or was removed: close its sessions with 4001.
     Revoked(DeviceId),
+    /// Events for this user may have been lost on the way: read the inbox from the store
+    /// (and check the device still exists).
+    CatchUp,
 }
 
 /// Publishes user-addressed events. Publishing never waits: a bus that cannot take an event

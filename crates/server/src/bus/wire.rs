@@ -5,11 +5,13 @@
 //! - `1m<inbox_seq>\n<message JSON>`
 //! - `1f\n<frame JSON>`
 //! - `1r<device_id>`
+//! - `1c` (catch up from the store)
 //!
 //! A node that does not know a version drops the event (the bus is a hint; sync repairs).
 
 use super::{PreparedMessage, UserEvent};
 use confab_proto::DeviceId;
+use confab_proto::limits::SEQ_MAX;
 use std::sync::Arc;
 
 const VERSION: u8 = b'1';
@@ -32,27 +34,36 @@ pub fn encode(event: &UserEvent, out: &mut Vec<u8>) {
             out.push(b'r');
             out.extend_from_slice(device.0.to_string().as_bytes());
         }
+        UserEvent::CatchUp => out.push(b'c'),
     }
 }
 
 /// The event in `bytes`, or `None` when they are not one this node understands.
 pub fn decode(bytes: &[u8]) -> Option<UserEvent> {
-    let text = std::str::from_utf8(bytes).ok()?;
-    let rest = text.strip_prefix(VERSION as char)?;
-    let kind = rest.chars().next()?;
-    let rest = &rest[1..];
+    let (&version, rest) = bytes.split_first()?;
+    let (&kind, rest) = rest.split_first()?;
+    if version != VERSION {
+        return None;
+    }
+    let rest = std::str::from_utf8(rest).ok()?;
     match kind {
-        'm' => {
+        b'm' => {
             let (seq, json) = rest.split_once('\n')?;
+            let inbox_seq: u64 = seq.parse().ok()?;
+            // What a store can number; anything past it is not a real entry.
+            if inbox_seq > SEQ_MAX {
+                return None;
+            }
             Some(UserEvent::Message {
-                inbox_seq: seq.parse().ok()?,
+                inbox_seq,
                 message: Arc::new(PreparedMessage {
                     json: json.to_owned(),
                 }),
             })
         }
-        'f' => Some(UserEvent::Frame(rest.strip_prefix('\n')?.into())),
-        'r' => Some(UserEvent::Revoked(DeviceId(rest.parse().ok()?))),
+        b'f' => Some(UserEvent::Frame(rest.strip_prefix('\n')?.into())),
+        b'r' => Some(UserEvent::Revoked(DeviceId(rest.parse().ok()?))),
+        b'c' if rest.is_empty() => Some(UserEvent::CatchUp),
         _ => None,
     }
 }
@@ -88,6 +99,7 @@ mod tests {
             panic!("not a revocation")
         };
         assert_eq!(device, DeviceId(-7));
+        assert!(matches!(round_trip(UserEvent::CatchUp), UserEvent::CatchUp));
     }
 
     #[test]
@@ -100,6 +112,9 @@ mod tests {
             b"1mten\n{}",
             b"1f{}",
             b"1r",
+            b"1c!",
+            "1é".as_bytes(),
+            b"1m9223372036854775808\n{}",
             b"\xff",
         ] {
             assert!(decode(bytes).is_none(), "{bytes:?}");

@@ -9,7 +9,7 @@ use confab_proto::limits::{SESSIONS_PER_DEVICE, close};
 use confab_proto::{DeviceId, UserId};
 use flume::{Sender, TrySendError};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -38,6 +38,8 @@ pub struct Control {
     code: AtomicU16,
     /// The newest inbox entry the writer has sent: how far a `delivered` may go.
     sent: AtomicU64,
+    /// A catch-up is queued and not yet begun: another one would read the same.
+    catch_up_queued: AtomicBool,
 }
 
 impl Control {
@@ -72,6 +74,11 @@ impl Control {
         self.sent.load(Ordering::Relaxed)
     }
 
+    /// The writer begins a queued catch-up: later ones are queued anew.
+    pub fn begin_catch_up(&self) {
+        self.catch_up_queued.store(false, Ordering::Relaxed);
+    }
+
     /// Has the session been told to end?
     pub fn is_closed(&self) -> bool {
         self.cancel.is_cancelled()
@@ -100,6 +107,8 @@ pub struct Hub {
     metrics: Arc<Metrics>,
     /// Told when a user's last session here leaves, for a bus that subscribes per user.
     interest: OnceLock<Arc<Interest>>,
+    /// The catch-up of every session still being spread out, if one is.
+    catching_up: Mutex<Option<tokio::task::AbortHandle>>,
 }
 
 /// Counts one open socket; uncounts on drop.
@@ -159,6 +168,7 @@ impl Hub {
             count: AtomicUsize::new(0),
             metrics,
             interest: OnceLock::new(),
+            catching_up: Mutex::new(None),
         }
     }
 
@@ -181,7 +191,7 @@ impl Hub {
     }
 
     /// Tells every live session to read its inbox from the store, spread evenly `over` this
-    /// long so the store is not asked all at once.
+    /// long so the store is not asked all at once. A call replaces one still spreading.
     pub fn catch_up_all(&self, over: Duration) {
         let mut sessions = Vec::with_capacity(self.count());
         for shard in &self.shards {
@@ -197,15 +207,22 @@ impl Hub {
             );
         }
         let metrics = self.metrics.clone();
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             let step = over / u32::try_from(sessions.len().max(1)).unwrap_or(u32::MAX);
             let mut next = tokio::time::Instant::now();
             for (tx, control) in sessions {
                 tokio::time::sleep_until(next).await;
                 next += step;
-                offer(&tx, &control, Outbound::CatchUp, &metrics);
+                catch_up(&tx, &control, &metrics);
             }
         });
+        let mut spreading = self
+            .catching_up
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(earlier) = spreading.replace(task.abort_handle()) {
+            earlier.abort();
+        }
     }
 
     fn shard(&self, user: UserId) -> MutexGuard<'_, HashMap<UserId, Vec<Entry>>> {
@@ -293,6 +310,10 @@ impl Hub {
                     }
                 }
                 UserEvent::Frame(frame) => Outbound::Frame(frame.clone()),
+                UserEvent::CatchUp => {
+                    catch_up(&entry.tx, &entry.control, &self.metrics);
+                    continue;
+                }
                 UserEvent::Revoked(device) => {
                     if *device == entry.device {
                         entry.control.close(close::UNAUTHORIZED);
@@ -315,6 +336,13 @@ impl Hub {
                 entry.control.close(close::GOING_AWAY);
             }
         }
+    }
+}
+
+/// Queues a catch-up unless one is queued already.
+fn catch_up(tx: &Sender<Outbound>, control: &Control, metrics: &Metrics) {
+    if !control.catch_up_queued.swap(true, Ordering::Relaxed) {
+        offer(tx, control, Outbound::CatchUp, metrics);
     }
 }
 

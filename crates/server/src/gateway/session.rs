@@ -18,6 +18,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::timeout;
 
+/// How long a new session waits for the bus to confirm it listens for its user.
+const LISTEN_WAIT: Duration = Duration::from_secs(2);
+
 /// The socket's writing half.
 pub(super) type Sink = SplitSink<WebSocket, Ws>;
 /// The socket's reading half.
@@ -60,6 +63,10 @@ async fn session(mut sink: Sink, mut stream: Stream, app: AppState, hello: Optio
         close_now(&mut sink, close::TOO_MANY_SESSIONS).await;
         return;
     };
+    // Events for the user reach this node from now on (a bus that is down or slow to
+    // confirm does not hold the session back: the catch-up after it reconnects covers it);
+    // a logout on any node after the look at the token below reaches this session.
+    let _ = timeout(LISTEN_WAIT, app.bus.listen(user)).await;
     still_authorized(&app, &token, &control).await;
     drop(token);
     let writer = WriterTask {
@@ -69,6 +76,7 @@ async fn session(mut sink: Sink, mut stream: Stream, app: AppState, hello: Optio
         control: control.clone(),
         app: app.clone(),
         user,
+        device: device_id,
         cursor,
     }
     .spawn();

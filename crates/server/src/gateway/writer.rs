@@ -9,8 +9,8 @@ use super::hub::{Control, Outbound, Registration};
 use super::session::{Sink, close_now};
 use crate::state::AppState;
 use axum::extract::ws::{Message as Ws, Utf8Bytes};
-use confab_proto::UserId;
 use confab_proto::limits::{PAGE_MAX, close};
+use confab_proto::{DeviceId, UserId};
 use flume::Receiver;
 use futures_util::SinkExt;
 use futures_util::future::BoxFuture;
@@ -22,8 +22,6 @@ use tokio::time::timeout;
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Frames written before one flush.
 const WRITE_BATCH: usize = 64;
-/// How long a new session waits for the bus to confirm it listens for its user.
-const LISTEN_WAIT: Duration = Duration::from_secs(2);
 
 /// What the writer task owns.
 pub(super) struct WriterTask {
@@ -35,6 +33,7 @@ pub(super) struct WriterTask {
     pub control: Arc<Control>,
     pub app: AppState,
     pub user: UserId,
+    pub device: DeviceId,
     /// The inbox entry the device has.
     pub cursor: u64,
 }
@@ -55,6 +54,7 @@ async fn write_loop(
         control,
         app,
         user,
+        device,
         cursor,
     }: WriterTask,
 ) {
@@ -62,6 +62,7 @@ async fn write_loop(
         sink: &mut sink,
         app: &app,
         user,
+        device,
         last: cursor,
         control: &control,
         ahead: Ahead::default(),
@@ -69,9 +70,6 @@ async fn write_loop(
     let live = async {
         writer.backlog().await?;
         registration.go_live();
-        // A bus that is down or slow to confirm does not hold the session back: what it
-        // misses, the catch-up after it reconnects brings.
-        let _ = timeout(LISTEN_WAIT, app.bus.listen(user)).await;
         writer.backlog().await?;
         // Registered now, so later changes arrive live; these are the ones from before.
         writer.presence().await?;
@@ -81,10 +79,10 @@ async fn write_loop(
             .map(|after| tokio::time::Instant::now() + after);
         loop {
             let held = writer.ahead.deadline();
+            // Timers first, so a steady stream of frames cannot put them off.
             let first = tokio::select! {
                 biased;
                 _ = control.closed() => return Ok(()),
-                item = rx.recv_async() => item.ok(),
                 () = until(held) => {
                     writer.fill_ahead().await?;
                     writer.flush().await?;
@@ -92,10 +90,11 @@ async fn write_loop(
                 }
                 () = until(recheck) => {
                     recheck = None;
-                    writer.feed(Outbound::CatchUp).await?;
+                    writer.catch_up().await?;
                     writer.flush().await?;
                     continue;
                 }
+                item = rx.recv_async() => item.ok(),
             };
             let Some(first) = first else { return Ok(()) };
             writer.feed(first).await?;
@@ -116,6 +115,11 @@ async fn write_loop(
         result = live => result,
     };
     drop(registration);
+    if result.is_err() {
+        // The socket or the store failed the writer: the session ends with it (the reader
+        // too), so no send is acked into a queue nobody writes.
+        control.close(close::INTERNAL);
+    }
     let code = control.code().unwrap_or(close::NORMAL);
     if result.is_ok() && (code == close::GOING_AWAY || code == close::NORMAL) {
         // Finished frames queued before the close (a drain's `reconnect`) still go out, best
@@ -141,6 +145,7 @@ struct Writer<'a> {
     sink: &'a mut Sink,
     app: &'a AppState,
     user: UserId,
+    device: DeviceId,
     last: u64,
     /// Where the reader learns how far this session has been sent (see `Control::sent`).
     control: &'a Control,
@@ -217,13 +222,13 @@ impl Writer<'_> {
         match item {
             Outbound::Frame(frame) => self.write(Utf8Bytes::from(frame.as_ref())).await,
             Outbound::CatchUp => {
-                self.backlog().await?;
-                // Held entries the store did not have yet (committed since) follow.
-                while let Some((inbox_seq, message)) = self.ahead.next_after(self.last) {
-                    self.write(message_frame(inbox_seq, &message.json)).await?;
-                    self.sent(inbox_seq);
+                self.control.begin_catch_up();
+                // Events may have been lost, a logout among them.
+                if !self.device_exists().await? {
+                    self.control.close(close::UNAUTHORIZED);
+                    return Err(());
                 }
-                Ok(())
+                self.catch_up().await
             }
             Outbound::Message { inbox_seq, message } => {
                 if inbox_seq <= self.last {
@@ -267,14 +272,31 @@ impl Writer<'_> {
                 released = true;
             }
             if !released && self.ahead.first() == Some(first) {
-                // Not in the store either: send it rather than hold it forever.
-                if let Some((inbox_seq, message)) = self.ahead.pop_first() {
-                    self.write(message_frame(inbox_seq, &message.json)).await?;
-                    self.sent(inbox_seq);
-                }
+                // The entries before it are not in the store, so neither is it (commits
+                // come before events): not a real entry. Dropped, never sent.
+                tracing::warn!(user = %self.user, inbox_seq = first, "a live entry the store does not have; dropped");
+                self.ahead.pop_first();
             }
         }
         Ok(())
+    }
+
+    /// Sends what the store has after `last`, then the held entries that follow it.
+    async fn catch_up(&mut self) -> Result<(), ()> {
+        self.backlog().await?;
+        while let Some((inbox_seq, message)) = self.ahead.next_after(self.last) {
+            self.write(message_frame(inbox_seq, &message.json)).await?;
+            self.sent(inbox_seq);
+        }
+        Ok(())
+    }
+
+    /// Is the session's device still logged in?
+    async fn device_exists(&self) -> Result<bool, ()> {
+        let devices = self.app.store.devices(self.user).await.map_err(|e| {
+            tracing::warn!(user = %self.user, error = %e, "could not read the devices; closing the session");
+        })?;
+        Ok(devices.iter().any(|d| d.id == self.device))
     }
 
     /// Notes that the entry `inbox_seq` is on its way to the device.

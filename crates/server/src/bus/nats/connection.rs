@@ -6,7 +6,7 @@
 
 use super::protocol::{self, Info, ServerOp};
 use super::servers::Server;
-use super::{NatsBus, subject, subject_user};
+use super::{EVERYONE, NatsBus, RECHECK, subject, subject_user};
 use crate::bus::{UserEvent, wire};
 use crate::gateway::Hub;
 use crate::metrics::Metrics;
@@ -15,12 +15,13 @@ use confab_proto::UserId;
 use rand::Rng;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::timeout;
+use tokio::time::{Instant, MissedTickBehavior, timeout};
 use tokio_util::sync::CancellationToken;
 
 /// Time to connect and finish the handshake with one server.
@@ -29,8 +30,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often the connection is checked with a `PING`.
 const PING_EVERY: Duration = Duration::from_secs(2);
-/// Pings without an answer after which the connection is taken for dead.
-const PINGS_OUT_MAX: usize = 2;
+/// Ping intervals without an answer after which the connection is taken for dead.
+const PINGS_OUT_MAX: u32 = 2;
 /// Pause after a round of failed connects, doubling up to the last.
 const BACKOFF: [u64; 6] = [50, 100, 250, 500, 1_000, 2_000];
 /// Publishes written per turn of the loop, so pings and subscriptions are not starved.
@@ -42,7 +43,6 @@ const PAYLOAD_MAX_DEFAULT: usize = 1 << 20;
 pub(super) async fn run(bus: &NatsBus, shutdown: CancellationToken) {
     let mut servers = bus.servers.clone();
     let mut failures = 0_usize;
-    let mut reconnect = false;
     while !shutdown.is_cancelled() {
         let connected = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -65,18 +65,26 @@ pub(super) async fn run(bus: &NatsBus, shutdown: CancellationToken) {
         };
         failures = 0;
         learn(&mut servers, &conn.info, &bus.servers);
-        tracing::info!(server = %server, reconnect, "connected to NATS");
+        tracing::info!(server = %server, "connected to NATS");
         bus.metrics.bus_connects.inc();
         bus.metrics.bus_connected.set(1);
+        bus.connected.store(true, Ordering::Relaxed);
         let ended = tokio::select! {
             _ = shutdown.cancelled() => None,
-            ended = serve(bus, conn, reconnect) => Some(ended),
+            ended = serve(bus, conn) => Some(ended),
         };
+        bus.connected.store(false, Ordering::Relaxed);
+        // What was waiting to go out will not: those users' sessions elsewhere catch up.
+        let mut waiting = Vec::new();
+        while let Ok((user, event)) = bus.pending.try_recv() {
+            bus.dequeued(&event);
+            waiting.push(user);
+        }
+        bus.lose_all(waiting);
         bus.metrics.bus_connected.set(0);
         bus.metrics.bus_subscriptions.set(0);
         let Some(error) = ended else { return };
         tracing::warn!(server = %server, %error, "lost the NATS connection; reconnecting, then every session catches up from the store");
-        reconnect = true;
     }
 }
 
@@ -167,16 +175,17 @@ enum FromReader {
 }
 
 /// Waiting for the answer to one `PING`: what it confirms.
-#[derive(Default)]
 struct Confirm {
+    /// When the ping went out.
+    sent_at: Instant,
     /// Sessions waiting for the subscriptions written before the ping.
     waiters: Vec<oneshot::Sender<()>>,
-    /// The first ping after a reconnect: once answered, every session catches up.
-    catch_up: bool,
+    /// Users whose events were written before the ping: lost if no answer comes.
+    published: Vec<UserId>,
 }
 
 /// Runs one connection until it fails; the reason.
-async fn serve(bus: &NatsBus, conn: Conn, reconnect: bool) -> String {
+async fn serve(bus: &NatsBus, conn: Conn) -> String {
     let payload_max = match conn.info.max_payload {
         0 => PAYLOAD_MAX_DEFAULT,
         n => n,
@@ -186,6 +195,7 @@ async fn serve(bus: &NatsBus, conn: Conn, reconnect: bool) -> String {
     let reader = tokio::spawn(read_loop(
         read,
         conn.buf,
+        payload_max,
         bus.hub.clone(),
         bus.metrics.clone(),
         from_reader,
@@ -195,80 +205,21 @@ async fn serve(bus: &NatsBus, conn: Conn, reconnect: bool) -> String {
         out: Vec::with_capacity(64 * 1024),
         scratch: Vec::new(),
         subs: HashMap::new(),
-        next_sid: 1,
+        next_sid: 2,
         payload_max,
+        published: Vec::new(),
+        confirms: VecDeque::new(),
         bus,
     };
-    // Events published while disconnected are stale; the catch-up brings what they carried.
-    while bus.pending.try_recv().is_ok() {}
-    // A fresh connection holds no subscriptions: every user here, again.
-    let users = bus.hub.users();
-    for user in users {
-        writer.reconcile(user);
-        if writer.out.len() >= 64 * 1024
-            && let Err(e) = writer.flush(&mut write).await
-        {
-            return e;
-        }
-    }
-    let mut confirms = VecDeque::new();
-    protocol::ping(&mut writer.out);
-    confirms.push_back(Confirm {
-        waiters: Vec::new(),
-        catch_up: reconnect,
-    });
-    let mut pinger = tokio::time::interval(PING_EVERY);
-    pinger.reset();
-    loop {
-        tokio::select! {
-            event = events.recv() => match event {
-                Some(FromReader::Ping) => protocol::pong(&mut writer.out),
-                Some(FromReader::Pong) => {
-                    let Some(confirm) = confirms.pop_front() else {
-                        return "a PONG for no PING".into();
-                    };
-                    for waiter in confirm.waiters {
-                        let _ = waiter.send(());
-                    }
-                    if confirm.catch_up {
-                        let sessions = u64::try_from(bus.hub.count()).unwrap_or(u64::MAX);
-                        // About 4,000 catch-ups a second, between 0.1 and 30 seconds.
-                        bus.hub.catch_up_all(Duration::from_millis((sessions / 4).clamp(100, 30_000)));
-                    }
-                }
-                Some(FromReader::Closed(error)) => return error,
-                None => return "the reader stopped".into(),
-            },
-            changes = bus.interest.next() => {
-                let users: HashSet<UserId> = changes.users;
-                for user in users {
-                    writer.reconcile(user);
-                }
-                protocol::ping(&mut writer.out);
-                confirms.push_back(Confirm { waiters: changes.waiters, catch_up: false });
-            }
-            first = bus.pending.recv_async() => {
-                let Ok(first) = first else { return "the bus was dropped".into() };
-                writer.publish(first);
-                for _ in 1..PUBLISH_BATCH {
-                    match bus.pending.try_recv() {
-                        Ok(next) => writer.publish(next),
-                        Err(_) => break,
-                    }
-                }
-            }
-            _ = pinger.tick() => {
-                if confirms.len() > PINGS_OUT_MAX {
-                    return format!("no answer to {} pings", confirms.len());
-                }
-                protocol::ping(&mut writer.out);
-                confirms.push_back(Confirm::default());
-            }
-        }
-        if let Err(e) = writer.flush(&mut write).await {
-            return e;
-        }
-    }
+    let error = writer.serve(&mut write, &mut events).await;
+    // Written but not confirmed: perhaps never read by the server.
+    let unconfirmed = writer
+        .confirms
+        .drain(..)
+        .flat_map(|c| c.published)
+        .chain(writer.published.drain(..));
+    bus.lose_all(unconfirmed.collect::<HashSet<_>>());
+    error
 }
 
 /// The writing side's state.
@@ -281,10 +232,123 @@ struct Writer<'a> {
     subs: HashMap<UserId, u64>,
     next_sid: u64,
     payload_max: usize,
+    /// Users whose events were written since the last ping.
+    published: Vec<UserId>,
+    /// Pings not answered yet, oldest first.
+    confirms: VecDeque<Confirm>,
     bus: &'a NatsBus,
 }
 
 impl Writer<'_> {
+    async fn serve(
+        &mut self,
+        write: &mut OwnedWriteHalf,
+        events: &mut mpsc::UnboundedReceiver<FromReader>,
+    ) -> String {
+        let bus = self.bus;
+        // A fresh connection holds no subscriptions: every user here, again, and the
+        // subject every node shares.
+        protocol::sub(&mut self.out, EVERYONE, 1);
+        for user in bus.hub.users() {
+            self.reconcile(user);
+            if self.out.len() >= 64 * 1024
+                && let Err(e) = self.flush(write).await
+            {
+                return e;
+            }
+        }
+        self.ping(Vec::new());
+        // Once the server has the subscriptions (and the cluster has had a moment to
+        // spread them), everything that may have been missed is read from the store.
+        let mut first = true;
+        let mut catch_up_at = None;
+        let mut pinger = tokio::time::interval(PING_EVERY);
+        pinger.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        pinger.reset();
+        loop {
+            tokio::select! {
+                biased;
+                () = until(catch_up_at) => {
+                    catch_up_at = None;
+                    self.catch_up();
+                }
+                event = events.recv() => match event {
+                    Some(FromReader::Ping) => protocol::pong(&mut self.out),
+                    Some(FromReader::Pong) => {
+                        let Some(confirm) = self.confirms.pop_front() else {
+                            return "a PONG for no PING".into();
+                        };
+                        for waiter in confirm.waiters {
+                            let _ = waiter.send(());
+                        }
+                        if std::mem::take(&mut first) {
+                            catch_up_at = Some(Instant::now() + RECHECK);
+                        }
+                    }
+                    Some(FromReader::Closed(error)) => return error,
+                    None => return "the reader stopped".into(),
+                },
+                _ = pinger.tick() => {
+                    if let Some(oldest) = self.confirms.front()
+                        && oldest.sent_at.elapsed() > PING_EVERY * PINGS_OUT_MAX
+                    {
+                        return format!("no answer to a PING in {:?}", oldest.sent_at.elapsed());
+                    }
+                    self.ping(Vec::new());
+                }
+                changes = bus.interest.next() => {
+                    for user in changes.users {
+                        self.reconcile(user);
+                    }
+                    self.ping(changes.waiters);
+                }
+                first = bus.pending.recv_async() => {
+                    let Ok(first) = first else { return "the bus was dropped".into() };
+                    self.publish_queued(first);
+                    for _ in 1..PUBLISH_BATCH {
+                        match bus.pending.try_recv() {
+                            Ok(next) => self.publish_queued(next),
+                            Err(_) => break,
+                        }
+                    }
+                }
+            }
+            if let Err(e) = self.flush(write).await {
+                return e;
+            }
+        }
+    }
+
+    /// Every local session reads its inbox, and the sessions elsewhere of users whose
+    /// events were lost are told to.
+    fn catch_up(&mut self) {
+        let bus = self.bus;
+        let sessions = u64::try_from(bus.hub.count()).unwrap_or(u64::MAX);
+        // About 4,000 catch-ups a second, between 0.1 and 30 seconds.
+        bus.hub
+            .catch_up_all(Duration::from_millis((sessions / 4).clamp(100, 30_000)));
+        let lost = bus.take_lost();
+        if lost.everyone {
+            self.scratch.clear();
+            wire::encode(&UserEvent::CatchUp, &mut self.scratch);
+            protocol::publish(&mut self.out, EVERYONE, &self.scratch);
+        } else {
+            for user in lost.users {
+                self.publish((user, UserEvent::CatchUp));
+            }
+        }
+    }
+
+    /// A `PING`, and what its answer will confirm.
+    fn ping(&mut self, waiters: Vec<oneshot::Sender<()>>) {
+        protocol::ping(&mut self.out);
+        self.confirms.push_back(Confirm {
+            sent_at: Instant::now(),
+            waiters,
+            published: std::mem::take(&mut self.published),
+        });
+    }
+
     /// Subscribes to `user` if the hub holds a session of theirs, unsubscribes if not.
     fn reconcile(&mut self, user: UserId) {
         let wanted = self.bus.hub.is_online(user);
@@ -307,15 +371,22 @@ impl Writer<'_> {
             .set(i64::try_from(self.subs.len()).unwrap_or(i64::MAX));
     }
 
+    /// Writes an event taken from the outbox.
+    fn publish_queued(&mut self, (user, event): (UserId, UserEvent)) {
+        self.bus.dequeued(&event);
+        self.publish((user, event));
+    }
+
     fn publish(&mut self, (user, event): (UserId, UserEvent)) {
         self.scratch.clear();
         wire::encode(&event, &mut self.scratch);
         if self.scratch.len() > self.payload_max {
-            // The server would close the connection over it; the store has the message.
-            self.bus.metrics.bus_dropped.inc();
+            // The server would close the connection over it; the session reads the store.
+            self.bus.lose(user);
             return;
         }
         protocol::publish(&mut self.out, &subject(user), &self.scratch);
+        self.published.push(user);
         self.bus.metrics.bus_published.inc();
     }
 
@@ -336,22 +407,41 @@ impl Writer<'_> {
     }
 }
 
+/// Resolves at `at`, or never.
+async fn until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn read_loop(
     mut read: OwnedReadHalf,
     mut buf: BytesMut,
+    payload_max: usize,
     hub: Arc<Hub>,
     metrics: Arc<Metrics>,
     to_writer: mpsc::UnboundedSender<FromReader>,
 ) {
     let error = 'read: loop {
         loop {
-            // Our subscriptions only carry what nodes publish, within the server's limit.
-            match protocol::parse(&mut buf, PAYLOAD_MAX_DEFAULT * 64) {
+            match protocol::parse(&mut buf, payload_max) {
                 Ok(Some(ServerOp::Msg { subject, payload })) => {
                     metrics.bus_received.inc();
-                    match (subject_user(&subject), wire::decode(&payload)) {
-                        (Some(user), Some(event)) => hub.deliver(user, &event),
-                        _ => {
+                    match (subject.as_str(), wire::decode(&payload)) {
+                        (EVERYONE, Some(UserEvent::CatchUp)) => {
+                            let sessions = u64::try_from(hub.count()).unwrap_or(u64::MAX);
+                            hub.catch_up_all(Duration::from_millis(
+                                (sessions / 4).clamp(100, 30_000),
+                            ));
+                        }
+                        (subject, Some(event)) => match subject_user(subject) {
+                            Some(user) => hub.deliver(user, &event),
+                            None => {
+                                metrics.bus_dropped.inc();
+                            }
+                        },
+                        (_, None) => {
                             metrics.bus_dropped.inc();
                         }
                     }
@@ -362,9 +452,9 @@ async fn read_loop(
                 Ok(Some(ServerOp::Pong)) => {
                     let _ = to_writer.send(FromReader::Pong);
                 }
-                Ok(Some(ServerOp::Err(e))) => {
-                    tracing::warn!(error = %e, "the NATS server reported an error");
-                }
+                // Some errors leave the connection open with a subscription or publish
+                // refused (a permission, a limit): start over rather than go on without it.
+                Ok(Some(ServerOp::Err(e))) => break 'read format!("the server said: {e}"),
                 Ok(Some(ServerOp::Ok | ServerOp::Info(_))) => {}
                 Ok(None) => break,
                 Err(e) => break 'read e.to_string(),
@@ -377,6 +467,10 @@ async fn read_loop(
             Ok(0) => break "the server closed the connection".into(),
             Ok(_) => {}
             Err(e) => break e.to_string(),
+        }
+        // A large message's room is not kept.
+        if buf.is_empty() && buf.capacity() > 1 << 20 {
+            buf = BytesMut::with_capacity(64 * 1024);
         }
     };
     let _ = to_writer.send(FromReader::Closed(error));

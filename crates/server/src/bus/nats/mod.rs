@@ -24,12 +24,18 @@ use confab_proto::UserId;
 use flume::TrySendError;
 use futures_util::future::BoxFuture;
 use servers::Server;
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// Events waiting to be written to NATS; past this a publish is dropped and counted.
 const OUTBOX: usize = 65_536;
+/// Bytes of events waiting to be written; past this too.
+const OUTBOX_BYTES: usize = 64 << 20;
+/// Users whose events were lost, remembered one by one up to this many (then: all).
+const LOST_MAX: usize = 65_536;
 /// A NATS cluster tells its other servers of a new subscription a moment after confirming
 /// it; a session reads the store once more this long after going live for what was
 /// published meanwhile.
@@ -44,7 +50,22 @@ pub struct NatsBus {
     interest: Arc<Interest>,
     outbox: flume::Sender<(UserId, UserEvent)>,
     pending: flume::Receiver<(UserId, UserEvent)>,
+    /// Approximate bytes in the outbox.
+    queued: AtomicUsize,
+    /// Connected to a NATS server: publishes are written, subscriptions confirmed.
+    connected: AtomicBool,
+    /// Users whose events did not make it to NATS: once it is back, their sessions on
+    /// other nodes are told to catch up.
+    lost: Mutex<Lost>,
     metrics: Arc<Metrics>,
+}
+
+/// Whose events were lost.
+#[derive(Default)]
+struct Lost {
+    users: HashSet<UserId>,
+    /// More than `LOST_MAX`: every session of every node catches up.
+    everyone: bool,
 }
 
 impl NatsBus {
@@ -68,24 +89,76 @@ impl NatsBus {
             interest,
             outbox,
             pending,
+            queued: AtomicUsize::new(0),
+            connected: AtomicBool::new(false),
+            lost: Mutex::new(Lost::default()),
             metrics,
         })
+    }
+
+    /// `user`'s event did not make it to NATS.
+    fn lose(&self, user: UserId) {
+        self.lose_all([user]);
+    }
+
+    fn lose_all(&self, users: impl IntoIterator<Item = UserId>) {
+        let mut lost = self.lost.lock().unwrap_or_else(|p| p.into_inner());
+        for user in users {
+            self.metrics.bus_dropped.inc();
+            if lost.users.len() < LOST_MAX {
+                lost.users.insert(user);
+            } else {
+                lost.everyone = true;
+            }
+        }
+    }
+
+    /// `event` left the outbox.
+    fn dequeued(&self, event: &UserEvent) {
+        self.queued.fetch_sub(size(event), Ordering::Relaxed);
+    }
+
+    /// The users lost so far, and whether everyone was.
+    fn take_lost(&self) -> Lost {
+        std::mem::take(&mut *self.lost.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+/// Roughly what an event costs in the outbox.
+fn size(event: &UserEvent) -> usize {
+    64 + match event {
+        UserEvent::Message { message, .. } => message.json.len(),
+        UserEvent::Frame(frame) => frame.len(),
+        UserEvent::Revoked(_) | UserEvent::CatchUp => 0,
     }
 }
 
 impl Bus for NatsBus {
     fn publish(&self, user: UserId, event: UserEvent) {
         self.hub.deliver(user, &event);
+        if !self.connected.load(Ordering::Relaxed) {
+            return self.lose(user);
+        }
+        let size = size(&event);
+        if self.queued.fetch_add(size, Ordering::Relaxed) + size > OUTBOX_BYTES {
+            self.queued.fetch_sub(size, Ordering::Relaxed);
+            return self.lose(user);
+        }
         match self.outbox.try_send((user, event)) {
             Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                self.metrics.bus_dropped.inc();
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.queued.fetch_sub(size, Ordering::Relaxed);
+                self.lose(user);
             }
-            Err(TrySendError::Disconnected(_)) => {}
         }
     }
 
     fn listen(&self, user: UserId) -> BoxFuture<'static, ()> {
+        if !self.connected.load(Ordering::Relaxed) {
+            // Nothing to wait for: the subscription is made, and the session caught up,
+            // once NATS is back.
+            return Box::pin(std::future::ready(()));
+        }
         let confirmed = self.interest.listen(user);
         Box::pin(async move {
             let _ = confirmed.await;
@@ -105,6 +178,9 @@ impl Bus for NatsBus {
 fn subject(user: UserId) -> String {
     format!("confab.u.{user}")
 }
+
+/// Every node listens here for what concerns all of them.
+const EVERYONE: &str = "confab.all";
 
 /// The user whose subject `subject` is.
 fn subject_user(subject: &str) -> Option<UserId> {
