@@ -260,3 +260,140 @@ async fn delivery_resumes_after_the_whole_nats_cluster_restarts() {
         assert!(node.metric("confab_bus_connects_total").await.unwrap() >= 2.0);
     }
 }
+
+/// The nodes each of `nodes` offers in discovery now.
+async fn offered(cluster: &Cluster, nodes: &[usize]) -> Vec<BTreeSet<String>> {
+    let mut all = Vec::new();
+    for &i in nodes {
+        let servers = confab_client::Client::new(&cluster.nodes[i].url)
+            .unwrap()
+            .discovery()
+            .await
+            .unwrap();
+        all.push(servers.into_iter().map(|s| s.url).collect());
+    }
+    all
+}
+
+/// Waits until every node's discovery offers exactly `urls`; how long that took.
+async fn until_offered(cluster: &Cluster, urls: &BTreeSet<String>, nodes: &[usize]) -> Duration {
+    let started = tokio::time::Instant::now();
+    loop {
+        let now = offered(cluster, nodes).await;
+        if now.iter().all(|offer| offer == urls) {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "discovery offers {now:?}, not {urls:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn discovery_offers_every_live_node_and_forgets_a_dead_one_within_15_s() {
+    let mut cluster = Cluster::start(3).await;
+    let all: BTreeSet<String> = cluster.nodes.iter().map(|n| n.url.clone()).collect();
+    until_offered(&cluster, &all, &[0, 1, 2]).await;
+    let dead = cluster.nodes[2].url.clone();
+    cluster.nodes[2].kill();
+    let mut live = all.clone();
+    live.remove(&dead);
+    let gone_after = until_offered(&cluster, &live, &[0, 1]).await;
+    assert!(
+        gone_after < Duration::from_secs(15),
+        "a dead node stayed in discovery for {gone_after:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_drains_a_node_its_sessions_move_and_nothing_is_lost() {
+    let mut cluster = Cluster::start_with(3, &[("CONFAB_DRAIN_TIMEOUT_MS", "4000")]).await;
+    let all: BTreeSet<String> = cluster.nodes.iter().map(|n| n.url.clone()).collect();
+    until_offered(&cluster, &all, &[0, 1, 2]).await;
+    let ada = cluster.user(0, "ada").await;
+    let bob = cluster.user(1, "bob").await;
+    let chat = ada.client.direct(bob.id).await.unwrap().id;
+    let mut sender = Device::connect(&cluster.nodes[0].url, &ada.token, None).await;
+    let mut phone = Device::connect(&cluster.nodes[1].url, &bob.token, None).await;
+    // Ada sees bob come online (through the bus from node 2).
+    sender
+        .take(Duration::from_secs(10), |f| {
+            f["type"] == "presence" && f["status"] == "online"
+        })
+        .await
+        .expect("bob online");
+
+    const SENDS: usize = 120;
+    let mut got = Vec::new();
+    let mut servers = Vec::new();
+    for i in 0..SENDS {
+        if i == 30 {
+            cluster.nodes[1].begin_terminate();
+        }
+        sender
+            .send_in_order(chat, &format!("m{i}"), &format!("hello {i}"))
+            .await;
+        // Bob's phone reads what came, and moves when told to.
+        while let Some(frame) = phone
+            .take(Duration::from_millis(1), |f| {
+                f["type"] == "message" || f["type"] == "reconnect"
+            })
+            .await
+        {
+            if frame["type"] == "reconnect" {
+                servers = frame["servers"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|s| s["url"].as_str().unwrap().to_owned())
+                    .collect();
+                assert!(
+                    phone
+                        .take(Duration::from_secs(5), |_| false)
+                        .await
+                        .is_none(),
+                    "closed after reconnect"
+                );
+                assert_eq!(phone.closed, Some(1001));
+                let cursor = got.last().map_or(0, |g: &cluster_support::Got| g.inbox_seq);
+                phone = Device::connect(&servers[0], &bob.token, Some(cursor)).await;
+                continue;
+            }
+            got.push(cluster_support::Got {
+                inbox_seq: frame["inbox_seq"].as_u64().unwrap(),
+                seq: frame["message"]["seq"].as_u64().unwrap(),
+                client_msg_id: frame["message"]["client_msg_id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            });
+        }
+    }
+    let drained = cluster.nodes[1].url.clone();
+    assert!(
+        !servers.is_empty(),
+        "told to reconnect, with somewhere to go"
+    );
+    assert!(
+        !servers.contains(&drained),
+        "not back to the draining node: {servers:?}"
+    );
+    assert!(cluster.nodes[1].wait(), "the drained node exited cleanly");
+    let rest = SENDS - got.len();
+    got.extend(phone.messages(rest).await);
+    let ids: Vec<&str> = got.iter().map(|m| m.client_msg_id.as_str()).collect();
+    let want: Vec<String> = (0..SENDS).map(|i| format!("m{i}")).collect();
+    assert_eq!(ids, want, "every message once, in order, across the move");
+    phone.no_more_messages().await;
+    assert!(
+        sender
+            .take(Duration::from_millis(500), |f| {
+                f["type"] == "presence" && f["status"] == "offline"
+            })
+            .await
+            .is_none(),
+        "bob moved: no offline"
+    );
+}

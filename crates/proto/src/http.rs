@@ -326,6 +326,9 @@ pub struct ServerInfo {
     pub node_id: u16,
     /// Open sessions divided by capacity, 0.0 to 1.0 (as thousandths, to stay an integer).
     pub load: u32,
+    /// The node's region (its `region` setting; empty when it has none).
+    #[serde(default)]
+    pub region: String,
 }
 
 /// `GET /v1/discovery`.

@@ -29,6 +29,12 @@ pub struct Config {
     /// The base URL clients use to reach this node (told by discovery and `reconnect`).
     /// Empty: `http://` + `listen`.
     pub public_url: String,
+    /// This node's region, a name of the operator's choosing (`eu-west`); discovery offers
+    /// clients the nodes of their region first. Empty: none.
+    pub region: String,
+    /// Which client addresses are in which region, for clients that do not name theirs:
+    /// `client_regions = { eu-west = ["10.1.0.0/16"], us-east = ["10.2.0.0/16"] }`.
+    pub client_regions: std::collections::BTreeMap<String, Vec<IpNet>>,
     /// This node's id, 0-1023, part of every message id it assigns. Unset: the node claims
     /// a free one in the store at start. Either way the id is leased in the store, so two
     /// live nodes never share one (a node whose configured id is held refuses to start).
@@ -156,6 +162,8 @@ impl Default for Config {
             store_connections: 16,
             bus: String::new(),
             public_url: String::new(),
+            region: String::new(),
+            client_regions: std::collections::BTreeMap::new(),
             node_id: None,
             heartbeat_interval_ms: 5_000,
             presence_timeout_ms: 30_000,
@@ -444,6 +452,14 @@ impl Config {
             }
             Err(_) => "postgres (unparsable URL)".into(),
         }
+    }
+
+    /// The region of a client at `ip` by `client_regions`, if it is in one.
+    pub fn client_region(&self, ip: std::net::IpAddr) -> Option<&str> {
+        self.client_regions
+            .iter()
+            .find(|(_, nets)| nets.iter().any(|net| net.contains(&ip)))
+            .map(|(region, _)| region.as_str())
     }
 
     /// The base URL clients use for this node.

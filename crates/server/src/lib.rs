@@ -27,6 +27,7 @@ pub mod presence;
 pub mod push;
 mod ratelimit;
 mod receipts;
+pub mod registry;
 mod server;
 mod state;
 pub mod store;

@@ -56,6 +56,11 @@ impl NodeLease {
         self.id
     }
 
+    /// This process's name in the store's leases and registry, unique per run.
+    pub fn holder(&self) -> &str {
+        &self.holder
+    }
+
     /// Renews the lease until `shutdown`. A lease found lost, or about to run out without
     /// a renewal (the store unreachable for most of a lease), cancels `shutdown`, stopping
     /// the node before another may take its id.

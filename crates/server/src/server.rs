@@ -56,6 +56,11 @@ pub async fn run(
         let shutdown = shutdown.clone();
         async move { app.push.run(&app.presence, shutdown).await }
     });
+    let registry = tokio::spawn({
+        let app = app.clone();
+        let shutdown = shutdown.clone();
+        async move { app.registry.run(shutdown).await }
+    });
     let lease = tokio::spawn({
         let app = app.clone();
         let shutdown = shutdown.clone();
@@ -89,6 +94,7 @@ pub async fn run(
     let _ = upkeep.await;
     let _ = presence.await;
     let _ = push.await;
+    let _ = registry.await;
     app.flush_cursors().await;
     app.presence.save_all().await;
     let _ = lease.await;
@@ -98,18 +104,27 @@ pub async fn run(
     Ok(())
 }
 
+/// Marks the node draining (discovery stops offering it, upgrades are refused), tells each
+/// session to reconnect to the other nodes, spread over a few seconds so they do not all
+/// arrive at once, and waits for the sessions to go, up to `drain_timeout_ms`.
 async fn drain(app: &AppState) {
+    app.registry.drain().await;
     let sessions = app.hub.count();
-    tracing::info!(sessions, "draining: telling sessions to reconnect");
-    // A single node has nowhere else to send clients; they reconnect here once it is back.
-    let frame: Arc<str> = ServerFrame::Reconnect {
-        servers: Vec::new(),
-    }
-    .to_json()
-    .into();
-    app.hub.drain(&frame);
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(app.config.drain_timeout_ms);
+    let others = app.registry.others();
+    tracing::info!(
+        sessions,
+        others = others.len(),
+        "draining: telling sessions to reconnect"
+    );
+    // With no other node, clients reconnect here once it is back.
+    let frame: Arc<str> = ServerFrame::Reconnect { servers: others }.to_json().into();
+    let timeout = Duration::from_millis(app.config.drain_timeout_ms);
+    let deadline = tokio::time::Instant::now() + timeout;
+    app.hub.drain(&frame, (timeout / 2).min(DRAIN_SPREAD_MAX));
     while app.hub.count() > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// The longest a drain spreads its `reconnect`s over.
+const DRAIN_SPREAD_MAX: Duration = Duration::from_secs(3);

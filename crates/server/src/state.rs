@@ -18,6 +18,8 @@ use crate::push::Pusher;
 use crate::push::vapid_pem;
 use crate::ratelimit::RateLimiter;
 use crate::receipts::Receipts;
+use crate::registry::Registry;
+use crate::store::NodeRecord;
 use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
@@ -64,6 +66,8 @@ pub struct App {
     pub lookups: RateLimiter<UserId>,
     /// This node's id, leased in the store.
     pub node: NodeLease,
+    /// The nodes discovery offers, this one among them.
+    pub registry: Registry,
     /// Whose `X-Forwarded-For` to believe.
     pub proxies: TrustedProxies,
     /// WebSocket connections per client address that have not said hello yet.
@@ -157,7 +161,28 @@ impl App {
             push.clone(),
             config.user_quota_mb.saturating_mul(1 << 20),
         ));
+        let registry = Registry::new(
+            store.clone(),
+            NodeRecord {
+                holder: node.holder().to_owned(),
+                node_id: node.id(),
+                url: config.public_url(),
+                region: config.region.clone(),
+                load: 0,
+                draining: false,
+                renewed_at: confab_proto::Timestamp::now(),
+            },
+            {
+                let hub = hub.clone();
+                let max = config.max_sessions.max(1);
+                move || {
+                    u32::try_from((hub.count().saturating_mul(1000) / max).min(1000))
+                        .unwrap_or(1000)
+                }
+            },
+        );
         Ok(Arc::new(App {
+            registry,
             accounts: Accounts::new(&config, store.clone(), bus.clone())
                 .map_err(StartError::Setting)?,
             conversations: Conversations::new(

@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use confab_proto::limits::PRESENCE_QUERY_MAX;
-use confab_proto::{DiscoveryResponse, PresenceResponse, ServerInfo, UserId};
+use confab_proto::{DiscoveryResponse, PresenceResponse, UserId};
 use serde::Deserialize;
 
 pub async fn healthz() -> &'static str {
@@ -36,15 +36,25 @@ fn metrics_text(app: &AppState) -> impl IntoResponse + use<> {
     )
 }
 
-/// Nodes to open a WebSocket on, least loaded first. A single node answers with itself.
-pub async fn discovery(State(app): State<AppState>) -> axum::Json<DiscoveryResponse> {
-    let load = (app.hub.count().saturating_mul(1000) / app.config.max_sessions.max(1)).min(1000);
+#[derive(Deserialize)]
+pub struct DiscoveryQuery {
+    region: Option<String>,
+}
+
+/// Nodes to open a WebSocket on, best first: live and not draining, those in the client's
+/// region first (named in the query, or found from its address by `client_regions`), then
+/// the least loaded.
+pub async fn discovery(
+    State(app): State<AppState>,
+    ClientIp(client): ClientIp,
+    Query(q): Query<DiscoveryQuery>,
+) -> axum::Json<DiscoveryResponse> {
+    let region = q
+        .region
+        .as_deref()
+        .or_else(|| app.config.client_region(client));
     axum::Json(DiscoveryResponse {
-        servers: vec![ServerInfo {
-            url: app.config.public_url(),
-            node_id: app.node.id(),
-            load: u32::try_from(load).unwrap_or(1000),
-        }],
+        servers: app.registry.servers(region),
     })
 }
 

@@ -193,19 +193,7 @@ impl Hub {
     /// Tells every live session to read its inbox from the store, spread evenly `over` this
     /// long so the store is not asked all at once. A call replaces one still spreading.
     pub fn catch_up_all(&self, over: Duration) {
-        let mut sessions = Vec::with_capacity(self.count());
-        for shard in &self.shards {
-            let shard = shard
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            sessions.extend(
-                shard
-                    .values()
-                    .flatten()
-                    .filter(|e| e.live)
-                    .map(|e| (e.tx.clone(), e.control.clone())),
-            );
-        }
+        let sessions = self.all_sessions(|e| e.live);
         let metrics = self.metrics.clone();
         let task = tokio::spawn(async move {
             let step = over / u32::try_from(sessions.len().max(1)).unwrap_or(u32::MAX);
@@ -325,17 +313,42 @@ impl Hub {
         }
     }
 
-    /// Tells every session to go elsewhere (`reconnect`, then close 1001).
-    pub fn drain(&self, reconnect_frame: &Arc<str>) {
+    /// Tells every session to go elsewhere (`reconnect`, then close 1001), spread evenly
+    /// `over` this long so the other nodes are not flooded at once.
+    pub fn drain(&self, reconnect_frame: &Arc<str>, over: Duration) {
+        let sessions = self.all_sessions(|_| true);
+        let frame = reconnect_frame.clone();
+        tokio::spawn(async move {
+            let step = over / u32::try_from(sessions.len().max(1)).unwrap_or(u32::MAX);
+            let mut next = tokio::time::Instant::now();
+            for (tx, control) in sessions {
+                tokio::time::sleep_until(next).await;
+                next += step;
+                let _ = tx.try_send(Outbound::Frame(frame.clone()));
+                control.close(close::GOING_AWAY);
+            }
+        });
+    }
+
+    /// The queue and control of every session `which` picks.
+    fn all_sessions(
+        &self,
+        which: impl Fn(&Entry) -> bool,
+    ) -> Vec<(Sender<Outbound>, Arc<Control>)> {
+        let mut sessions = Vec::with_capacity(self.count());
         for shard in &self.shards {
             let shard = shard
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
-            for entry in shard.values().flatten() {
-                let _ = entry.tx.try_send(Outbound::Frame(reconnect_frame.clone()));
-                entry.control.close(close::GOING_AWAY);
-            }
+            sessions.extend(
+                shard
+                    .values()
+                    .flatten()
+                    .filter(|e| which(e))
+                    .map(|e| (e.tx.clone(), e.control.clone())),
+            );
         }
+        sessions
     }
 }
 

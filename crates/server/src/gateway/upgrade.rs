@@ -36,6 +36,13 @@ pub async fn upgrade(
             .into_response();
         }
     };
+    if app.registry.is_draining() {
+        return ApiError::new(
+            ErrorCode::Overloaded,
+            "this node is shutting down; ask /v1/discovery for another",
+        )
+        .into_response();
+    }
     if app.hub.sockets() >= app.config.max_sessions {
         app.metrics.sessions_refused.inc();
         return ApiError::new(

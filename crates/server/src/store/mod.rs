@@ -262,6 +262,11 @@ pub trait Nodes: Send + Sync {
     async fn renew_node_id(&self, id: u16, holder: &str, until: Timestamp) -> StoreResult<bool>;
     /// Gives up `holder`'s lease on `id` (a clean stop), so a restart can take it at once.
     async fn release_node_id(&self, id: u16, holder: &str) -> StoreResult<()>;
+    /// Puts `node`'s registry entry (by holder), and forgets entries not renewed since
+    /// `forget_before`.
+    async fn put_node(&self, node: &NodeRecord, forget_before: Timestamp) -> StoreResult<()>;
+    /// The registry entries renewed after `after`.
+    async fn nodes(&self, after: Timestamp) -> StoreResult<Vec<NodeRecord>>;
 }
 
 /// The whole store, as the rest of the server sees it.

@@ -272,3 +272,22 @@ impl PushJob {
         self.inbox_seq > self.pushed_inbox_seq
     }
 }
+
+/// A node's entry in the registry: what discovery offers clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeRecord {
+    /// The process's lease holder name, unique per run.
+    pub holder: String,
+    /// Its node id.
+    pub node_id: u16,
+    /// Where clients reach it (`public_url`).
+    pub url: String,
+    /// Its `region` setting (empty: none).
+    pub region: String,
+    /// Sessions per mille of `max_sessions`.
+    pub load: u32,
+    /// Shutting down: not offered to new clients.
+    pub draining: bool,
+    /// When the node last renewed the entry.
+    pub renewed_at: Timestamp,
+}

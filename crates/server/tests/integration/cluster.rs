@@ -240,11 +240,16 @@ async fn two_nodes_push_each_message_once_with_one_vapid_key() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_ids_are_claimed_once_among_live_nodes() {
     let db = TestDatabase::new().await;
+    // Its own entry in its discovery answer (which lists every live node).
     let node_id = |server: &TestServer| {
-        let url = format!("{}/v1/discovery", server.url);
+        let (url, me) = (format!("{}/v1/discovery", server.url), server.url.clone());
         async move {
             let answer: serde_json::Value = reqwest::get(url).await.unwrap().json().await.unwrap();
-            answer["servers"][0]["node_id"].as_u64().unwrap()
+            let servers = answer["servers"].as_array().unwrap().clone();
+            let mine = servers.iter().find(|s| s["url"] == me.as_str());
+            mine.unwrap_or_else(|| panic!("{me} not in {servers:?}"))["node_id"]
+                .as_u64()
+                .unwrap()
         }
     };
     let a = TestServer::with(|c| c.store = db.url()).await;

@@ -5,8 +5,8 @@ use confab_proto::{
     Body, ConversationId, ConversationKind, DeviceId, MessageKind, Role, Timestamp, UserId,
 };
 use confab_server::store::{
-    CursorMove, ListPage, NewDevice, NewGroup, NewMessage, NewSubscription, NewUser, PushTarget,
-    Refusal, SeqWindow, Store, StoreError,
+    CursorMove, ListPage, NewDevice, NewGroup, NewMessage, NewSubscription, NewUser, NodeRecord,
+    PushTarget, Refusal, SeqWindow, Store, StoreError,
 };
 use std::future::Future;
 use std::sync::Arc;
@@ -36,6 +36,7 @@ where
     watermarks_never_go_back(make().await).await;
     shared_secrets(make().await).await;
     node_id_leases(make().await).await;
+    node_registry(make().await).await;
 }
 
 async fn user(store: &dyn Store, name: &str) -> UserId {
@@ -1157,4 +1158,44 @@ async fn node_id_leases(store: Arc<dyn Store>) {
             .unwrap(),
         Some(7)
     );
+}
+
+/// Registry entries: put and renewed by holder, read back only while fresh, forgotten
+/// once old.
+async fn node_registry(store: Arc<dyn Store>) {
+    let at = |ms: i64| Timestamp(1_000_000 + ms);
+    let entry = |holder: &str, node_id: u16, renewed_at: Timestamp| NodeRecord {
+        holder: holder.into(),
+        node_id,
+        url: format!("http://{holder}:8080"),
+        region: "eu".into(),
+        load: 250,
+        draining: false,
+        renewed_at,
+    };
+    store
+        .put_node(&entry("a", 1, at(0)), at(-100_000))
+        .await
+        .unwrap();
+    store
+        .put_node(&entry("b", 2, at(5_000)), at(-100_000))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.nodes(at(-1)).await.unwrap(),
+        vec![entry("a", 1, at(0)), entry("b", 2, at(5_000))]
+    );
+    // Renewal replaces the holder's entry; only fresh ones are read.
+    let mut renewed = entry("a", 1, at(10_000));
+    renewed.draining = true;
+    renewed.load = 900;
+    store.put_node(&renewed, at(-100_000)).await.unwrap();
+    assert_eq!(
+        store.nodes(at(7_000)).await.unwrap(),
+        vec![renewed.clone()],
+        "b is stale"
+    );
+    // Old ones are deleted at the next put.
+    store.put_node(&renewed, at(6_000)).await.unwrap();
+    assert_eq!(store.nodes(at(-100_000)).await.unwrap(), vec![renewed]);
 }

@@ -1,7 +1,7 @@
 //! Shared secrets and node id leases.
 
 use super::{PostgresStore, pg};
-use crate::store::{Nodes, StoreResult};
+use crate::store::{NodeRecord, Nodes, StoreResult};
 use async_trait::async_trait;
 use confab_proto::Timestamp;
 
@@ -102,6 +102,65 @@ impl Nodes for PostgresStore {
                 .await
                 .map_err(pg)?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn put_node(&self, node: &NodeRecord, forget_before: Timestamp) -> StoreResult<()> {
+        self.with_client(|client| async move {
+            client
+                .execute(
+                    "INSERT INTO nodes (holder, node_id, url, region, load, draining, renewed_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)
+                     ON CONFLICT (holder) DO UPDATE SET node_id = excluded.node_id,
+                       url = excluded.url, region = excluded.region, load = excluded.load,
+                       draining = excluded.draining, renewed_at = excluded.renewed_at",
+                    &[
+                        &node.holder,
+                        &i32::from(node.node_id),
+                        &node.url,
+                        &node.region,
+                        &i32::try_from(node.load).unwrap_or(i32::MAX),
+                        &node.draining,
+                        &node.renewed_at.0,
+                    ],
+                )
+                .await
+                .map_err(pg)?;
+            client
+                .execute(
+                    "DELETE FROM nodes WHERE renewed_at < $1",
+                    &[&forget_before.0],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn nodes(&self, after: Timestamp) -> StoreResult<Vec<NodeRecord>> {
+        self.with_client(|client| async move {
+            let rows = client
+                .query(
+                    "SELECT holder, node_id, url, region, load, draining, renewed_at
+                     FROM nodes WHERE renewed_at > $1 ORDER BY node_id",
+                    &[&after.0],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(rows
+                .iter()
+                .map(|r| NodeRecord {
+                    holder: r.get(0),
+                    node_id: u16::try_from(r.get::<_, i32>(1)).unwrap_or_default(),
+                    url: r.get(2),
+                    region: r.get(3),
+                    load: u32::try_from(r.get::<_, i32>(4)).unwrap_or_default(),
+                    draining: r.get(5),
+                    renewed_at: Timestamp(r.get(6)),
+                })
+                .collect())
         })
         .await
     }

@@ -151,6 +151,23 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE messages DROP CONSTRAINT messages_pkey;
      ALTER TABLE messages DROP CONSTRAINT messages_conversation_id_seq_key,
        ADD PRIMARY KEY (conversation_id, seq);",
+    // 5: the node registry discovery reads (a row per running process, renewed every few
+    // seconds), and which processes hold a user online (presence across nodes).
+    "CREATE TABLE nodes (
+        holder     TEXT PRIMARY KEY,
+        node_id    INTEGER NOT NULL,
+        url        TEXT NOT NULL,
+        region     TEXT NOT NULL,
+        load       INTEGER NOT NULL,
+        draining   BOOLEAN NOT NULL,
+        renewed_at BIGINT NOT NULL
+    );
+    CREATE TABLE presence (
+        user_id BIGINT NOT NULL,
+        holder  TEXT NOT NULL,
+        PRIMARY KEY (user_id, holder)
+    );
+    CREATE INDEX presence_by_holder ON presence (holder);",
 ];
 
 /// The schema version this build knows.

@@ -2,7 +2,7 @@
 //! as on PostgreSQL, so a second process on the same data directory cannot take the id.
 
 use super::SqliteStore;
-use crate::store::{Nodes, StoreResult};
+use crate::store::{NodeRecord, Nodes, StoreResult};
 use async_trait::async_trait;
 use confab_proto::Timestamp;
 use deadpool_sqlite::rusqlite::{OptionalExtension, params};
@@ -82,5 +82,56 @@ impl Nodes for SqliteStore {
                 Ok(())
             })
             .await
+    }
+
+    async fn put_node(&self, node: &NodeRecord, forget_before: Timestamp) -> StoreResult<()> {
+        let node = node.clone();
+        self.writer
+            .write(move |tx| {
+                tx.conn
+                    .prepare_cached(
+                        "INSERT INTO nodes (holder, node_id, url, region, load, draining, renewed_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                         ON CONFLICT (holder) DO UPDATE SET node_id = excluded.node_id,
+                           url = excluded.url, region = excluded.region, load = excluded.load,
+                           draining = excluded.draining, renewed_at = excluded.renewed_at",
+                    )?
+                    .execute(params![
+                        node.holder,
+                        node.node_id,
+                        node.url,
+                        node.region,
+                        node.load,
+                        node.draining,
+                        node.renewed_at.0
+                    ])?;
+                tx.conn
+                    .prepare_cached("DELETE FROM nodes WHERE renewed_at < ?1")?
+                    .execute([forget_before.0])?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn nodes(&self, after: Timestamp) -> StoreResult<Vec<NodeRecord>> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT holder, node_id, url, region, load, draining, renewed_at
+                 FROM nodes WHERE renewed_at > ?1 ORDER BY node_id",
+            )?;
+            let rows = stmt.query_map([after.0], |r| {
+                Ok(NodeRecord {
+                    holder: r.get(0)?,
+                    node_id: r.get(1)?,
+                    url: r.get(2)?,
+                    region: r.get(3)?,
+                    load: r.get(4)?,
+                    draining: r.get(5)?,
+                    renewed_at: Timestamp(r.get(6)?),
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
     }
 }

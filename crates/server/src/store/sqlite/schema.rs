@@ -132,6 +132,23 @@ const MIGRATIONS: &[&str] = &[
         holder     TEXT NOT NULL,
         expires_at INTEGER NOT NULL
     );",
+    // 10: the node registry discovery reads, and which processes hold a user online (one
+    // process here; the same tables as on PostgreSQL, where several share them).
+    "CREATE TABLE nodes (
+        holder     TEXT PRIMARY KEY,
+        node_id    INTEGER NOT NULL,
+        url        TEXT NOT NULL,
+        region     TEXT NOT NULL,
+        load       INTEGER NOT NULL,
+        draining   INTEGER NOT NULL,
+        renewed_at INTEGER NOT NULL
+    );
+    CREATE TABLE presence (
+        user_id INTEGER NOT NULL,
+        holder  TEXT NOT NULL,
+        PRIMARY KEY (user_id, holder)
+    );
+    CREATE INDEX presence_by_holder ON presence (holder);",
 ];
 
 /// Brings the database to the newest schema, one transaction per step.
