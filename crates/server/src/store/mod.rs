@@ -269,10 +269,37 @@ pub trait Nodes: Send + Sync {
     async fn nodes(&self, after: Timestamp) -> StoreResult<Vec<NodeRecord>>;
 }
 
+/// Which processes hold which users online: presence across nodes. A process records
+/// only its own transitions (a user's first device up here, last device gone here); a user
+/// is online while any live process (its registry entry renewed after `live_after`) holds
+/// them. Transitions of one user are applied one at a time across the cluster.
+#[async_trait]
+pub trait Online: Send + Sync {
+    /// `holder` now holds `up` and no longer holds `down`. Returns the users of `up` no
+    /// other live process held (online for the cluster now) and those of `down` no live
+    /// process holds any more (offline for the cluster now).
+    async fn set_online(
+        &self,
+        holder: &str,
+        up: &[UserId],
+        down: &[UserId],
+        live_after: Timestamp,
+    ) -> StoreResult<(Vec<UserId>, Vec<UserId>)>;
+    /// Those of `users` some live process holds.
+    async fn online_among(
+        &self,
+        users: &[UserId],
+        live_after: Timestamp,
+    ) -> StoreResult<Vec<UserId>>;
+    /// Forgets what processes not renewed since `live_after` held (they died); the users no
+    /// live process holds any more, each with when their dead holder was last renewed.
+    async fn reap_online(&self, live_after: Timestamp) -> StoreResult<Vec<(UserId, Timestamp)>>;
+}
+
 /// The whole store, as the rest of the server sees it.
 #[async_trait]
 pub trait Store:
-    Users + Devices + Conversations + Members + Messages + Inbox + Push + Nodes
+    Users + Devices + Conversations + Members + Messages + Inbox + Push + Nodes + Online
 {
     /// Finishes the writes in flight and stops accepting new ones.
     async fn close(&self);

@@ -37,6 +37,7 @@ where
     shared_secrets(make().await).await;
     node_id_leases(make().await).await;
     node_registry(make().await).await;
+    online_across_processes(make().await).await;
 }
 
 async fn user(store: &dyn Store, name: &str) -> UserId {
@@ -1198,4 +1199,69 @@ async fn node_registry(store: Arc<dyn Store>) {
     // Old ones are deleted at the next put.
     store.put_node(&renewed, at(6_000)).await.unwrap();
     assert_eq!(store.nodes(at(-100_000)).await.unwrap(), vec![renewed]);
+}
+
+/// Presence across processes: a user is online while any live process holds them; only
+/// the first up and the last down anywhere are changes; a dead process's users are reaped.
+async fn online_across_processes(store: Arc<dyn Store>) {
+    let now = Timestamp::now();
+    let live_after = Timestamp(now.0 - 30_000);
+    for (holder, age) in [("a", 0), ("b", 0), ("dead", 60_000)] {
+        let node = NodeRecord {
+            holder: holder.into(),
+            node_id: 1,
+            url: String::new(),
+            region: String::new(),
+            load: 0,
+            draining: false,
+            renewed_at: Timestamp(now.0 - age),
+        };
+        store.put_node(&node, Timestamp(0)).await.unwrap();
+    }
+    let (u1, u2, u3) = (UserId(11), UserId(12), UserId(13));
+    let set = |holder: &'static str, up: Vec<UserId>, down: Vec<UserId>| {
+        let store = store.clone();
+        async move {
+            store
+                .set_online(holder, &up, &down, live_after)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(set("a", vec![u1, u2], vec![]).await, (vec![u1, u2], vec![]));
+    assert_eq!(
+        set("b", vec![u1], vec![]).await,
+        (vec![], vec![]),
+        "a holds u1"
+    );
+    assert_eq!(
+        set("a", vec![], vec![u1]).await,
+        (vec![], vec![]),
+        "b holds u1"
+    );
+    let mut online = store.online_among(&[u1, u2, u3], live_after).await.unwrap();
+    online.sort();
+    assert_eq!(online, vec![u1, u2]);
+    assert_eq!(
+        set("b", vec![], vec![u1]).await,
+        (vec![], vec![u1]),
+        "the last"
+    );
+    // A dead process's users: not online, and reaped once.
+    assert_eq!(set("dead", vec![u2, u3], vec![]).await, (vec![u3], vec![]));
+    assert_eq!(
+        store.online_among(&[u3], live_after).await.unwrap(),
+        vec![],
+        "a dead holder holds nobody"
+    );
+    assert_eq!(
+        store.reap_online(live_after).await.unwrap(),
+        vec![(u3, Timestamp(now.0 - 60_000))],
+        "u2 is still held by a"
+    );
+    assert_eq!(store.reap_online(live_after).await.unwrap(), vec![]);
+    assert_eq!(
+        store.online_among(&[u2], live_after).await.unwrap(),
+        vec![u2]
+    );
 }

@@ -15,6 +15,7 @@ mod commit;
 mod conversations;
 mod messages;
 mod nodes;
+mod online;
 mod push;
 mod rows;
 pub mod schema;

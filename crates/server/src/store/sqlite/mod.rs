@@ -9,6 +9,7 @@ mod inbox;
 mod members;
 mod messages;
 mod nodes;
+mod online;
 mod push;
 mod rows;
 mod schema;
