@@ -1,5 +1,5 @@
 //! A Confab cluster on one machine, from real parts: a fresh database on a PostgreSQL
-//! server (`database.rs`), NATS servers clustered with JetStream (`nats.rs`) and `confab
+//! server (`database.rs`), NATS servers clustered (`nats.rs`) and `confab
 //! serve` processes (`node.rs`), each on free loopback ports and cleaned up on drop.
 //! `confab-cluster` (the binary, behind `scripts/cluster`) starts one for people to try;
 //! the multi-process tests start theirs from the same pieces.

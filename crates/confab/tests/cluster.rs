@@ -397,3 +397,130 @@ async fn sigterm_drains_a_node_its_sessions_move_and_nothing_is_lost() {
         "bob moved: no offline"
     );
 }
+
+/// Presence frames about `who` that `device` gets within `wait`.
+async fn presence_of(
+    device: &mut Device,
+    who: confab_client::UserId,
+    wait: Duration,
+) -> Vec<String> {
+    let mut seen = Vec::new();
+    let who = who.to_string();
+    while let Some(frame) = device
+        .take(wait, |f| {
+            f["type"] == "presence" && f["user_id"] == who.as_str()
+        })
+        .await
+    {
+        seen.push(frame["status"].as_str().unwrap().to_owned());
+    }
+    seen
+}
+
+/// How long after now `who` is reported offline to `device` (within 15 s).
+async fn first_offline(device: &mut Device, who: confab_client::UserId) -> Duration {
+    let started = tokio::time::Instant::now();
+    let who = who.to_string();
+    let frame = device
+        .take(Duration::from_secs(15), |f| {
+            f["type"] == "presence" && f["user_id"] == who.as_str()
+        })
+        .await
+        .expect("a presence change within 15 s");
+    assert_eq!(frame["status"], "offline", "{frame}");
+    started.elapsed()
+}
+
+const FAST_PRESENCE: &[(&str, &str)] = &[
+    ("CONFAB_PRESENCE_TIMEOUT_MS", "3000"),
+    ("CONFAB_HEARTBEAT_INTERVAL_MS", "1000"),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn presence_holds_across_nodes_without_flicker_and_ends_after_the_timeout() {
+    let cluster = Cluster::start_with(3, FAST_PRESENCE).await;
+    let ada = cluster.user(0, "ada").await;
+    let bob = cluster.user(1, "bob").await;
+    ada.client.direct(bob.id).await.unwrap();
+    let mut watcher = Device::connect(&cluster.nodes[0].url, &ada.token, None).await;
+
+    // Bob's phone comes up on node 2: one online, seen on node 1 and asked of node 3.
+    let phone = Device::connect(&cluster.nodes[1].url, &bob.token, None).await;
+    assert_eq!(
+        presence_of(&mut watcher, bob.id, Duration::from_secs(2)).await,
+        ["online"]
+    );
+    let via_node3 = confab_client::Client::new(&cluster.nodes[2].url)
+        .unwrap()
+        .with_token(ada.token.clone());
+    let asked = via_node3.presence(&[bob.id]).await.unwrap();
+    assert_eq!(asked[0].status, confab_client::PresenceStatus::Online);
+
+    // The phone drops off node 2 without a close frame and comes back on node 3 within the
+    // timeout: nothing changes for ada.
+    drop(phone);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut phone = Device::connect(&cluster.nodes[2].url, &bob.token, None).await;
+    let keep_alive = phone.take(Duration::from_secs(6), |_| false);
+    let (_, seen) = tokio::join!(
+        keep_alive,
+        presence_of(&mut watcher, bob.id, Duration::from_secs(6))
+    );
+    assert!(seen.is_empty(), "a move between nodes flickered: {seen:?}");
+
+    // Dropped for good: offline within the timeout (3 s) plus a little, once.
+    drop(phone);
+    let offline = first_offline(&mut watcher, bob.id).await;
+    assert!(
+        offline < Duration::from_millis(3000 + 1500),
+        "offline {offline:?} after the drop; the timeout is 3 s"
+    );
+    assert!(
+        offline >= Duration::from_millis(2500),
+        "offline too early: {offline:?}"
+    );
+    assert!(
+        presence_of(&mut watcher, bob.id, Duration::from_secs(2))
+            .await
+            .is_empty(),
+        "one offline"
+    );
+    let asked = via_node3.presence(&[bob.id]).await.unwrap();
+    assert_eq!(asked[0].status, confab_client::PresenceStatus::Offline);
+    assert!(asked[0].last_active_at.is_some(), "last seen stored");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dead_nodes_users_go_offline_after_the_timeout_once() {
+    let mut cluster = Cluster::start_with(3, FAST_PRESENCE).await;
+    let ada = cluster.user(0, "ada").await;
+    let bob = cluster.user(2, "bob").await;
+    ada.client.direct(bob.id).await.unwrap();
+    let mut watcher = Device::connect(&cluster.nodes[0].url, &ada.token, None).await;
+    let _phone = Device::connect(&cluster.nodes[2].url, &bob.token, None).await;
+    assert_eq!(
+        presence_of(&mut watcher, bob.id, Duration::from_secs(2)).await,
+        ["online"]
+    );
+    cluster.nodes[2].kill();
+    let offline = first_offline(&mut watcher, bob.id).await;
+    // The timeout after the node's last registry renewal (every second here), found by a
+    // survivor's reaper (four times per timeout).
+    assert!(
+        offline < Duration::from_millis(3000 + 1000 + 750 + 1500),
+        "offline {offline:?} after the kill; the timeout is 3 s"
+    );
+    assert!(
+        presence_of(&mut watcher, bob.id, Duration::from_secs(3))
+            .await
+            .is_empty(),
+        "one offline from the two surviving nodes"
+    );
+    let sql = cluster.db.client().await.unwrap();
+    let seen_at: Option<i64> = sql
+        .query_one("SELECT last_seen_at FROM users WHERE id = $1", &[&bob.id.0])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(seen_at.is_some(), "bob's last seen stored");
+}

@@ -4,9 +4,14 @@
 //! inside `presence_timeout_ms` flickers nothing for the watchers; a clean close (a close
 //! frame, a logout) ends the lease at once.
 //!
-//! Changes fan out to contacts (users sharing a direct conversation) through the bus, and
-//! `last_active_at` is written to the store when a user goes offline. The lease book is
-//! plain data driven by `tokio::time::Instant`, so its tests run on a paused clock.
+//! Across nodes: each node records in the store only its own transitions (a user's first
+//! device up here, last device gone here), and the store says which of them are the
+//! cluster's (no other live node holds the user): only those fan out to contacts through the
+//! bus, so a device moving from node A to node B inside the timeout flickers nothing, and
+//! `last_active_at` is written once, by the node whose transition took the user offline.
+//! The users of a node that dies are taken offline by any other once its registry entry is
+//! `presence_timeout_ms` old. The lease book is plain data driven by
+//! `tokio::time::Instant`, so its tests run on a paused clock.
 
 use crate::bus::{Bus, UserEvent};
 use crate::metrics::Metrics;
@@ -209,6 +214,10 @@ pub struct Presence {
     outbox: Mutex<Outbox>,
     /// Last activity of users gone offline whose time is not in the store yet.
     unsaved: Mutex<HashMap<UserId, Timestamp>>,
+    /// Local transitions the store has not taken yet (it failed): tried again first.
+    unrecorded: Mutex<Vec<Change>>,
+    /// This process in the store's presence rows.
+    holder: String,
     store: Arc<dyn Store>,
     bus: Arc<dyn Bus>,
     metrics: Arc<Metrics>,
@@ -216,9 +225,11 @@ pub struct Presence {
 }
 
 impl Presence {
-    /// Builds the service; `timeout` is `presence_timeout_ms`.
+    /// Builds the service; `timeout` is `presence_timeout_ms`, `holder` this process's
+    /// name in the registry.
     pub fn new(
         timeout: Duration,
+        holder: String,
         store: Arc<dyn Store>,
         bus: Arc<dyn Bus>,
         metrics: Arc<Metrics>,
@@ -227,6 +238,8 @@ impl Presence {
             book: Mutex::new(LeaseBook::new(timeout)),
             outbox: Mutex::new(Outbox::default()),
             unsaved: Mutex::new(HashMap::new()),
+            unrecorded: Mutex::new(Vec::new()),
+            holder,
             store,
             bus,
             metrics,
@@ -270,33 +283,79 @@ impl Presence {
             .record(change);
     }
 
-    /// Does `user` have a device online on this node now?
-    pub fn is_online(&self, user: UserId) -> bool {
+    /// Registry entries renewed after this are live nodes.
+    fn live_after(&self) -> Timestamp {
+        Timestamp(Timestamp::now().0 - i64::try_from(self.timeout.as_millis()).unwrap_or(0))
+    }
+
+    /// Does `user` have a device online on any node now?
+    pub async fn is_online(&self, user: UserId) -> crate::store::StoreResult<bool> {
+        if self.is_online_here(user) {
+            return Ok(true);
+        }
+        Ok(!self
+            .store
+            .online_among(&[user], self.live_after())
+            .await?
+            .is_empty())
+    }
+
+    fn is_online_here(&self, user: UserId) -> bool {
         self.book()
             .get(user)
             .is_some_and(|(status, _)| status == PresenceStatus::Online)
     }
 
-    /// Presence of users as the API answers it: live leases first, then the store.
-    pub async fn lookup(&self, users: &[UserId]) -> crate::store::StoreResult<Vec<PresenceView>> {
-        let stored = self.store.last_seen(users).await?;
+    /// `users` as presence views: online on any node (with their last activity here, or
+    /// now when elsewhere), or offline with their last activity as stored.
+    async fn views(
+        &self,
+        users: &[UserId],
+    ) -> crate::store::StoreResult<Vec<(UserId, PresenceStatus, Option<Timestamp>)>> {
+        let online = self.store.online_among(users, self.live_after()).await?;
+        let offline: Vec<UserId> = users
+            .iter()
+            .copied()
+            .filter(|u| !online.contains(u) && !self.is_online_here(*u))
+            .collect();
+        let stored = if offline.is_empty() {
+            Vec::new()
+        } else {
+            self.store.last_seen(&offline).await?
+        };
         // Both locks are held only for this lookup; no path takes them the other way round.
         let unsaved = self.unsaved.lock().unwrap_or_else(|p| p.into_inner());
         let book = self.book();
-        Ok(stored
-            .into_iter()
-            .map(|(user_id, last_seen)| match book.get(user_id) {
-                Some((status, at)) => PresenceView {
-                    user_id,
-                    status,
-                    last_active_at: Some(at),
-                },
-                None => PresenceView {
-                    user_id,
-                    status: PresenceStatus::Offline,
+        Ok(users
+            .iter()
+            .map(|&user| match book.get(user) {
+                Some((PresenceStatus::Online, at)) => (user, PresenceStatus::Online, Some(at)),
+                _ if online.contains(&user) => {
+                    (user, PresenceStatus::Online, Some(Timestamp::now()))
+                }
+                _ => {
+                    let stored = stored
+                        .iter()
+                        .find(|(u, _)| *u == user)
+                        .and_then(|(_, t)| *t);
                     // A time not yet in the store is newer than the one there.
-                    last_active_at: unsaved.get(&user_id).copied().or(last_seen),
-                },
+                    let at = unsaved.get(&user).copied().or(stored);
+                    (user, PresenceStatus::Offline, at)
+                }
+            })
+            .collect())
+    }
+
+    /// Presence of users as the API answers it, for the whole cluster.
+    pub async fn lookup(&self, users: &[UserId]) -> crate::store::StoreResult<Vec<PresenceView>> {
+        Ok(self
+            .views(users)
+            .await?
+            .into_iter()
+            .map(|(user_id, status, last_active_at)| PresenceView {
+                user_id,
+                status,
+                last_active_at,
             })
             .collect())
     }
@@ -322,38 +381,43 @@ impl Presence {
         }
     }
 
-    /// `presence` frames for the contacts of `user` who are online now: what a new session
-    /// needs to draw its green dots without waiting for the next change.
+    /// `presence` frames for the contacts of `user` who are online now, on any node: what
+    /// a new session needs to draw its green dots without waiting for the next change.
     pub async fn snapshot(&self, user: UserId) -> Vec<Arc<str>> {
         let contacts = self.store.contacts_of(user).await.unwrap_or_default();
-        let book = self.book();
-        contacts
+        if contacts.is_empty() {
+            return Vec::new();
+        }
+        let views = self.views(&contacts).await.unwrap_or_default();
+        views
             .into_iter()
-            .filter_map(|contact| match book.get(contact) {
-                Some((status @ PresenceStatus::Online, at)) => Some(
-                    ServerFrame::Presence(PresenceView {
-                        user_id: contact,
-                        status,
-                        last_active_at: Some(at),
-                    })
-                    .to_json()
-                    .into(),
-                ),
-                _ => None,
+            .filter(|(_, status, _)| *status == PresenceStatus::Online)
+            .map(|(user_id, status, last_active_at)| {
+                ServerFrame::Presence(PresenceView {
+                    user_id,
+                    status,
+                    last_active_at,
+                })
+                .to_json()
+                .into()
             })
             .collect()
     }
 
     /// `a` and `b` just became contacts: each one's sessions get the other's current status
     /// if online (later changes follow as usual).
-    pub fn introduce(&self, a: UserId, b: UserId) {
-        let book = self.book();
+    pub async fn introduce(&self, a: UserId, b: UserId) {
+        let Ok(views) = self.views(&[a, b]).await else {
+            return;
+        };
         for (to, about) in [(a, b), (b, a)] {
-            if let Some((status @ PresenceStatus::Online, at)) = book.get(about) {
+            if let Some((_, status @ PresenceStatus::Online, at)) =
+                views.iter().find(|(u, _, _)| *u == about)
+            {
                 let frame = ServerFrame::Presence(PresenceView {
                     user_id: about,
-                    status,
-                    last_active_at: Some(at),
+                    status: *status,
+                    last_active_at: *at,
                 })
                 .to_json();
                 self.metrics.presence_events.inc();
@@ -362,8 +426,8 @@ impl Presence {
         }
     }
 
-    /// Until `shutdown`: expires lapsed leases (four times per timeout) and publishes the
-    /// net changes every 50 ms.
+    /// Until `shutdown`: expires lapsed leases and takes dead nodes' users offline (four
+    /// times per timeout), and publishes the net changes every 50 ms.
     pub async fn run(&self, shutdown: CancellationToken) {
         let mut tick = tokio::time::interval(COALESCE);
         let expire_every = (self.timeout / 4).max(COALESCE);
@@ -378,55 +442,124 @@ impl Presence {
                 for change in self.book().expire(Instant::now()) {
                     self.record(Some(change));
                 }
+                self.reap().await;
             }
             let changes = self.outbox.lock().unwrap_or_else(|p| p.into_inner()).take();
             self.publish(changes).await;
         }
     }
 
-    async fn publish(&self, changes: Vec<Change>) {
+    /// This node's transitions go to the store; the cluster's are published.
+    async fn publish(&self, mut changes: Vec<Change>) {
+        let retry = std::mem::take(&mut *self.unrecorded.lock().unwrap_or_else(|p| p.into_inner()));
+        if !retry.is_empty() {
+            // Older first: a newer change of the same user wins below.
+            let newer: Vec<UserId> = changes.iter().map(|c| c.user).collect();
+            let mut merged: Vec<Change> = retry
+                .into_iter()
+                .filter(|c| !newer.contains(&c.user))
+                .collect();
+            merged.append(&mut changes);
+            changes = merged;
+        }
         if changes.is_empty() {
             return;
         }
         self.metrics.online_users.set(self.book().online() as i64);
-        for change in changes {
-            let saved = match change.status {
-                PresenceStatus::Offline => {
-                    self.store
-                        .set_last_seen(&[(change.user, change.last_active_at)])
-                        .await
-                }
-                PresenceStatus::Online => Ok(()),
-            };
-            match saved {
-                Ok(()) => {
-                    let mut unsaved = self.unsaved.lock().unwrap_or_else(|p| p.into_inner());
-                    if unsaved.get(&change.user) == Some(&change.last_active_at) {
-                        unsaved.remove(&change.user);
+        let up: Vec<UserId> = changes
+            .iter()
+            .filter(|c| c.status == PresenceStatus::Online)
+            .map(|c| c.user)
+            .collect();
+        let down: Vec<UserId> = changes
+            .iter()
+            .filter(|c| c.status == PresenceStatus::Offline)
+            .map(|c| c.user)
+            .collect();
+        let (online, offline) = match self
+            .store
+            .set_online(&self.holder, &up, &down, self.live_after())
+            .await
+        {
+            Ok(cluster) => cluster,
+            Err(e) => {
+                tracing::warn!(changes = changes.len(), error = %e, "could not record presence changes; will retry");
+                *self.unrecorded.lock().unwrap_or_else(|p| p.into_inner()) = changes;
+                return;
+            }
+        };
+        let seen: Vec<(UserId, Timestamp)> = changes
+            .iter()
+            .filter(|c| offline.contains(&c.user))
+            .map(|c| (c.user, c.last_active_at))
+            .collect();
+        self.save_last_seen(&seen).await;
+        for change in changes
+            .iter()
+            .filter(|c| online.contains(&c.user) || offline.contains(&c.user))
+        {
+            self.fan_out(change.user, change.status, change.last_active_at)
+                .await;
+        }
+    }
+
+    /// The users of nodes that stopped renewing go offline, as last seen when their node
+    /// last renewed.
+    async fn reap(&self) {
+        let gone = match self.store.reap_online(self.live_after()).await {
+            Ok(gone) => gone,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not look for the users of dead nodes; will retry");
+                return;
+            }
+        };
+        // A user whose device came back here meanwhile is not gone.
+        let gone: Vec<(UserId, Timestamp)> = gone
+            .into_iter()
+            .filter(|(u, _)| !self.is_online_here(*u))
+            .collect();
+        self.save_last_seen(&gone).await;
+        for (user, seen) in gone {
+            self.fan_out(user, PresenceStatus::Offline, seen).await;
+        }
+    }
+
+    async fn save_last_seen(&self, seen: &[(UserId, Timestamp)]) {
+        if seen.is_empty() {
+            return;
+        }
+        match self.store.set_last_seen(seen).await {
+            Ok(()) => {
+                let mut unsaved = self.unsaved.lock().unwrap_or_else(|p| p.into_inner());
+                for (user, at) in seen {
+                    if unsaved.get(user) == Some(at) {
+                        unsaved.remove(user);
                     }
                 }
-                Err(e) => {
-                    tracing::warn!(user = %change.user, error = %e, "could not save last_seen")
-                }
             }
-            let contacts = match self.store.contacts_of(change.user).await {
-                Ok(contacts) => contacts,
-                Err(e) => {
-                    tracing::warn!(user = %change.user, error = %e, "could not read contacts; presence not fanned out");
-                    continue;
-                }
-            };
-            let frame: Arc<str> = ServerFrame::Presence(PresenceView {
-                user_id: change.user,
-                status: change.status,
-                last_active_at: Some(change.last_active_at),
-            })
-            .to_json()
-            .into();
-            for contact in contacts {
-                self.metrics.presence_events.inc();
-                self.bus.publish(contact, UserEvent::Frame(frame.clone()));
+            Err(e) => tracing::warn!(users = seen.len(), error = %e, "could not save last_seen"),
+        }
+    }
+
+    /// Tells `user`'s contacts, on every node, that `user` is now `status`.
+    async fn fan_out(&self, user: UserId, status: PresenceStatus, last_active_at: Timestamp) {
+        let contacts = match self.store.contacts_of(user).await {
+            Ok(contacts) => contacts,
+            Err(e) => {
+                tracing::warn!(user = %user, error = %e, "could not read contacts; presence not fanned out");
+                return;
             }
+        };
+        let frame: Arc<str> = ServerFrame::Presence(PresenceView {
+            user_id: user,
+            status,
+            last_active_at: Some(last_active_at),
+        })
+        .to_json()
+        .into();
+        for contact in contacts {
+            self.metrics.presence_events.inc();
+            self.bus.publish(contact, UserEvent::Frame(frame.clone()));
         }
     }
 }

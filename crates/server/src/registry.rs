@@ -15,7 +15,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// How often a node renews its entry and rereads the others.
+/// How often a node renews its entry and rereads the others, unless presence needs it
+/// more often (see [`Registry::new`]).
 const RENEW_EVERY: Duration = Duration::from_secs(4);
 /// An entry older than this is a node that stopped: two renewals missed, and within the 15
 /// seconds discovery promises.
@@ -30,17 +31,21 @@ pub struct Registry {
     load: Box<dyn Fn() -> u32 + Send + Sync>,
     draining: AtomicBool,
     nodes: RwLock<Vec<NodeRecord>>,
+    renew_every: Duration,
 }
 
 impl Registry {
     /// The registry of the node `me` (its load read by `load` at each renewal, in
-    /// thousandths of capacity).
+    /// thousandths of capacity). Other nodes take this one's users offline once its entry
+    /// is `presence_timeout` old, so it renews at least three times per timeout.
     pub fn new(
         store: Arc<dyn Store>,
         me: NodeRecord,
+        presence_timeout: Duration,
         load: impl Fn() -> u32 + Send + Sync + 'static,
     ) -> Self {
         Self {
+            renew_every: RENEW_EVERY.min(presence_timeout / 3),
             store,
             nodes: RwLock::new(vec![me.clone()]),
             me: Mutex::new(me),
@@ -55,7 +60,7 @@ impl Registry {
             self.renew().await;
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                () = tokio::time::sleep(RENEW_EVERY) => {}
+                () = tokio::time::sleep(self.renew_every) => {}
             }
         }
     }
@@ -71,7 +76,9 @@ impl Registry {
         self.draining.load(Ordering::Relaxed)
     }
 
-    async fn renew(&self) {
+    /// Puts this node's entry and rereads everyone's: at start, before the node serves
+    /// (presence rows name a node other nodes must see as live), then every few seconds.
+    pub async fn renew(&self) {
         let now = Timestamp::now();
         let me = {
             let mut me = self.me.lock().unwrap_or_else(|p| p.into_inner());

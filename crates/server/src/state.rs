@@ -172,6 +172,7 @@ impl App {
                 draining: false,
                 renewed_at: confab_proto::Timestamp::now(),
             },
+            Duration::from_millis(config.presence_timeout_ms),
             {
                 let hub = hub.clone();
                 let max = config.max_sessions.max(1);
@@ -181,6 +182,7 @@ impl App {
                 }
             },
         );
+        registry.renew().await;
         Ok(Arc::new(App {
             registry,
             accounts: Accounts::new(&config, store.clone(), bus.clone())
@@ -197,6 +199,7 @@ impl App {
             cursors: CursorBook::default(),
             presence: Presence::new(
                 Duration::from_millis(config.presence_timeout_ms),
+                node.holder().to_owned(),
                 store.clone(),
                 bus.clone(),
                 metrics.clone(),

@@ -116,6 +116,9 @@ pub struct Device {
     pub closed: Option<u16>,
 }
 
+/// How often a waiting device heartbeats (the fastest interval the tests configure).
+const HEARTBEAT: Duration = Duration::from_millis(800);
+
 /// How long a test waits for frames it expects.
 const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -231,9 +234,20 @@ impl Device {
         }
         let deadline = tokio::time::Instant::now() + wait;
         loop {
-            let next = tokio::time::timeout_at(deadline, self.ws.next())
-                .await
-                .ok()?;
+            // Heartbeats while waiting, as a client does, so the session stays alive.
+            let beat = tokio::time::Instant::now() + HEARTBEAT;
+            let next = match tokio::time::timeout_at(beat.min(deadline), self.ws.next()).await {
+                Ok(next) => next,
+                Err(_) if beat < deadline => {
+                    let heartbeat = json!({"type": "heartbeat"}).to_string();
+                    if self.ws.send(Ws::text(heartbeat)).await.is_err() {
+                        self.closed.get_or_insert(1006);
+                        return None;
+                    }
+                    continue;
+                }
+                Err(_) => return None,
+            };
             let frame = match next {
                 Some(Ok(Ws::Text(text))) => serde_json::from_str::<Value>(&text).unwrap(),
                 Some(Ok(Ws::Close(close))) => {
@@ -249,7 +263,9 @@ impl Device {
             if want(&frame) {
                 return Some(frame);
             }
-            self.frames.push_back(frame);
+            if frame["type"] != "heartbeat_ack" {
+                self.frames.push_back(frame);
+            }
         }
     }
 }

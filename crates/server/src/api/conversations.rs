@@ -47,7 +47,7 @@ pub async fn direct(
     let (conversation, created) = app.conversations.direct(me.user_id, req.user_id).await?;
     let status = if created {
         // New contacts: each side's open sessions learn the other's status now.
-        app.presence.introduce(me.user_id, req.user_id);
+        app.presence.introduce(me.user_id, req.user_id).await;
         StatusCode::CREATED
     } else {
         StatusCode::OK

@@ -106,7 +106,7 @@ impl Pusher {
             // The hold is over and nothing came: the row is done.
             return self.store.push_forget(&job).await;
         }
-        if presence.is_online(job.user_id) || self.delivered(&job).await? {
+        if presence.is_online(job.user_id).await? || self.delivered(&job).await? {
             self.metrics.push_skipped.inc();
             return self.store.push_done(&job, Timestamp::now()).await;
         }
