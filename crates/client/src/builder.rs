@@ -4,8 +4,10 @@
 
 use crate::connection::{Connection, Events};
 use crate::endpoint::ws_url;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::nodes::Nodes;
 use crate::worker::{self, SharedCursor, Worker};
+use confab_proto::ErrorCode;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,6 +46,7 @@ pub(crate) struct Config {
     pub(crate) reconnect_max: Duration,
     pub(crate) max_reconnect_attempts: Option<u32>,
     pub(crate) initial_cursor: Option<u64>,
+    pub(crate) discovery: bool,
     pub(crate) connect_timeout: Duration,
     pub(crate) write_timeout: Duration,
     pub(crate) send_timeout: Duration,
@@ -59,6 +62,7 @@ impl Default for Config {
             command_capacity: DEFAULT_COMMAND_CAPACITY,
             max_in_flight_sends: DEFAULT_MAX_IN_FLIGHT_SENDS,
             reconnect_min: DEFAULT_RECONNECT_MIN,
+            discovery: true,
             reconnect_max: DEFAULT_RECONNECT_MAX,
             max_reconnect_attempts: None,
             initial_cursor: None,
@@ -261,6 +265,21 @@ impl ConnectionBuilder {
         self
     }
 
+    /// Whether to ask `GET /v1/discovery` where to connect (on): at the start, the node
+    /// it offers first (with the given URL as the fallback), and after a failed reconnect,
+    /// the live nodes of the cluster, asked of any node heard of. A single node's answer is
+    /// not used as an address: the URL given stays. Off: only the given URL and the nodes
+    /// a draining server names.
+    ///
+    /// ```
+    /// let builder = confab_client::Connection::builder("http://127.0.0.1:8080", "t")
+    ///     .discovery(false);
+    /// ```
+    pub fn discovery(mut self, on: bool) -> Self {
+        self.config.discovery = on;
+        self
+    }
+
     /// Connects, sends `hello`, waits for `welcome`, and starts the connection task. The
     /// first event is [`Event::Connected`](crate::Event::Connected). A failure of this
     /// first attempt is returned here (bad URL, refused, 4001, timeout); later ones are
@@ -275,10 +294,35 @@ impl ConnectionBuilder {
     /// # }
     /// ```
     pub async fn connect(self) -> Result<(Connection, Events)> {
-        let ws_url = ws_url(&self.base_url)?;
+        // A bad URL is an error now, whatever discovery says.
+        ws_url(&self.base_url)?;
         let config = self.config;
-        let session =
-            worker::establish(&ws_url, &self.token, config.initial_cursor, &config).await?;
+        let mut nodes = Nodes::new(&self.base_url);
+        let mut candidates = vec![self.base_url.clone()];
+        if config.discovery
+            && let Some(mut offered) = nodes.discover().await
+        {
+            offered.push(self.base_url.clone());
+            candidates = offered;
+        }
+        let mut session = None;
+        let mut last = None;
+        for url in &candidates {
+            match worker::establish(url, &self.token, config.initial_cursor, &config).await {
+                Ok(started) => {
+                    session = Some(started);
+                    break;
+                }
+                Err(e) if e.code() == Some(ErrorCode::Unauthorized) => return Err(e),
+                Err(e) => last = Some(e),
+            }
+        }
+        let Some(session) = session else {
+            return Err(last.unwrap_or_else(|| Error::ClosedByServer {
+                code: 1006,
+                reason: "no node to connect to".into(),
+            }));
+        };
         let (events_tx, events_rx) = mpsc::channel(config.event_capacity);
         let (commands_tx, commands_rx) = mpsc::channel(config.command_capacity);
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -293,7 +337,7 @@ impl ConnectionBuilder {
         );
         let worker = Worker::new(
             config,
-            ws_url,
+            nodes,
             self.token,
             cursor,
             events_tx,

@@ -28,8 +28,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 ///   with a cumulative `delivered`, batched (see
 ///   [`ConnectionBuilder::delivered_batch`]);
 /// - on a lost connection, reconnects with exponential backoff and jitter and resumes
-///   from the cursor; a node that drains (`reconnect` frame) is left for the first node
-///   it names;
+///   from the cursor: first to the same node, then to the live nodes discovery offers
+///   (asked of any node of the cluster it has heard of); a node that drains (`reconnect`
+///   frame) is left for the first node it names;
 /// - retries unacknowledged sends on the next connection with the same `client_msg_id`,
 ///   which the server deduplicates.
 ///
@@ -263,6 +264,9 @@ pub enum Event {
     /// `inbox_seq` up to this `inbox_seq` are the backlog the server replays; the app has
     /// caught up once it has seen that one.
     Connected {
+        /// The base URL of the node connected to (the one given, or one discovery or a
+        /// draining node offered).
+        url: String,
         /// Who the token belongs to.
         user_id: UserId,
         /// This device.

@@ -52,6 +52,7 @@ mod connection;
 mod endpoint;
 mod error;
 mod http;
+mod nodes;
 mod worker;
 
 pub use builder::{

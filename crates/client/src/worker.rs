@@ -10,6 +10,7 @@ use crate::builder::Config;
 use crate::connection::{DisconnectReason, Event};
 use crate::endpoint::ws_url;
 use crate::error::{Error, Result};
+use crate::nodes::Nodes;
 use confab_proto::limits::{FRAME_MAX_BYTES, close};
 use confab_proto::{
     ClientFrame, ConversationId, DeviceId, ErrorCode, FrameError, Message, ServerFrame, UserId,
@@ -92,6 +93,8 @@ impl SharedCursor {
 /// A socket past `welcome`.
 pub(crate) struct Session {
     ws: Ws,
+    /// The node's base URL.
+    url: String,
     user_id: UserId,
     device_id: DeviceId,
     inbox_seq: u64,
@@ -104,6 +107,7 @@ impl Session {
     /// The [`Event::Connected`] announcing this session.
     pub(crate) fn connected_event(&self) -> Event {
         Event::Connected {
+            url: self.url.clone(),
             user_id: self.user_id,
             device_id: self.device_id,
             inbox_seq: self.inbox_seq,
@@ -112,13 +116,15 @@ impl Session {
     }
 }
 
-/// One connect attempt: TCP, upgrade, `hello`, `welcome`, all within the connect timeout.
+/// One connect attempt to the node at `base` (its HTTP base URL): TCP, upgrade, `hello`,
+/// `welcome`, all within the connect timeout.
 pub(crate) async fn establish(
-    url: &str,
+    base: &str,
     token: &str,
     cursor: Option<u64>,
     config: &Config,
 ) -> Result<Session> {
+    let url = &ws_url(base)?;
     let attempt = async {
         let ws_config = WebSocketConfig::default()
             .max_message_size(Some(FRAME_MAX_BYTES * FRAME_SLACK))
@@ -149,6 +155,7 @@ pub(crate) async fn establish(
                             .clamp(HEARTBEAT_MIN, HEARTBEAT_MAX);
                         return Ok(Session {
                             ws,
+                            url: base.trim_end_matches('/').to_owned(),
                             user_id,
                             device_id,
                             inbox_seq,
@@ -229,9 +236,12 @@ impl PendingSend {
 /// The connection task's state across sessions.
 pub(crate) struct Worker {
     config: Config,
-    base_url: String,
+    /// The base URL of the node in use (or last used).
+    current: String,
+    /// The cluster's nodes as far as known, to ask where to go when `current` is gone.
+    nodes: Nodes,
     token: String,
-    /// Where the next attempt goes instead of `base_url`, after a `reconnect` frame.
+    /// Where the next attempt goes instead of `current`, after a `reconnect` frame.
     redirect: Option<String>,
     /// The highest `inbox_seq` handed to the app (or the one we started from).
     cursor: Option<u64>,
@@ -257,7 +267,7 @@ pub(crate) struct Worker {
 impl Worker {
     pub(crate) fn new(
         config: Config,
-        base_url: String,
+        nodes: Nodes,
         token: String,
         shared_cursor: Arc<SharedCursor>,
         events: mpsc::Sender<Event>,
@@ -268,7 +278,8 @@ impl Worker {
         let cursor = config.initial_cursor;
         Self {
             config,
-            base_url,
+            current: String::new(),
+            nodes,
             token,
             redirect: None,
             cursor,
@@ -289,6 +300,7 @@ impl Worker {
 
     /// Serves `session`, then reconnects and serves the next, until a final end.
     pub(crate) async fn run(mut self, session: Session) {
+        self.current.clone_from(&session.url);
         let mut session = session;
         let error = loop {
             let started = session.started;
@@ -529,7 +541,9 @@ impl Worker {
             ServerFrame::Presence(presence) => Some(Event::Presence(presence)),
             ServerFrame::Reconnect { servers } => {
                 // The server closes with 1001 next; go to the best node it named.
-                self.redirect = servers.iter().find_map(|s| ws_url(&s.url).ok());
+                let urls: Vec<String> = servers.iter().map(|s| s.url.clone()).collect();
+                self.nodes.learn(&urls);
+                self.redirect = urls.into_iter().next();
                 tracing::info!(redirect = ?self.redirect, "confab node draining");
                 None
             }
@@ -727,17 +741,15 @@ impl Worker {
             if !self.wait_offline(Instant::now() + delay).await {
                 return Err(None);
             }
-            let url = self
-                .redirect
-                .take()
-                .unwrap_or_else(|| self.base_url.clone());
+            let mut shutdown = self.shutdown.clone();
             let attempt = tokio::select! {
-                result = establish(&url, &self.token, self.cursor, &self.config) => result,
-                () = wait_shutdown(&mut self.shutdown) => return Err(None),
+                result = self.attempt(failures) => result,
+                () = wait_shutdown(&mut shutdown) => return Err(None),
             };
             match attempt {
                 Ok(session) => {
-                    tracing::info!(url, cursor = ?self.cursor, "confab connection resumed");
+                    self.current.clone_from(&session.url);
+                    tracing::info!(url = %session.url, cursor = ?self.cursor, "confab connection resumed");
                     if self.cursor.is_some_and(|c| c > session.inbox_seq) {
                         // Messages up to the cursor will be dropped as repeats; only a
                         // server that lost data (or another server's cursor) does this.
@@ -753,7 +765,7 @@ impl Worker {
                 Err(e) if e.code() == Some(ErrorCode::Unauthorized) => return Err(Some(e)),
                 Err(e) => {
                     failures = failures.saturating_add(1);
-                    tracing::info!(url, error = %e, failures, "confab reconnect failed");
+                    tracing::info!(error = %e, failures, "confab reconnect failed");
                     if self
                         .config
                         .max_reconnect_attempts
@@ -764,6 +776,33 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// One reconnect attempt: the node a `reconnect` frame named, or the one in use; after
+    /// a failure, the live nodes discovery offers (asked of any node known), in turn.
+    async fn attempt(&mut self, failures: u32) -> Result<Session> {
+        let first = self.redirect.take().unwrap_or_else(|| self.current.clone());
+        let mut candidates = vec![first.clone()];
+        if failures > 0
+            && self.config.discovery
+            && let Some(offered) = self.nodes.discover().await
+        {
+            // The one that just failed last: discovery lists a dead node for a few seconds.
+            candidates = offered.into_iter().filter(|u| *u != first).collect();
+            candidates.push(first);
+        }
+        let mut last = None;
+        for url in candidates {
+            match establish(&url, &self.token, self.cursor, &self.config).await {
+                Ok(session) => return Ok(session),
+                Err(e) if e.code() == Some(ErrorCode::Unauthorized) => return Err(e),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::ClosedByServer {
+            code: 1006,
+            reason: "no node to connect to".into(),
+        }))
     }
 
     /// Sleeps until `deadline` while taking commands; false on shutdown.

@@ -170,7 +170,9 @@ async fn resumes_from_its_cursor_drops_repeats_and_retries_sends() {
         }
     });
 
+    // The fake speaks only the WebSocket; there is no discovery to ask.
     let (connection, mut events) = Connection::builder(&base, "tok")
+        .discovery(false)
         .cursor(5)
         .delivered_batch(2, Duration::from_millis(20))
         .reconnect_backoff(Duration::from_millis(10), Duration::from_millis(50))
@@ -300,7 +302,11 @@ async fn send_errors_are_returned_and_rate_limits_retried() {
         peer
     });
 
-    let (connection, mut events) = Connection::connect(&base, "tok").await.unwrap();
+    let (connection, mut events) = Connection::builder(&base, "tok")
+        .discovery(false)
+        .connect()
+        .await
+        .unwrap();
     assert!(matches!(
         next_event(&mut events).await,
         Event::Connected { cursor: None, .. }
@@ -359,7 +365,9 @@ async fn close_code_4001_is_final() {
         accepting.await.unwrap();
     });
 
+    // The fake speaks only the WebSocket; there is no discovery to ask.
     let (connection, mut events) = Connection::builder(&base, "tok")
+        .discovery(false)
         .reconnect_backoff(Duration::from_millis(10), Duration::from_millis(20))
         .connect()
         .await
@@ -383,7 +391,11 @@ async fn close_code_4001_is_final() {
 
     // Give the server's assertion on "no reconnect" time to pass first.
     tokio::time::sleep(Duration::from_millis(350)).await;
-    let refused = Connection::connect(&base, "bad").await.unwrap_err();
+    let refused = Connection::builder(&base, "bad")
+        .discovery(false)
+        .connect()
+        .await
+        .unwrap_err();
     assert_eq!(refused.code(), Some(ErrorCode::Unauthorized));
     timeout(WAIT, server).await.unwrap().unwrap();
 }

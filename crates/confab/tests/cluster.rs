@@ -524,3 +524,182 @@ async fn a_dead_nodes_users_go_offline_after_the_timeout_once() {
         .get(0);
     assert!(seen_at.is_some(), "bob's last seen stored");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigkill_of_a_node_mid_storm_loses_nothing_and_clients_move_through_discovery() {
+    use confab_client::{Connection, Event};
+    let mut cluster = Cluster::start(3).await;
+    let all: BTreeSet<String> = cluster.nodes.iter().map(|n| n.url.clone()).collect();
+    until_offered(&cluster, &all, &[0, 1, 2]).await;
+    // Three users in a ring of direct conversations, each sending to the next.
+    let names = ["ada", "bob", "cyd"];
+    let mut users = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        users.push(cluster.user(i, name).await);
+    }
+    let mut chats = Vec::new();
+    for i in 0..3 {
+        chats.push(
+            users[i]
+                .client
+                .direct(users[(i + 1) % 3].id)
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    // Each connects through discovery, from a different node's URL.
+    let mut connections = Vec::new();
+    let mut on = Vec::new();
+    let mut inboxes = Vec::new();
+    for (i, user) in users.iter().enumerate() {
+        let (connection, mut events) =
+            Connection::builder(&cluster.nodes[i].url, user.token.clone())
+                .reconnect_backoff(Duration::from_millis(50), Duration::from_millis(500))
+                .send_timeout(Duration::from_secs(60))
+                .connect()
+                .await
+                .unwrap();
+        let Some(Event::Connected { url, .. }) = events.recv().await else {
+            panic!("connected first")
+        };
+        on.push(url);
+        // Each device's inbox as the app sees it.
+        inboxes.push(tokio::spawn(async move {
+            let mut seqs = Vec::new();
+            let mut moves = 0;
+            while seqs.len() < 2 * SENDS {
+                match tokio::time::timeout(Duration::from_secs(60), events.recv()).await {
+                    Ok(Some(Event::Message { inbox_seq, .. })) => seqs.push(inbox_seq),
+                    Ok(Some(Event::Connected { .. })) => moves += 1,
+                    Ok(Some(_)) => {}
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            (seqs, moves)
+        }));
+        connections.push(connection);
+    }
+    const SENDS: usize = 150;
+    // Every send in flight at once, as a busy client's would be; each records whether it
+    // was acked.
+    let mut sends = Vec::new();
+    for (i, connection) in connections.iter().enumerate() {
+        for k in 0..SENDS {
+            let (connection, chat) = (connection.clone(), chats[i]);
+            sends.push(tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(10 * k as u64)).await;
+                let id = format!("{i}-{k}");
+                connection
+                    .send(chat, Some(id.clone()), format!("m {id}"))
+                    .await
+                    .map(|_| id)
+            }));
+        }
+    }
+    // Mid-storm, the node most of them are on dies.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let busiest = (0..3)
+        .max_by_key(|&n| on.iter().filter(|u| **u == cluster.nodes[n].url).count())
+        .unwrap();
+    cluster.nodes[busiest].kill();
+    let mut acked = BTreeSet::new();
+    for send in sends {
+        let id = send.await.unwrap().expect("every send acked in the end");
+        acked.insert(id);
+    }
+    assert_eq!(acked.len(), 3 * SENDS);
+
+    // Stored once each, nothing missing.
+    let sql = cluster.db.client().await.unwrap();
+    let stored: i64 = sql
+        .query_one("SELECT count(*) FROM messages WHERE kind = 'text'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, (3 * SENDS) as i64, "0 lost, 0 stored twice");
+    let twice: i64 = sql
+        .query_one(
+            "SELECT count(*) FROM (SELECT sender_id, client_msg_id FROM messages
+             GROUP BY 1, 2 HAVING count(*) > 1) x",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(twice, 0);
+    // Every device saw its whole inbox once, in order, and the ones on the dead node moved.
+    for (i, inbox) in inboxes.into_iter().enumerate() {
+        let (seqs, moves) = inbox.await.unwrap();
+        assert_eq!(
+            seqs,
+            (1..=(2 * SENDS) as u64).collect::<Vec<_>>(),
+            "{}: every inbox entry once, in order",
+            names[i]
+        );
+        if on[i] == cluster.nodes[busiest].url {
+            assert!(moves >= 1, "{} reconnected elsewhere", names[i]);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_message_to_an_offline_user_is_pushed_once_by_three_nodes() {
+    use std::sync::{Arc, Mutex};
+    // A Web Push service that accepts everything and counts.
+    let pushes = Arc::new(Mutex::new(Vec::<String>::new()));
+    let service = axum::Router::new().fallback({
+        let pushes = pushes.clone();
+        move |uri: axum::http::Uri| {
+            let pushes = pushes.clone();
+            async move {
+                pushes.lock().unwrap().push(uri.path().to_owned());
+                axum::http::StatusCode::CREATED
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let push_url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, service).await.unwrap() });
+    let cluster = Cluster::start_with(
+        3,
+        &[
+            ("CONFAB_PUSH_ALLOW_HTTP_ENDPOINTS", "true"),
+            ("CONFAB_PUSH_COLLAPSE_MS", "200"),
+            // No proxy from the environment may carry the pushes.
+            ("HTTP_PROXY", ""),
+            ("HTTPS_PROXY", ""),
+            ("ALL_PROXY", ""),
+            ("http_proxy", ""),
+        ],
+    )
+    .await;
+    let ada = cluster.user(0, "ada").await;
+    let cyd = cluster.user(2, "cyd").await;
+    // The P-256 base point: a valid browser key; this service does not decrypt.
+    let p256dh =
+        "BGsX0fLhLEJH-Lzm5WOkQPJ3A32BLeszoPShOUXYmMKWT-NC4v4af5uO5-tKfA-eFivOM1drMV7Oy7ZAaDe_UfU";
+    let subscribed = reqwest::Client::new()
+        .post(format!("{}/v1/push/subscriptions", cluster.nodes[2].url))
+        .bearer_auth(&cyd.token)
+        .json(&serde_json::json!({
+            "kind": "webpush",
+            "endpoint": format!("{push_url}/push/cyd"),
+            "keys": {"p256dh": p256dh, "auth": "AAAAAAAAAAAAAAAAAAAAAA"},
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(subscribed.status(), 201);
+    let chat = ada.client.direct(cyd.id).await.unwrap().id;
+    ada.client.send_http(chat, None, "wake up").await.unwrap();
+    for _ in 0..200 {
+        if !pushes.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Every node's push worker has had several turns since.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(*pushes.lock().unwrap(), ["/push/cyd"], "exactly one push");
+}
