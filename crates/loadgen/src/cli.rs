@@ -50,10 +50,29 @@ pub enum Scenario {
     Worker,
 }
 
+impl Common {
+    /// Every URL given.
+    pub fn urls(&self) -> Vec<&str> {
+        self.url
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .collect()
+    }
+
+    /// The first URL given: where accounts are set up.
+    pub fn first_url(&self) -> &str {
+        self.urls().first().copied().unwrap_or(&self.url)
+    }
+}
+
 /// Options every scenario takes.
 #[derive(Debug, Clone, Args)]
 pub struct Common {
-    /// The server's base URL, like http://127.0.0.1:8080.
+    /// The server's base URL, like http://127.0.0.1:8080; for a cluster, its nodes'
+    /// separated by commas: accounts are set up through the first, and the `direct` and
+    /// `group` sessions are spread over all of them in turn (`connections` and `sync` use
+    /// the first).
     #[arg(long, env = "CONFAB_LOADGEN_URL")]
     pub url: String,
     /// Source addresses for WebSocket connections: 127.0.0.1 to 127.0.0.N, round robin.

@@ -73,7 +73,7 @@ impl Setup {
     /// A helper for a scenario's common options, once the server has answered.
     pub async fn for_run(common: &crate::cli::Common) -> anyhow::Result<Self> {
         let setup = Self::new(
-            &common.url,
+            common.first_url(),
             usize::from(common.setup_concurrency),
             common.quiet,
         )?;

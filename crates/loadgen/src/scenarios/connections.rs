@@ -111,7 +111,7 @@ pub async fn run(args: &ConnectionsArgs) -> anyhow::Result<Report> {
     // Each session is a device, and a user keeps at most DEVICES_PER_USER of them.
     let fewest_users = n.div_ceil(confab_proto::limits::DEVICES_PER_USER);
     let users = (args.users.map_or(n.div_ceil(10), |u| u as usize)).clamp(fewest_users, n);
-    let target = Target::resolve(&common.url).await?;
+    let target = Target::resolve(common.first_url()).await?;
     let sources = SourceIps::for_sessions(common.source_ips, n, &target)?;
     let max_failures = args.max_failures.unwrap_or((n as u64 / 100).max(100));
     let per_process = crate::limits::sessions_per_process();
@@ -127,7 +127,7 @@ pub async fn run(args: &ConnectionsArgs) -> anyhow::Result<Report> {
     }
 
     let setup = Setup::new(
-        &common.url,
+        common.first_url(),
         usize::from(common.setup_concurrency),
         common.quiet,
     )?;
@@ -156,7 +156,7 @@ pub async fn run(args: &ConnectionsArgs) -> anyhow::Result<Report> {
     let mut slices = Vec::with_capacity(workers);
     for (w, part) in tokens.chunks(chunk).enumerate() {
         let spec = SliceSpec {
-            url: common.url.clone(),
+            url: common.first_url().to_owned(),
             tokens: part.to_vec(),
             first_index: w * chunk,
             source_ips: sources.count(),

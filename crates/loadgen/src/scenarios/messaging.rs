@@ -147,8 +147,14 @@ pub async fn run(
     setup: &Setup,
     plan: Plan,
 ) -> anyhow::Result<Outcome> {
-    let target = Target::resolve(&common.url).await?;
-    let sources = SourceIps::for_sessions(common.source_ips, plan.members.len(), &target)?;
+    let mut targets = Vec::new();
+    for url in common.urls() {
+        targets.push(Target::resolve(url).await?);
+    }
+    let Some(first) = targets.first() else {
+        bail!("--url names no server");
+    };
+    let sources = SourceIps::for_sessions(common.source_ips, plan.members.len(), first)?;
     let tag: Arc<str> = setup.tag().into();
     let scheduled = plan.schedule.len() as u64;
     let members_per_conv: Vec<usize> = plan.conversations.iter().map(|c| c.members.len()).collect();
@@ -156,7 +162,7 @@ pub async fn run(
     let stop = CancellationToken::new();
 
     let ctx = SessionCtx {
-        target,
+        targets: Arc::new(targets),
         sources,
         tracker: tracker.clone(),
         tag: tag.clone(),
@@ -246,7 +252,8 @@ pub async fn run(
 /// What every session task needs.
 #[derive(Clone)]
 struct SessionCtx {
-    target: Target,
+    /// The nodes; session `i` goes to `targets[i % len]`.
+    targets: Arc<Vec<Target>>,
     sources: SourceIps,
     tracker: Arc<Tracker>,
     tag: Arc<str>,
@@ -270,7 +277,7 @@ async fn connect_all(
             let ctx = ctx.clone();
             async move {
                 let (ws, _welcome) = ws::connect(
-                    &ctx.target,
+                    &ctx.targets[i % ctx.targets.len()],
                     ctx.sources.for_index(i),
                     &member.login.token,
                     None,

@@ -45,7 +45,7 @@ struct Drain {
 /// Runs the scenario.
 pub async fn run(args: &SyncArgs) -> anyhow::Result<Report> {
     let n = u64::from(args.backlog);
-    let target = Target::resolve(&args.common.url).await?;
+    let target = Target::resolve(args.common.first_url()).await?;
     let setup = Setup::for_run(&args.common).await?;
     let users = setup.users(2).await?;
     let (sender, receiver) = match users.as_slice() {
