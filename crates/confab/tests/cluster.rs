@@ -703,3 +703,28 @@ async fn one_message_to_an_offline_user_is_pushed_once_by_three_nodes() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(*pushes.lock().unwrap(), ["/push/cyd"], "exactly one push");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn wrong_passwords_are_counted_for_the_whole_cluster() {
+    let cluster = Cluster::start(3).await;
+    cluster.user(0, "ada").await;
+    let login = |node: usize, password: &'static str| {
+        reqwest::Client::new()
+            .post(format!("{}/v1/auth/login", cluster.nodes[node].url))
+            .json(&serde_json::json!({"username": "ada", "password": password}))
+            .send()
+    };
+    // Five wrong guesses spread over the three nodes...
+    for i in 0..5 {
+        assert_eq!(login(i % 3, "guess-guess").await.unwrap().status(), 401);
+    }
+    // ...and every node makes the next attempt wait.
+    for node in 0..3 {
+        let res = login(node, "password-x").await.unwrap();
+        assert_eq!(
+            res.status(),
+            429,
+            "node {node} counted the others' failures"
+        );
+    }
+}

@@ -5,33 +5,47 @@
 //! guesser spread over many addresses (the per-address limit stops one address) to a few
 //! hundred guesses a day, while a person who mistypes a few times never notices.
 //!
-//! Kept in this node's memory: a restart forgets it, and each node of a cluster counts
-//! its own.
+//! Counted in the store, so every node of a cluster counts the same failures and a
+//! restart forgets nothing.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use crate::store::{Store, StoreError};
+use confab_proto::Timestamp;
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::time::Instant;
 
 const FREE_FAILURES: u32 = 5;
 const FIRST_DELAY: Duration = Duration::from_secs(1);
 const MAX_DELAY: Duration = Duration::from_secs(15 * 60);
-/// Usernames remembered at most; past it, those free to try again are forgotten.
-const MAX_TRACKED: usize = 100_000;
+/// Once the waits have begun, one attempt at a time (otherwise many sent together would
+/// all pass the check before the first of them failed); an attempt that never reports back
+/// lets the next one in after this.
+const HOLD: Duration = Duration::from_secs(10);
+/// Failures are forgotten once they are this old.
+const FORGET: Duration = Duration::from_secs(24 * 60 * 60);
 
-struct Failures {
-    count: u32,
-    /// No attempt before this.
-    until: Instant,
-    /// Once the waits have begun, one attempt at a time: otherwise many sent together
-    /// would all pass the check before the first of them failed.
-    in_flight: bool,
+/// The wait after `failures` wrong passwords in a row, if any.
+fn delay(failures: u32) -> Option<Duration> {
+    let doublings = failures.checked_sub(FREE_FAILURES)?.min(20);
+    Some(FIRST_DELAY.saturating_mul(1 << doublings).min(MAX_DELAY))
+}
+
+/// Why an attempt may not begin.
+pub enum Refused {
+    /// Too many failures: this long until the next attempt.
+    Wait(Duration),
+    /// The store could not say.
+    Store(StoreError),
+}
+
+impl From<StoreError> for Refused {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
 }
 
 /// Failed logins per username.
-#[derive(Default)]
 pub struct Guesses {
-    failures: Mutex<HashMap<String, Failures>>,
+    store: Arc<dyn Store>,
 }
 
 /// One password attempt for a username; say how it went with [`Attempt::failed`] or
@@ -40,109 +54,74 @@ pub struct Guesses {
 pub struct Attempt<'a> {
     guesses: &'a Guesses,
     username: String,
-    done: bool,
 }
 
 impl Guesses {
+    /// Counts in `store`.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store }
+    }
+
     /// May `username` try a password now? If not, how long until it may.
-    pub fn begin(&self, username: &str) -> Result<Attempt<'_>, Duration> {
-        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(f) = failures.get_mut(username) {
-            let now = Instant::now();
-            if f.until > now {
-                return Err(f.until - now);
+    pub async fn begin(&self, username: &str) -> Result<Attempt<'_>, Refused> {
+        let now = Timestamp::now();
+        if let Some((failures, until)) = self.store.login_failures(username).await? {
+            if until > now {
+                return Err(Refused::Wait(millis(until.0 - now.0)));
             }
-            if f.count >= FREE_FAILURES {
-                if f.in_flight {
-                    return Err(FIRST_DELAY);
-                }
-                f.in_flight = true;
+            if failures >= FREE_FAILURES
+                && !self
+                    .store
+                    .hold_login(username, now, later(now, HOLD))
+                    .await?
+            {
+                return Err(Refused::Wait(FIRST_DELAY));
             }
         }
         Ok(Attempt {
             guesses: self,
             username: username.to_owned(),
-            done: false,
         })
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Failures>> {
-        self.failures.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
 impl Attempt<'_> {
     /// The password was wrong.
-    pub fn failed(mut self) {
-        self.done = true;
-        let mut failures = self.guesses.lock();
-        let now = Instant::now();
-        if failures.len() >= MAX_TRACKED && !failures.contains_key(&self.username) {
-            failures.retain(|_, f| f.until > now || f.in_flight);
-        }
-        let f = failures
-            .entry(std::mem::take(&mut self.username))
-            .or_insert(Failures {
-                count: 0,
-                until: now,
-                in_flight: false,
-            });
-        f.count += 1;
-        f.in_flight = false;
-        if f.count >= FREE_FAILURES {
-            let doublings = (f.count - FREE_FAILURES).min(20);
-            f.until = now + FIRST_DELAY.saturating_mul(1 << doublings).min(MAX_DELAY);
-        }
+    pub async fn failed(self) -> Result<(), StoreError> {
+        let store = &self.guesses.store;
+        let now = Timestamp::now();
+        let forget_before = Timestamp(now.0 - i64::try_from(FORGET.as_millis()).unwrap_or(0));
+        let failures = store.login_failed(&self.username, forget_before).await?;
+        let until = delay(failures).map_or(now, |d| later(now, d));
+        store.login_wait(&self.username, until).await
     }
 
     /// The password was right: the count starts over.
-    pub fn succeeded(mut self) {
-        self.done = true;
-        self.guesses.lock().remove(&self.username);
+    pub async fn succeeded(self) -> Result<(), StoreError> {
+        self.guesses.store.login_succeeded(&self.username).await
     }
 }
 
-impl Drop for Attempt<'_> {
-    fn drop(&mut self) {
-        if !self.done
-            && let Some(f) = self.guesses.lock().get_mut(&self.username)
-        {
-            f.in_flight = false;
-        }
-    }
+fn later(t: Timestamp, d: Duration) -> Timestamp {
+    Timestamp(t.0 + i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn millis(ms: i64) -> Duration {
+    Duration::from_millis(u64::try_from(ms).unwrap_or(0))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[tokio::test(start_paused = true)]
-    async fn failures_past_the_free_ones_wait_longer_each_time() {
-        let guesses = Guesses::default();
-        for _ in 0..FREE_FAILURES - 1 {
-            guesses.begin("ada").ok().unwrap().failed();
-            assert!(guesses.begin("ada").is_ok());
-        }
-        guesses.begin("ada").ok().unwrap().failed();
-        assert_eq!(guesses.begin("ada").err(), Some(FIRST_DELAY));
-        assert!(guesses.begin("bob").is_ok(), "per account");
-        tokio::time::advance(FIRST_DELAY).await;
-        let attempt = guesses.begin("ada").ok().unwrap();
-        assert!(
-            guesses.begin("ada").is_err(),
-            "once waiting has begun, one attempt at a time"
-        );
-        attempt.failed();
-        assert_eq!(guesses.begin("ada").err(), Some(FIRST_DELAY * 2));
-        for _ in 0..40 {
-            tokio::time::advance(MAX_DELAY).await;
-            guesses.begin("ada").ok().unwrap().failed();
-        }
-        assert_eq!(guesses.begin("ada").err(), Some(MAX_DELAY));
-        tokio::time::advance(MAX_DELAY).await;
-        let dropped = guesses.begin("ada").ok().unwrap();
-        drop(dropped); // an error on the way: neither a failure nor a success
-        guesses.begin("ada").ok().unwrap().succeeded();
-        assert!(guesses.begin("ada").is_ok());
+    #[test]
+    fn the_wait_doubles_past_the_free_failures_up_to_the_cap() {
+        assert_eq!(delay(0), None);
+        assert_eq!(delay(FREE_FAILURES - 1), None);
+        assert_eq!(delay(FREE_FAILURES), Some(FIRST_DELAY));
+        assert_eq!(delay(FREE_FAILURES + 1), Some(FIRST_DELAY * 2));
+        assert_eq!(delay(FREE_FAILURES + 5), Some(FIRST_DELAY * 32));
+        assert_eq!(delay(FREE_FAILURES + 40), Some(MAX_DELAY));
+        assert_eq!(delay(u32::MAX), Some(MAX_DELAY));
     }
 }

@@ -48,12 +48,12 @@ impl Accounts {
             .to_string();
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Ok(Self {
+            guesses: guesses::Guesses::new(store.clone()),
             store,
             bus,
             argon: Arc::new(argon),
             hashing: Semaphore::new(cores),
             dummy_hash,
-            guesses: guesses::Guesses::default(),
         })
     }
 
@@ -97,17 +97,17 @@ impl Accounts {
             Some(name) => Name::Device.check(name)?,
             None => "device".to_owned(),
         };
-        let attempt = self.begin_attempt(username)?;
+        let attempt = self.begin_attempt(username).await?;
         let record = self.store.user_by_username(username).await?;
         let hash = record
             .as_ref()
             .map_or_else(|| self.dummy_hash.clone(), |r| r.password_hash.clone());
         let matches = self.verify(password.to_owned(), hash).await?;
         let Some(record) = record.filter(|_| matches) else {
-            attempt.failed();
+            attempt.failed().await?;
             return Err(refused());
         };
-        attempt.succeeded();
+        attempt.succeeded().await?;
         let token = new_token();
         let device = self
             .store
@@ -149,7 +149,7 @@ impl Accounts {
             .await?
             .ok_or_else(ApiError::unauthorized)?
             .username;
-        let attempt = self.begin_attempt(&username)?;
+        let attempt = self.begin_attempt(&username).await?;
         let record = self
             .store
             .user_by_username(&username)
@@ -159,13 +159,13 @@ impl Accounts {
             .verify(current.to_owned(), record.password_hash)
             .await?
         {
-            attempt.failed();
+            attempt.failed().await?;
             return Err(ApiError::new(
                 ErrorCode::Forbidden,
                 "the current password is wrong",
             ));
         }
-        attempt.succeeded();
+        attempt.succeeded().await?;
         let hash = self.hash(new.to_owned()).await?;
         self.store.set_password_hash(user, &hash).await?;
         for other in self.store.delete_other_devices(user, device).await? {
@@ -174,12 +174,13 @@ impl Accounts {
         Ok(())
     }
 
-    fn begin_attempt(&self, username: &str) -> ApiResult<guesses::Attempt<'_>> {
-        self.guesses.begin(username).map_err(|wait| {
-            ApiError::rate_limited_for(
+    async fn begin_attempt(&self, username: &str) -> ApiResult<guesses::Attempt<'_>> {
+        self.guesses.begin(username).await.map_err(|refused| match refused {
+            guesses::Refused::Wait(wait) => ApiError::rate_limited_for(
                 u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
                 "too many wrong passwords for this account; wait retry_after_ms before trying again",
-            )
+            ),
+            guesses::Refused::Store(e) => e.into(),
         })
     }
 

@@ -296,10 +296,33 @@ pub trait Online: Send + Sync {
     async fn reap_online(&self, live_after: Timestamp) -> StoreResult<Vec<(UserId, Timestamp)>>;
 }
 
+/// Wrong passwords per username, shared by every node (the policy is in
+/// `accounts/guesses.rs`).
+#[async_trait]
+pub trait Logins: Send + Sync {
+    /// Failures in a row for `username`, and when the next attempt may begin.
+    async fn login_failures(&self, username: &str) -> StoreResult<Option<(u32, Timestamp)>>;
+    /// Holds `username`'s next attempt until `hold` (one attempt at a time once waits have
+    /// begun), if no attempt is held or waited for at `now`; false otherwise.
+    async fn hold_login(
+        &self,
+        username: &str,
+        now: Timestamp,
+        hold: Timestamp,
+    ) -> StoreResult<bool>;
+    /// One more failure in a row for `username` (forgetting, on the way, failures whose
+    /// waits ended before `forget_before`); the count now.
+    async fn login_failed(&self, username: &str, forget_before: Timestamp) -> StoreResult<u32>;
+    /// No attempt for `username` before `until`.
+    async fn login_wait(&self, username: &str, until: Timestamp) -> StoreResult<()>;
+    /// A right password: the count starts over.
+    async fn login_succeeded(&self, username: &str) -> StoreResult<()>;
+}
+
 /// The whole store, as the rest of the server sees it.
 #[async_trait]
 pub trait Store:
-    Users + Devices + Conversations + Members + Messages + Inbox + Push + Nodes + Online
+    Users + Devices + Conversations + Members + Messages + Inbox + Push + Nodes + Online + Logins
 {
     /// Finishes the writes in flight and stops accepting new ones.
     async fn close(&self);

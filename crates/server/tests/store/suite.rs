@@ -38,6 +38,7 @@ where
     node_id_leases(make().await).await;
     node_registry(make().await).await;
     online_across_processes(make().await).await;
+    login_failures(make().await).await;
 }
 
 async fn user(store: &dyn Store, name: &str) -> UserId {
@@ -1264,4 +1265,33 @@ async fn online_across_processes(store: Arc<dyn Store>) {
         store.online_among(&[u2], live_after).await.unwrap(),
         vec![u2]
     );
+}
+
+/// Wrong passwords per username: counted, held one attempt at a time, cleared, forgotten.
+async fn login_failures(store: Arc<dyn Store>) {
+    let t = |ms: i64| Timestamp(1_000_000 + ms);
+    assert_eq!(store.login_failures("ada").await.unwrap(), None);
+    for n in 1..=3 {
+        assert_eq!(store.login_failed("ada", t(-1_000_000)).await.unwrap(), n);
+        store.login_wait("ada", t(0)).await.unwrap();
+    }
+    assert_eq!(store.login_failures("ada").await.unwrap(), Some((3, t(0))));
+    // One attempt at a time: the first takes the hold, the second finds it taken.
+    assert!(store.hold_login("ada", t(10), t(100)).await.unwrap());
+    assert!(!store.hold_login("ada", t(20), t(110)).await.unwrap());
+    assert!(
+        store.hold_login("ada", t(100), t(200)).await.unwrap(),
+        "the hold ran out"
+    );
+    assert!(
+        !store.hold_login("bob", t(0), t(100)).await.unwrap(),
+        "no failures, no hold"
+    );
+    store.login_succeeded("ada").await.unwrap();
+    assert_eq!(store.login_failures("ada").await.unwrap(), None);
+    // Failures whose wait ended long ago are forgotten at the next failure of anyone.
+    store.login_failed("cyd", t(-1_000_000)).await.unwrap();
+    store.login_wait("cyd", t(0)).await.unwrap();
+    store.login_failed("dan", t(1)).await.unwrap();
+    assert_eq!(store.login_failures("cyd").await.unwrap(), None);
 }

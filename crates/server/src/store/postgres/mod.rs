@@ -13,6 +13,7 @@
 mod accounts;
 mod commit;
 mod conversations;
+mod logins;
 mod messages;
 mod nodes;
 mod online;

@@ -168,6 +168,13 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (user_id, holder)
     );
     CREATE INDEX presence_by_holder ON presence (holder);",
+    // 6: wrong passwords per username, counted for the whole cluster.
+    "CREATE TABLE login_failures (
+        username TEXT PRIMARY KEY,
+        failures INTEGER NOT NULL,
+        until    BIGINT NOT NULL
+    );
+    CREATE INDEX login_failures_by_until ON login_failures (until);",
 ];
 
 /// The schema version this build knows.

@@ -6,6 +6,7 @@ mod conversations;
 mod devices;
 mod hot;
 mod inbox;
+mod logins;
 mod members;
 mod messages;
 mod nodes;

@@ -149,6 +149,13 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (user_id, holder)
     );
     CREATE INDEX presence_by_holder ON presence (holder);",
+    // 11: wrong passwords per username.
+    "CREATE TABLE login_failures (
+        username TEXT PRIMARY KEY,
+        failures INTEGER NOT NULL,
+        until    INTEGER NOT NULL
+    );
+    CREATE INDEX login_failures_by_until ON login_failures (until);",
 ];
 
 /// Brings the database to the newest schema, one transaction per step.
