@@ -300,7 +300,7 @@ impl ConnectionBuilder {
         let mut nodes = Nodes::new(&self.base_url);
         let mut candidates = vec![self.base_url.clone()];
         if config.discovery
-            && let Some(mut offered) = nodes.discover().await
+            && let Some(mut offered) = nodes.discover(None).await
         {
             offered.push(self.base_url.clone());
             candidates = offered;

@@ -3,10 +3,13 @@
 //! `reconnect` frame, so when the node in use dies there are others to ask.
 
 use crate::http::Client;
+use rand::seq::SliceRandom;
 use std::time::Duration;
 
 /// Nodes remembered at most.
 const KNOWN_MAX: usize = 32;
+/// The best nodes of an answer, shuffled among themselves.
+const SPREAD: usize = 3;
 /// How long one node may take to answer discovery.
 const ASK_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -39,12 +42,16 @@ impl Nodes {
         self.known = known;
     }
 
-    /// Asks the known nodes, in turn, for the cluster's live nodes; the first answer, best
-    /// first, or `None` when no node answers. A single node's answer is not taken as an
-    /// address (its `public_url` may not be how this client reaches it): `None` then too,
-    /// and the caller keeps the URL it has.
-    pub(crate) async fn discover(&mut self) -> Option<Vec<String>> {
+    /// Asks the known nodes, in turn, for the cluster's live nodes other than `failed`;
+    /// the first useful answer, best first (the very best few shuffled, so the clients of a
+    /// dead node do not all land on one), or `None` when no node has one. A lone node's
+    /// answer naming itself is no address to go to (its `public_url` may not be how this
+    /// client reaches it), so the caller keeps the URL it has.
+    pub(crate) async fn discover(&mut self, failed: Option<&str>) -> Option<Vec<String>> {
         for base in self.known.clone() {
+            if Some(base.as_str()) == failed {
+                continue;
+            }
             let Ok(client) = Client::new(&base) else {
                 continue;
             };
@@ -52,10 +59,17 @@ impl Nodes {
             else {
                 continue;
             };
-            if servers.len() < 2 {
-                return None;
+            let mut urls: Vec<String> = servers
+                .into_iter()
+                .map(|s| s.url.trim_end_matches('/').to_owned())
+                .filter(|u| Some(u.as_str()) != failed)
+                .collect();
+            // At the start (nothing failed), one node is not a cluster to choose from.
+            if urls.is_empty() || (failed.is_none() && urls.len() < 2) {
+                continue;
             }
-            let urls: Vec<String> = servers.into_iter().map(|s| s.url).collect();
+            let top = urls.len().min(SPREAD);
+            urls[..top].shuffle(&mut rand::rng());
             self.learn(&urls);
             return Some(urls);
         }

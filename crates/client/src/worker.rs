@@ -785,7 +785,7 @@ impl Worker {
         let mut candidates = vec![first.clone()];
         if failures > 0
             && self.config.discovery
-            && let Some(offered) = self.nodes.discover().await
+            && let Some(offered) = self.nodes.discover(Some(&first)).await
         {
             // The one that just failed last: discovery lists a dead node for a few seconds.
             candidates = offered.into_iter().filter(|u| *u != first).collect();

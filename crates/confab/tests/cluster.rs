@@ -315,15 +315,22 @@ async fn sigterm_drains_a_node_its_sessions_move_and_nothing_is_lost() {
     let ada = cluster.user(0, "ada").await;
     let bob = cluster.user(1, "bob").await;
     let chat = ada.client.direct(bob.id).await.unwrap().id;
+    // Cyd is on the same node but does not move when told to.
+    let cyd = cluster.user(1, "cyd").await;
+    ada.client.direct(cyd.id).await.unwrap();
     let mut sender = Device::connect(&cluster.nodes[0].url, &ada.token, None).await;
     let mut phone = Device::connect(&cluster.nodes[1].url, &bob.token, None).await;
-    // Ada sees bob come online (through the bus from node 2).
-    sender
-        .take(Duration::from_secs(10), |f| {
-            f["type"] == "presence" && f["status"] == "online"
-        })
-        .await
-        .expect("bob online");
+    let _stays = Device::connect(&cluster.nodes[1].url, &cyd.token, None).await;
+    // Ada sees both come online (through the bus from node 2).
+    for who in [bob.id, cyd.id] {
+        let who = who.to_string();
+        sender
+            .take(Duration::from_secs(10), |f| {
+                f["type"] == "presence" && f["status"] == "online" && f["user_id"] == who.as_str()
+            })
+            .await
+            .expect("online");
+    }
 
     const SENDS: usize = 120;
     let mut got = Vec::new();
@@ -387,13 +394,14 @@ async fn sigterm_drains_a_node_its_sessions_move_and_nothing_is_lost() {
     let want: Vec<String> = (0..SENDS).map(|i| format!("m{i}")).collect();
     assert_eq!(ids, want, "every message once, in order, across the move");
     phone.no_more_messages().await;
+    // Cyd, who did not move, went offline when the node stopped (not a presence timeout
+    // later); bob, who moved, never did.
+    let offline = presence_of(&mut sender, cyd.id, Duration::from_secs(1)).await;
+    assert_eq!(offline, ["offline"], "cyd offline once the node stopped");
     assert!(
-        sender
-            .take(Duration::from_millis(500), |f| {
-                f["type"] == "presence" && f["status"] == "offline"
-            })
+        presence_of(&mut sender, bob.id, Duration::from_millis(500))
             .await
-            .is_none(),
+            .is_empty(),
         "bob moved: no offline"
     );
 }

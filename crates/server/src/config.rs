@@ -363,6 +363,12 @@ impl Config {
                 "bus",
                 "needs a store the nodes share: set store to a postgres:// URL",
             )?;
+            check(
+                !self.public_url.is_empty() || !self.listen.ip().is_unspecified(),
+                "public_url",
+                "must be set in a cluster when listen is 0.0.0.0 or [::]: discovery and \
+                 reconnect tell clients this node's address",
+            )?;
         }
         check(
             (1..=1024).contains(&self.store_connections),

@@ -15,11 +15,12 @@
 
 use crate::bus::{Bus, UserEvent};
 use crate::metrics::Metrics;
+use crate::registry::Liveness;
 use crate::store::Store;
 use confab_proto::{
     DeviceId, Presence as PresenceView, PresenceStatus, ServerFrame, Timestamp, UserId,
 };
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -152,6 +153,15 @@ impl LeaseBook {
         self.online
     }
 
+    /// The users online now, with their last activity.
+    pub fn online_users(&self) -> Vec<(UserId, Timestamp)> {
+        self.users
+            .iter()
+            .filter(|(_, u)| !u.devices.is_empty())
+            .map(|(user, u)| (*user, u.last_active_at))
+            .collect()
+    }
+
     fn offline_if_empty(&mut self, user: UserId) -> Option<Change> {
         let leases = self.users.get(&user)?;
         if !leases.devices.is_empty() {
@@ -205,6 +215,12 @@ impl Outbox {
     }
 }
 
+/// Rounds of reaping per expiry pass (each a few hundred rows).
+const REAP_ROUNDS: usize = 20;
+
+/// Users per store transaction of presence changes (each takes a lock per user).
+const PRESENCE_BATCH: usize = 500;
+
 /// How often queued presence changes are published.
 const COALESCE: Duration = Duration::from_millis(50);
 
@@ -218,6 +234,8 @@ pub struct Presence {
     unrecorded: Mutex<Vec<Change>>,
     /// This process in the store's presence rows.
     holder: String,
+    /// How current this node's registry entry is.
+    liveness: Arc<Liveness>,
     store: Arc<dyn Store>,
     bus: Arc<dyn Bus>,
     metrics: Arc<Metrics>,
@@ -229,7 +247,7 @@ impl Presence {
     /// name in the registry.
     pub fn new(
         timeout: Duration,
-        holder: String,
+        (holder, liveness): (String, Arc<Liveness>),
         store: Arc<dyn Store>,
         bus: Arc<dyn Bus>,
         metrics: Arc<Metrics>,
@@ -240,6 +258,7 @@ impl Presence {
             unsaved: Mutex::new(HashMap::new()),
             unrecorded: Mutex::new(Vec::new()),
             holder,
+            liveness,
             store,
             bus,
             metrics,
@@ -253,22 +272,31 @@ impl Presence {
 
     /// A session opened.
     pub fn connect(&self, user: UserId, device: DeviceId) {
-        let change = self.book().connect(user, device, Instant::now());
+        let mut book = self.book();
+        let change = book.connect(user, device, Instant::now());
+        // Recorded under the book's lock, so changes of one user queue in the order
+        // they happened. (Lock order everywhere: book, unsaved, outbox.)
         self.record(change);
+        drop(book);
     }
 
     /// A frame or ping arrived: cheap, called for every one.
     pub fn beat(&self, user: UserId, device: DeviceId) {
-        let change = self.book().beat(user, device, Instant::now());
+        let mut book = self.book();
+        let change = book.beat(user, device, Instant::now());
         self.record(change);
+        drop(book);
     }
 
     /// A session closed; `clean` when the client said goodbye (close frame, logout).
     pub fn disconnect(&self, user: UserId, device: DeviceId, clean: bool) {
-        let change = self.book().disconnect(user, device, clean);
+        let mut book = self.book();
+        let change = book.disconnect(user, device, clean);
         self.record(change);
+        drop(book);
     }
 
+    /// Queues a change to publish; the caller holds the book's lock.
     fn record(&self, change: Option<Change>) {
         let Some(change) = change else { return };
         let mut unsaved = self.unsaved.lock().unwrap_or_else(|p| p.into_inner());
@@ -312,20 +340,25 @@ impl Presence {
         &self,
         users: &[UserId],
     ) -> crate::store::StoreResult<Vec<(UserId, PresenceStatus, Option<Timestamp>)>> {
-        let online = self.store.online_among(users, self.live_after()).await?;
+        let online: HashSet<UserId> = self
+            .store
+            .online_among(users, self.live_after())
+            .await?
+            .into_iter()
+            .collect();
         let offline: Vec<UserId> = users
             .iter()
             .copied()
             .filter(|u| !online.contains(u) && !self.is_online_here(*u))
             .collect();
-        let stored = if offline.is_empty() {
-            Vec::new()
+        let stored: HashMap<UserId, Option<Timestamp>> = if offline.is_empty() {
+            HashMap::new()
         } else {
-            self.store.last_seen(&offline).await?
+            self.store.last_seen(&offline).await?.into_iter().collect()
         };
-        // Both locks are held only for this lookup; no path takes them the other way round.
-        let unsaved = self.unsaved.lock().unwrap_or_else(|p| p.into_inner());
+        // Lock order everywhere: book, then unsaved.
         let book = self.book();
+        let unsaved = self.unsaved.lock().unwrap_or_else(|p| p.into_inner());
         Ok(users
             .iter()
             .map(|&user| match book.get(user) {
@@ -334,10 +367,7 @@ impl Presence {
                     (user, PresenceStatus::Online, Some(Timestamp::now()))
                 }
                 _ => {
-                    let stored = stored
-                        .iter()
-                        .find(|(u, _)| *u == user)
-                        .and_then(|(_, t)| *t);
+                    let stored = stored.get(&user).copied().flatten();
                     // A time not yet in the store is newer than the one there.
                     let at = unsaved.get(&user).copied().or(stored);
                     (user, PresenceStatus::Offline, at)
@@ -360,25 +390,30 @@ impl Presence {
             .collect())
     }
 
-    /// Saves `last_active_at` of everyone online, at shutdown: their leases end with the
-    /// process, and the store should not keep an older time for them.
-    pub async fn save_all(&self) {
-        let mut seen: Vec<(UserId, Timestamp)> = self
+    /// At shutdown, once the drain is over: this node holds nobody any more. Users who
+    /// moved to another node in time stay online; the others go offline now (not a timeout
+    /// later, which would also hold back their pushes), with their last activity stored.
+    pub async fn leave_all(&self) {
+        let mut changes: Vec<Change> = self
             .book()
-            .users
-            .iter()
-            .map(|(user, leases)| (*user, leases.last_active_at))
+            .online_users()
+            .into_iter()
+            .map(|(user, last_active_at)| Change {
+                user,
+                status: PresenceStatus::Offline,
+                last_active_at,
+            })
             .collect();
         // And those who went offline since the last flush.
-        let gone = self.outbox.lock().unwrap_or_else(|p| p.into_inner()).take();
-        seen.extend(
-            gone.iter()
-                .filter(|c| c.status == PresenceStatus::Offline)
-                .map(|c| (c.user, c.last_active_at)),
+        changes.extend(
+            self.outbox
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take()
+                .into_iter()
+                .filter(|c| c.status == PresenceStatus::Offline),
         );
-        if let Err(e) = self.store.set_last_seen(&seen).await {
-            tracing::warn!(users = seen.len(), error = %e, "could not save last_seen at shutdown");
-        }
+        self.publish(changes).await;
     }
 
     /// `presence` frames for the contacts of `user` who are online now, on any node: what
@@ -439,10 +474,20 @@ impl Presence {
             }
             if Instant::now() >= next_expiry {
                 next_expiry = Instant::now() + expire_every;
-                for change in self.book().expire(Instant::now()) {
-                    self.record(Some(change));
+                {
+                    let mut book = self.book();
+                    for change in book.expire(Instant::now()) {
+                        self.record(Some(change));
+                    }
                 }
-                self.reap().await;
+                if self.liveness.take_lapsed() {
+                    self.rejoin().await;
+                }
+                // Only a node whose own entry is current may judge others dead: if it is the
+                // one cut off from the store, they are not.
+                if self.liveness.fresh(self.timeout / 2) {
+                    self.reap().await;
+                }
             }
             let changes = self.outbox.lock().unwrap_or_else(|p| p.into_inner()).take();
             self.publish(changes).await;
@@ -453,8 +498,8 @@ impl Presence {
     async fn publish(&self, mut changes: Vec<Change>) {
         let retry = std::mem::take(&mut *self.unrecorded.lock().unwrap_or_else(|p| p.into_inner()));
         if !retry.is_empty() {
-            // Older first: a newer change of the same user wins below.
-            let newer: Vec<UserId> = changes.iter().map(|c| c.user).collect();
+            // Older first: a newer change of the same user wins.
+            let newer: HashSet<UserId> = changes.iter().map(|c| c.user).collect();
             let mut merged: Vec<Change> = retry
                 .into_iter()
                 .filter(|c| !newer.contains(&c.user))
@@ -466,6 +511,20 @@ impl Presence {
             return;
         }
         self.metrics.online_users.set(self.book().online() as i64);
+        // In batches: each takes a lock per user in the store, and its lock table is small.
+        let mut batches = changes.chunks(PRESENCE_BATCH);
+        while let Some(batch) = batches.next() {
+            if let Err(e) = self.publish_batch(batch).await {
+                tracing::warn!(changes = changes.len(), error = %e, "could not record presence changes; will retry");
+                let mut unrecorded = self.unrecorded.lock().unwrap_or_else(|p| p.into_inner());
+                unrecorded.extend_from_slice(batch);
+                unrecorded.extend(batches.flatten().copied());
+                return;
+            }
+        }
+    }
+
+    async fn publish_batch(&self, changes: &[Change]) -> crate::store::StoreResult<()> {
         let up: Vec<UserId> = changes
             .iter()
             .filter(|c| c.status == PresenceStatus::Online)
@@ -476,18 +535,12 @@ impl Presence {
             .filter(|c| c.status == PresenceStatus::Offline)
             .map(|c| c.user)
             .collect();
-        let (online, offline) = match self
+        let (online, offline) = self
             .store
             .set_online(&self.holder, &up, &down, self.live_after())
-            .await
-        {
-            Ok(cluster) => cluster,
-            Err(e) => {
-                tracing::warn!(changes = changes.len(), error = %e, "could not record presence changes; will retry");
-                *self.unrecorded.lock().unwrap_or_else(|p| p.into_inner()) = changes;
-                return;
-            }
-        };
+            .await?;
+        let (online, offline): (HashSet<UserId>, HashSet<UserId>) =
+            (online.into_iter().collect(), offline.into_iter().collect());
         let seen: Vec<(UserId, Timestamp)> = changes
             .iter()
             .filter(|c| offline.contains(&c.user))
@@ -501,26 +554,59 @@ impl Presence {
             self.fan_out(change.user, change.status, change.last_active_at)
                 .await;
         }
+        Ok(())
+    }
+
+    /// Records again every user online here: other nodes may have taken this one for dead
+    /// (its registry entry went stale) and its users offline. Those now online again for
+    /// the cluster are published.
+    async fn rejoin(&self) {
+        let users = self.book().online_users();
+        for chunk in users.chunks(PRESENCE_BATCH) {
+            let up: Vec<UserId> = chunk.iter().map(|(u, _)| *u).collect();
+            match self
+                .store
+                .set_online(&self.holder, &up, &[], self.live_after())
+                .await
+            {
+                Ok((online, _)) => {
+                    for (user, at) in chunk.iter().filter(|(u, _)| online.contains(u)) {
+                        self.fan_out(*user, PresenceStatus::Online, *at).await;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not record this node's users again; will retry");
+                    self.liveness.set_lapsed();
+                    return;
+                }
+            }
+        }
     }
 
     /// The users of nodes that stopped renewing go offline, as last seen when their node
     /// last renewed.
     async fn reap(&self) {
-        let gone = match self.store.reap_online(self.live_after()).await {
-            Ok(gone) => gone,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not look for the users of dead nodes; will retry");
+        // A few hundred rows a round; a large dead node takes several.
+        for _ in 0..REAP_ROUNDS {
+            let gone = match self.store.reap_online(self.live_after()).await {
+                Ok(gone) => gone,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not look for the users of dead nodes; will retry");
+                    return;
+                }
+            };
+            if gone.is_empty() {
                 return;
             }
-        };
-        // A user whose device came back here meanwhile is not gone.
-        let gone: Vec<(UserId, Timestamp)> = gone
-            .into_iter()
-            .filter(|(u, _)| !self.is_online_here(*u))
-            .collect();
-        self.save_last_seen(&gone).await;
-        for (user, seen) in gone {
-            self.fan_out(user, PresenceStatus::Offline, seen).await;
+            // A user whose device came back here meanwhile is not gone.
+            let gone: Vec<(UserId, Timestamp)> = gone
+                .into_iter()
+                .filter(|(u, _)| !self.is_online_here(*u))
+                .collect();
+            self.save_last_seen(&gone).await;
+            for (user, seen) in gone {
+                self.fan_out(user, PresenceStatus::Offline, seen).await;
+            }
         }
     }
 

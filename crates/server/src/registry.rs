@@ -32,6 +32,52 @@ pub struct Registry {
     draining: AtomicBool,
     nodes: RwLock<Vec<NodeRecord>>,
     renew_every: Duration,
+    presence_timeout: Duration,
+    liveness: Arc<Liveness>,
+    /// One renewal at a time, so a slow one cannot undo a later drain.
+    renewing: tokio::sync::Mutex<()>,
+}
+
+/// How current this node's own registry entry is, for presence: a node whose entry went
+/// stale may have been taken for dead by the others.
+#[derive(Default)]
+pub struct Liveness {
+    /// When the entry was last renewed.
+    renewed: Mutex<Option<std::time::Instant>>,
+    /// Set when a renewal comes after a gap of a presence timeout or more.
+    lapsed: AtomicBool,
+}
+
+impl Liveness {
+    /// Was the entry renewed within `within`? (Only then may this node judge others dead:
+    /// if it is the one cut off, they are not.)
+    pub fn fresh(&self, within: Duration) -> bool {
+        self.renewed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some_and(|at| at.elapsed() < within)
+    }
+
+    /// Takes the flag set when the entry was renewed after being stale.
+    pub fn take_lapsed(&self) -> bool {
+        self.lapsed.swap(false, Ordering::Relaxed)
+    }
+
+    /// Sets the flag again (what it called for could not be done).
+    pub fn set_lapsed(&self) {
+        self.lapsed.store(true, Ordering::Relaxed);
+    }
+
+    fn renewed(&self, timeout: Duration) {
+        let mut renewed = self.renewed.lock().unwrap_or_else(|p| p.into_inner());
+        if renewed.is_some_and(|at| at.elapsed() >= timeout) {
+            tracing::warn!(
+                "this node's registry entry was stale for a presence timeout; its users may have been taken offline, recording them again"
+            );
+            self.lapsed.store(true, Ordering::Relaxed);
+        }
+        *renewed = Some(std::time::Instant::now());
+    }
 }
 
 impl Registry {
@@ -46,6 +92,9 @@ impl Registry {
     ) -> Self {
         Self {
             renew_every: RENEW_EVERY.min(presence_timeout / 3),
+            presence_timeout,
+            liveness: Arc::new(Liveness::default()),
+            renewing: tokio::sync::Mutex::new(()),
             store,
             nodes: RwLock::new(vec![me.clone()]),
             me: Mutex::new(me),
@@ -57,7 +106,8 @@ impl Registry {
     /// Renews this node's entry and rereads the others' until `shutdown`.
     pub async fn run(&self, shutdown: CancellationToken) {
         loop {
-            self.renew().await;
+            // A failure is logged; the next round tries again.
+            let _ = self.renew().await;
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 () = tokio::time::sleep(self.renew_every) => {}
@@ -68,7 +118,12 @@ impl Registry {
     /// From now on this node is not offered to clients: it is shutting down.
     pub async fn drain(&self) {
         self.draining.store(true, Ordering::Relaxed);
-        self.renew().await;
+        let _ = self.renew().await;
+    }
+
+    /// How current this node's entry is, shared with presence.
+    pub fn liveness(&self) -> Arc<Liveness> {
+        self.liveness.clone()
     }
 
     /// Is this node shutting down?
@@ -78,7 +133,8 @@ impl Registry {
 
     /// Puts this node's entry and rereads everyone's: at start, before the node serves
     /// (presence rows name a node other nodes must see as live), then every few seconds.
-    pub async fn renew(&self) {
+    pub async fn renew(&self) -> Result<(), crate::store::StoreError> {
+        let _one = self.renewing.lock().await;
         let now = Timestamp::now();
         let me = {
             let mut me = self.me.lock().unwrap_or_else(|p| p.into_inner());
@@ -87,8 +143,12 @@ impl Registry {
             me.renewed_at = now;
             me.clone()
         };
-        if let Err(e) = self.store.put_node(&me, ago(now, FORGET)).await {
-            tracing::warn!(error = %e, "cannot renew this node's registry entry; other nodes stop offering it after 12 s");
+        let put = self.store.put_node(&me, ago(now, FORGET)).await;
+        match &put {
+            Ok(()) => self.liveness.renewed(self.presence_timeout),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot renew this node's registry entry; other nodes stop offering it after 12 s");
+            }
         }
         match self.store.nodes(ago(now, FRESH)).await {
             Ok(mut nodes) => {
@@ -101,6 +161,7 @@ impl Registry {
                 tracing::warn!(error = %e, "cannot read the node registry; discovery answers from its last copy")
             }
         }
+        put
     }
 
     /// The nodes to offer a client in `region` (or none named), best first: live and not

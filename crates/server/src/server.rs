@@ -89,14 +89,15 @@ pub async fn run(
     };
     let serve = crate::connections::serve(listener, router(app.clone()), &app, shutdown.clone());
     tokio::join!(serve, drain, metrics);
-    bus_stop.cancel();
-    let _ = bus.await;
     let _ = upkeep.await;
     let _ = presence.await;
     let _ = push.await;
     let _ = registry.await;
     app.flush_cursors().await;
-    app.presence.save_all().await;
+    // Before the bus stops: the offline of users who did not move must reach the others.
+    app.presence.leave_all().await;
+    bus_stop.cancel();
+    let _ = bus.await;
     let _ = lease.await;
     app.node.release().await;
     app.store.close().await;
@@ -116,11 +117,19 @@ async fn drain(app: &AppState) {
         others = others.len(),
         "draining: telling sessions to reconnect"
     );
-    // With no other node, clients reconnect here once it is back.
-    let frame: Arc<str> = ServerFrame::Reconnect { servers: others }.to_json().into();
+    // Each session gets the list turned by one more place, so they spread over the other
+    // nodes rather than all going to the first. With no other node, clients reconnect here
+    // once it is back.
+    let frames: Vec<Arc<str>> = (0..others.len().max(1))
+        .map(|turn| {
+            let mut servers = others.clone();
+            servers.rotate_left(turn);
+            ServerFrame::Reconnect { servers }.to_json().into()
+        })
+        .collect();
     let timeout = Duration::from_millis(app.config.drain_timeout_ms);
     let deadline = tokio::time::Instant::now() + timeout;
-    app.hub.drain(&frame, (timeout / 2).min(DRAIN_SPREAD_MAX));
+    app.hub.drain(frames, (timeout / 2).min(DRAIN_SPREAD_MAX));
     while app.hub.count() > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

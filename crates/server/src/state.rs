@@ -182,7 +182,11 @@ impl App {
                 }
             },
         );
-        registry.renew().await;
+        // Presence rows name this node: the others must see it live before it serves.
+        registry.renew().await.map_err(|e| {
+            StartError::Setting(format!("cannot register this node in the store: {e}"))
+        })?;
+        let liveness = registry.liveness();
         Ok(Arc::new(App {
             registry,
             accounts: Accounts::new(&config, store.clone(), bus.clone())
@@ -199,7 +203,7 @@ impl App {
             cursors: CursorBook::default(),
             presence: Presence::new(
                 Duration::from_millis(config.presence_timeout_ms),
-                node.holder().to_owned(),
+                (node.holder().to_owned(), liveness),
                 store.clone(),
                 bus.clone(),
                 metrics.clone(),

@@ -314,17 +314,19 @@ impl Hub {
     }
 
     /// Tells every session to go elsewhere (`reconnect`, then close 1001), spread evenly
-    /// `over` this long so the other nodes are not flooded at once.
-    pub fn drain(&self, reconnect_frame: &Arc<str>, over: Duration) {
+    /// `over` this long so the other nodes are not flooded at once; session `i` gets
+    /// `frames[i % len]`, so that they do not all go to the same node.
+    pub fn drain(&self, frames: Vec<Arc<str>>, over: Duration) {
         let sessions = self.all_sessions(|_| true);
-        let frame = reconnect_frame.clone();
         tokio::spawn(async move {
             let step = over / u32::try_from(sessions.len().max(1)).unwrap_or(u32::MAX);
             let mut next = tokio::time::Instant::now();
-            for (tx, control) in sessions {
+            for (i, (tx, control)) in sessions.into_iter().enumerate() {
                 tokio::time::sleep_until(next).await;
                 next += step;
-                let _ = tx.try_send(Outbound::Frame(frame.clone()));
+                if let Some(frame) = frames.get(i % frames.len().max(1)) {
+                    let _ = tx.try_send(Outbound::Frame(frame.clone()));
+                }
                 control.close(close::GOING_AWAY);
             }
         });

@@ -291,8 +291,9 @@ pub trait Online: Send + Sync {
         users: &[UserId],
         live_after: Timestamp,
     ) -> StoreResult<Vec<UserId>>;
-    /// Forgets what processes not renewed since `live_after` held (they died); the users no
-    /// live process holds any more, each with when their dead holder was last renewed.
+    /// Forgets what processes not renewed since `live_after` held (they died), up to a few
+    /// hundred rows a call; the users no live process holds any more, each with when their
+    /// dead holder was last renewed (or `live_after`, if its entry is gone).
     async fn reap_online(&self, live_after: Timestamp) -> StoreResult<Vec<(UserId, Timestamp)>>;
 }
 

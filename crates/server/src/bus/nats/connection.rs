@@ -69,10 +69,7 @@ pub(super) async fn run(bus: &NatsBus, shutdown: CancellationToken) {
         bus.metrics.bus_connects.inc();
         bus.metrics.bus_connected.set(1);
         bus.connected.store(true, Ordering::Relaxed);
-        let ended = tokio::select! {
-            _ = shutdown.cancelled() => None,
-            ended = serve(bus, conn) => Some(ended),
-        };
+        let ended = serve(bus, conn, &shutdown).await;
         bus.connected.store(false, Ordering::Relaxed);
         // What was waiting to go out will not: those users' sessions elsewhere catch up.
         let mut waiting = Vec::new();
@@ -83,7 +80,10 @@ pub(super) async fn run(bus: &NatsBus, shutdown: CancellationToken) {
         bus.lose_all(waiting);
         bus.metrics.bus_connected.set(0);
         bus.metrics.bus_subscriptions.set(0);
-        let Some(error) = ended else { return };
+        if shutdown.is_cancelled() {
+            return;
+        }
+        let error = ended;
         tracing::warn!(server = %server, %error, "lost the NATS connection; reconnecting, then every session catches up from the store");
     }
 }
@@ -185,7 +185,7 @@ struct Confirm {
 }
 
 /// Runs one connection until it fails; the reason.
-async fn serve(bus: &NatsBus, conn: Conn) -> String {
+async fn serve(bus: &NatsBus, conn: Conn, shutdown: &CancellationToken) -> String {
     let payload_max = match conn.info.max_payload {
         0 => PAYLOAD_MAX_DEFAULT,
         n => n,
@@ -211,7 +211,7 @@ async fn serve(bus: &NatsBus, conn: Conn) -> String {
         confirms: VecDeque::new(),
         bus,
     };
-    let error = writer.serve(&mut write, &mut events).await;
+    let error = writer.serve(&mut write, &mut events, shutdown).await;
     // Written but not confirmed: perhaps never read by the server.
     let unconfirmed = writer
         .confirms
@@ -244,6 +244,7 @@ impl Writer<'_> {
         &mut self,
         write: &mut OwnedWriteHalf,
         events: &mut mpsc::UnboundedReceiver<FromReader>,
+        shutdown: &CancellationToken,
     ) -> String {
         let bus = self.bus;
         // A fresh connection holds no subscriptions: every user here, again, and the
@@ -268,6 +269,14 @@ impl Writer<'_> {
         loop {
             tokio::select! {
                 biased;
+                _ = shutdown.cancelled() => {
+                    // What the node published last (its users' offline at a stop) goes out.
+                    while let Ok(next) = bus.pending.try_recv() {
+                        self.publish_queued(next);
+                    }
+                    let _ = self.flush(write).await;
+                    return "stopped".into();
+                }
                 () = until(catch_up_at) => {
                     catch_up_at = None;
                     self.catch_up();

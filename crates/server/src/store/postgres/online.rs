@@ -110,10 +110,10 @@ impl Online for PostgresStore {
             Box::pin(async move {
                 let dead = tx
                     .query(
-                        "SELECT p.user_id, coalesce(n.renewed_at, 0) FROM presence p
+                        "SELECT p.user_id, coalesce(n.renewed_at, $1) FROM presence p
                          LEFT JOIN nodes n ON n.holder = p.holder
                          WHERE n.holder IS NULL OR n.renewed_at <= $1
-                         LIMIT 10000",
+                         LIMIT 500",
                         &[&live_after.0],
                     )
                     .await
@@ -130,7 +130,7 @@ impl Online for PostgresStore {
                            DELETE FROM presence p WHERE p.user_id = ANY($1) AND NOT EXISTS
                              (SELECT 1 FROM nodes n WHERE n.holder = p.holder AND n.renewed_at > $2)
                            RETURNING p.user_id, p.holder)
-                         SELECT g.user_id, coalesce(n.renewed_at, 0) FROM gone g
+                         SELECT g.user_id, coalesce(n.renewed_at, $2) FROM gone g
                          LEFT JOIN nodes n ON n.holder = g.holder",
                         &[&users, &live_after.0],
                     )

@@ -96,9 +96,9 @@ impl Online for SqliteStore {
                     .prepare_cached(
                         "DELETE FROM presence WHERE rowid IN (
                            SELECT p.rowid FROM presence p LEFT JOIN nodes n ON n.holder = p.holder
-                           WHERE n.holder IS NULL OR n.renewed_at <= ?1 LIMIT 10000)
+                           WHERE n.holder IS NULL OR n.renewed_at <= ?1 LIMIT 500)
                          RETURNING user_id,
-                           coalesce((SELECT renewed_at FROM nodes n WHERE n.holder = presence.holder), 0)",
+                           coalesce((SELECT renewed_at FROM nodes n WHERE n.holder = presence.holder), ?1)",
                     )?
                     .query_map([live_after.0], |r| Ok((r.get(0)?, r.get(1)?)))?
                     .collect::<Result<_, _>>()?;
