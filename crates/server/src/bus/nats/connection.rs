@@ -464,6 +464,10 @@ async fn read_loop(
                 // Some errors leave the connection open with a subscription or publish
                 // refused (a permission, a limit): start over rather than go on without it.
                 Ok(Some(ServerOp::Err(e))) => break 'read format!("the server said: {e}"),
+                // A server about to shut down says so: move to another now, before it goes.
+                Ok(Some(ServerOp::Info(info))) if info.ldm => {
+                    break 'read "the server is shutting down (lame duck mode)".into();
+                }
                 Ok(Some(ServerOp::Ok | ServerOp::Info(_))) => {}
                 Ok(None) => break,
                 Err(e) => break 'read e.to_string(),

@@ -39,6 +39,9 @@ pub struct Info {
     /// Other servers of the cluster, as `host:port`.
     #[serde(default)]
     pub connect_urls: Vec<String>,
+    /// Lame duck mode: the server is shutting down; clients should move to another.
+    #[serde(default)]
+    pub ldm: bool,
 }
 
 /// Why the stream from the server cannot be parsed.
@@ -204,6 +207,7 @@ mod tests {
                 ServerOp::Info(Info {
                     max_payload: 1 << 20,
                     connect_urls: vec!["10.0.0.2:4222".into()],
+                    ldm: false,
                 }),
                 ServerOp::Ping,
                 ServerOp::Pong,
@@ -219,6 +223,12 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn a_server_going_away_says_so() {
+        let ops = all(b"INFO {\"ldm\":true,\"connect_urls\":[]}\r\n").unwrap();
+        assert!(matches!(&ops[..], [ServerOp::Info(Info { ldm: true, .. })]));
     }
 
     #[test]
