@@ -636,6 +636,18 @@ impl Presence {
                 return;
             }
         };
+        // The user may have come back on another node since this offline was decided, and
+        // that node's `online` may already be out: a late `offline` would then stick.
+        // (A narrow window remains between this look and the publish below.)
+        if status == PresenceStatus::Offline
+            && self
+                .store
+                .online_among(&[user], self.live_after())
+                .await
+                .is_ok_and(|online| !online.is_empty())
+        {
+            return;
+        }
         let frame: Arc<str> = ServerFrame::Presence(PresenceView {
             user_id: user,
             status,
