@@ -13,41 +13,13 @@ use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_direct_message_reaches_devices_on_other_nodes_live_once_in_order() {
-    let cluster = Cluster::start(3).await;
-    let ada = cluster.user(0, "ada").await;
-    let bob = cluster.user(1, "bob").await;
-    let chat = ada.client.direct(bob.id).await.unwrap().id;
-    // Bob's second device logs in through node 3.
-    let bob_phone = cluster.login(2, "bob").await;
-    let mut laptop = Device::connect(&cluster.nodes[1].url, &bob.token, None).await;
-    let mut phone = Device::connect(&cluster.nodes[2].url, &bob_phone.token, None).await;
-    let mut sender = Device::connect(&cluster.nodes[0].url, &ada.token, None).await;
-
-    const SENDS: usize = 100;
-    for i in 0..SENDS {
-        sender
-            .send_in_order(chat, &format!("m{i}"), &format!("hello {i}"))
-            .await;
-    }
-
-    for (name, device) in [("laptop", &mut laptop), ("phone", &mut phone)] {
-        let got = device.messages(SENDS).await;
-        let seqs: Vec<u64> = got.iter().map(|m| m.inbox_seq).collect();
-        assert_eq!(
-            seqs,
-            (1..=SENDS as u64).collect::<Vec<_>>(),
-            "{name}: every inbox entry once, in order"
-        );
-        let ids: Vec<&str> = got.iter().map(|m| m.client_msg_id.as_str()).collect();
-        let want: Vec<String> = (0..SENDS).map(|i| format!("m{i}")).collect();
-        assert_eq!(ids, want, "{name}: in the order ada sent them");
-        device.no_more_messages().await;
-    }
+    let mut cluster = Cluster::start(3).await;
+    send_through(&mut cluster, async |_: &mut Cluster, _| {}).await;
     // Live: carried by the bus, not found later in the store.
     for node in &cluster.nodes[1..] {
         let received = node.metric("confab_bus_received_total").await.unwrap();
         assert!(
-            received >= SENDS as f64,
+            received >= SENDS_THROUGH as f64,
             "node {} got only {received} events from the bus",
             node.url
         );
@@ -163,6 +135,9 @@ async fn logout_typing_and_receipts_cross_nodes() {
     assert_eq!(bob_ws.closed, Some(4001), "closed as logged out");
 }
 
+/// Messages [`send_through`] sends.
+const SENDS_THROUGH: usize = 150;
+
 /// Ada on node 1 sends 150 messages to Bob, whose devices are on nodes 2 and 3, calling
 /// `trouble` before each with its number (and with 150 after the last); both devices must
 /// end with every message once, in order, and every node must be connected to NATS again.
@@ -174,7 +149,7 @@ async fn send_through(cluster: &mut Cluster, mut trouble: impl AsyncFnMut(&mut C
     let mut laptop = Device::connect(&cluster.nodes[1].url, &bob.token, None).await;
     let mut phone = Device::connect(&cluster.nodes[2].url, &bob_phone.token, None).await;
     let mut sender = Device::connect(&cluster.nodes[0].url, &ada.token, None).await;
-    const SENDS: usize = 150;
+    const SENDS: usize = SENDS_THROUGH;
     for i in 0..SENDS {
         trouble(cluster, i).await;
         sender
@@ -368,14 +343,7 @@ async fn sigterm_drains_a_node_its_sessions_move_and_nothing_is_lost() {
                 phone = Device::connect(&servers[0], &bob.token, Some(cursor)).await;
                 continue;
             }
-            got.push(cluster_support::Got {
-                inbox_seq: frame["inbox_seq"].as_u64().unwrap(),
-                seq: frame["message"]["seq"].as_u64().unwrap(),
-                client_msg_id: frame["message"]["client_msg_id"]
-                    .as_str()
-                    .unwrap()
-                    .to_owned(),
-            });
+            got.push(cluster_support::Got::from_frame(&frame));
         }
     }
     let drained = cluster.nodes[1].url.clone();

@@ -103,6 +103,20 @@ pub struct Got {
     pub client_msg_id: String,
 }
 
+impl Got {
+    /// The entry a `message` frame carries.
+    pub fn from_frame(frame: &Value) -> Self {
+        Self {
+            inbox_seq: frame["inbox_seq"].as_u64().unwrap(),
+            seq: frame["message"]["seq"].as_u64().unwrap(),
+            client_msg_id: frame["message"]["client_msg_id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        }
+    }
+}
+
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
@@ -205,14 +219,7 @@ impl Device {
                     got.iter().map(|g: &Got| g.inbox_seq).collect::<Vec<_>>()
                 )
             };
-            got.push(Got {
-                inbox_seq: frame["inbox_seq"].as_u64().unwrap(),
-                seq: frame["message"]["seq"].as_u64().unwrap(),
-                client_msg_id: frame["message"]["client_msg_id"]
-                    .as_str()
-                    .unwrap()
-                    .to_owned(),
-            });
+            got.push(Got::from_frame(&frame));
         }
         got
     }

@@ -137,15 +137,8 @@ impl Online for PostgresStore {
                     .await
                     .map_err(pg)?;
                 let gone_users: Vec<i64> = gone.iter().map(|r| r.get(0)).collect();
-                let still = tx
-                    .query(
-                        "SELECT DISTINCT p.user_id FROM presence p JOIN nodes n ON n.holder = p.holder
-                         WHERE p.user_id = ANY($1) AND n.renewed_at > $2",
-                        &[&gone_users, &live_after.0],
-                    )
-                    .await
-                    .map_err(pg)?;
-                let still: Vec<i64> = still.iter().map(|r| r.get(0)).collect();
+                // Held by a live process still (the dead one's rows are gone).
+                let still = held_elsewhere(tx, &gone_users, "", live_after).await?;
                 let mut offline: Vec<(UserId, Timestamp)> = Vec::new();
                 for row in &gone {
                     let (user, seen): (i64, i64) = (row.get(0), row.get(1));
