@@ -92,6 +92,9 @@ fn main() -> anyhow::Result<()> {
             }
             let mut config = Config::load(config.as_deref(), &overrides)?;
             init_logs(config.log_format, &config.log);
+            for name in Config::stray_env() {
+                tracing::warn!(variable = %name, "this CONFAB_ variable names no setting and is ignored; `confab config` lists the settings");
+            }
             fit_sessions_to_open_files(&mut config);
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

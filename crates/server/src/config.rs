@@ -247,7 +247,12 @@ impl Config {
             }
             figment = figment.merge(Toml::file(file));
         }
-        figment = figment.merge(Env::prefixed("CONFAB_"));
+        // Only the settings: a CONFAB_ variable that names none (a script's own) is left out
+        // here and warned about at start (`stray_env`), not an error.
+        let names = setting_names();
+        figment = figment.merge(
+            Env::prefixed("CONFAB_").filter(move |key| names.iter().any(|n| key == n.as_str())),
+        );
         for (key, value) in overrides {
             // Parsed as the environment's values are, so "9" is a number and "true" a bool.
             let value: figment::value::Value = value.parse().unwrap_or_else(|never| match never {});
@@ -256,6 +261,21 @@ impl Config {
         let config: Config = figment.extract().map_err(Box::new)?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// The `CONFAB_*` environment variables that name no setting: ignored, and worth a
+    /// warning (a misspelt setting looks just like one).
+    pub fn stray_env() -> Vec<String> {
+        let names = setting_names();
+        let mut stray: Vec<String> = std::env::vars_os()
+            .filter_map(|(key, _)| key.into_string().ok())
+            .filter(|key| {
+                key.strip_prefix("CONFAB_")
+                    .is_some_and(|rest| !names.contains(&rest.to_ascii_lowercase()))
+            })
+            .collect();
+        stray.sort();
+        stray
     }
 
     /// Checks every setting's range, naming the first one that is wrong.
@@ -490,6 +510,14 @@ impl Config {
     }
 }
 
+/// Every setting's name (the config file's keys).
+fn setting_names() -> Vec<String> {
+    match serde_json::to_value(Config::default()) {
+        Ok(serde_json::Value::Object(settings)) => settings.keys().cloned().collect(),
+        _ => Vec::new(),
+    }
+}
+
 #[cfg(test)]
 // figment's Jail hands back its large error type by design.
 #[allow(clippy::result_large_err)]
@@ -580,9 +608,18 @@ mod tests {
             jail.set_env("CONFAB_NODE_ID", "5000");
             let e = Config::load(None, &[]).unwrap_err().to_string();
             assert!(e.contains("node_id"), "{e}");
+            // A variable that names no setting is not one: left out, and warned about.
             jail.set_env("CONFAB_NODE_ID", "1");
             jail.set_env("CONFAB_NO_SUCH_SETTING", "1");
-            let e = Config::load(None, &[]).unwrap_err().to_string();
+            let c = Config::load(None, &[]).unwrap();
+            assert_eq!(c.node_id, Some(1));
+            assert!(Config::stray_env().contains(&"CONFAB_NO_SUCH_SETTING".to_owned()));
+            assert!(!Config::stray_env().contains(&"CONFAB_NODE_ID".to_owned()));
+            // The file stays strict: an unknown key there is a mistake in the file.
+            jail.create_file("confab.toml", "no_such_setting = 1\n")?;
+            let e = Config::load(Some(Path::new("confab.toml")), &[])
+                .unwrap_err()
+                .to_string();
             assert!(e.contains("no_such_setting"), "{e}");
             Ok(())
         });
