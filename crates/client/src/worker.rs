@@ -46,7 +46,7 @@ const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
 /// Conversations whose read watermark is kept while disconnected.
 const MAX_OFFLINE_READS: usize = 1024;
-/// Incoming frames may exceed the contract's 1 MiB by this factor before the socket is
+/// Incoming frames may exceed the contract's limit by this factor before the socket is
 /// dropped: refusing a frame would only loop (reconnect, same backlog, same frame).
 const FRAME_SLACK: usize = 2;
 

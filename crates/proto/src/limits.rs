@@ -24,8 +24,15 @@ pub const DISPLAY_NAME_MAX: usize = 64;
 pub const CLIENT_MSG_ID_MAX: usize = 64;
 /// A `req` tag on a frame is at most this many bytes.
 pub const REQ_MAX: usize = 64;
-/// A WebSocket frame (one JSON object) is at most 1 MiB.
-pub const FRAME_MAX_BYTES: usize = 1 << 20;
+/// A WebSocket frame (one JSON object), and an HTTP request body, is at most 1,250,000
+/// bytes: room for the longest legal message in any JSON encoding. Written with `\uXXXX`
+/// escapes (what many JSON libraries do by default), a character outside the Basic
+/// Multilingual Plane takes 12 bytes (a surrogate pair), so 99,999 of them take 1,199,988;
+/// the rest of the frame fits in what is left.
+pub const FRAME_MAX_BYTES: usize = 1_250_000;
+
+// The longest body, every character escaped as a surrogate pair, and 16 KiB for the rest.
+const _: () = assert!(FRAME_MAX_BYTES >= 12 * BODY_MAX_CHARS + 16 * 1024);
 /// History pages hold 50 messages unless asked otherwise.
 pub const PAGE_DEFAULT: usize = 50;
 /// History and sync pages hold at most 200 entries.
@@ -79,7 +86,7 @@ pub mod close {
             NORMAL => "",
             GOING_AWAY => "server draining; reconnect",
             PROTOCOL_ERROR => "WebSocket protocol error",
-            TOO_BIG => "frame larger than 1 MiB",
+            TOO_BIG => "frame larger than 1,250,000 bytes",
             INTERNAL => "server error; reconnect",
             UNAUTHORIZED => "bad or revoked token; log in again",
             NO_HELLO => "no hello in time",

@@ -178,7 +178,8 @@ async fn oversized_frames_close_with_1009() {
     let server = TestServer::start().await;
     let ada = server.user("ada").await;
     let mut ws = RawWs::hello(&server, &ada.login.token).await;
-    ws.send_text("x".repeat((1 << 20) + 1)).await;
+    ws.send_text("x".repeat(confab_proto::limits::FRAME_MAX_BYTES + 1))
+        .await;
     assert_eq!(ws.close_code().await, Some(1009));
     others_are_served(&server).await;
 }

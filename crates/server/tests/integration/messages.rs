@@ -112,6 +112,50 @@ async fn post_raw(
     (res.status().as_u16(), res.json().await.unwrap())
 }
 
+/// The longest legal message, every character outside the BMP and written as a `\uXXXX`
+/// surrogate pair (what Python's `json` does by default): 1.2 MB of JSON, accepted over
+/// HTTP and the WebSocket; one character more is too long, judged on the decoded text.
+#[tokio::test]
+async fn the_longest_message_is_accepted_in_any_json_encoding() {
+    let server = TestServer::start().await;
+    let ada = server.user("ada").await;
+    let bob = server.user("bob").await;
+    let chat = ada.client.direct(bob.id()).await.unwrap().id.to_string();
+    let token = ada.login.token.clone();
+    let escaped = |chars: usize| r"\ud83d\ude00".repeat(chars);
+    let post = |id: &str, chars: usize| {
+        let body = format!(r#"{{"client_msg_id":"{id}","body":"{}"}}"#, escaped(chars));
+        reqwest::Client::new()
+            .post(format!("{}/v1/conversations/{chat}/messages", server.url))
+            .bearer_auth(&token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let res = post("escaped-http", 99_999).await.unwrap();
+    assert_eq!(res.status(), 201);
+    let sent: Value = res.json().await.unwrap();
+    let body = sent["message"]["body"].as_str().unwrap();
+    assert_eq!(body.chars().count(), 99_999);
+    assert!(body.chars().all(|c| c == '😀'));
+    let res = post("escaped-http-long", 100_000).await.unwrap();
+    assert_eq!(res.status(), 413, "too long, not too large");
+
+    let mut ws = crate::gateway::RawWs::hello(&server, &token).await;
+    for (req, chars, want) in [("ws-ok", 99_999, "ack"), ("ws-long", 100_000, "error")] {
+        ws.send_text(format!(
+            r#"{{"type":"send","req":"{req}","conversation_id":"{chat}","client_msg_id":"{req}","body":"{}"}}"#,
+            escaped(chars)
+        ))
+        .await;
+        let reply = ws.reply_to(req).await;
+        assert_eq!(reply["type"], want, "{req}: {}", reply["code"]);
+        if want == "error" {
+            assert_eq!(reply["code"], "message_too_long");
+        }
+    }
+}
+
 #[tokio::test]
 async fn bodies_are_1_to_99999_characters_not_bytes() {
     let server = TestServer::start().await;
