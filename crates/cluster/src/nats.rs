@@ -47,6 +47,9 @@ pub fn binary() -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
+/// How long servers may take to start and find each other.
+const READY_WAIT: Duration = Duration::from_secs(20);
+
 /// The one `scripts/install-nats` put under the workspace's target directory, if any.
 fn installed() -> Option<PathBuf> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
@@ -80,7 +83,23 @@ pub struct NatsCluster {
 
 impl NatsCluster {
     /// Starts `size` servers clustered and waits until each has its routes.
+    /// A start that fails (a free port taken by another process meanwhile, a server that
+    /// never joins) is tried again on new ports, up to three times.
     pub async fn start(size: usize) -> anyhow::Result<Self> {
+        let mut attempt = 1;
+        loop {
+            match Self::try_start(size).await {
+                Ok(cluster) => return Ok(cluster),
+                Err(e) if attempt < 3 => {
+                    eprintln!("NATS cluster start {attempt} failed, trying new ports: {e:#}");
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn try_start(size: usize) -> anyhow::Result<Self> {
         let binary = binary()?;
         let dir = tempfile::Builder::new().prefix("confab-nats-").tempdir()?;
         let ports = (0..size)
@@ -192,7 +211,7 @@ impl NatsCluster {
     async fn wait_ready(&self) -> anyhow::Result<()> {
         let http = reqwest::Client::new();
         let size = self.ports.len();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let deadline = tokio::time::Instant::now() + READY_WAIT;
         'wait: loop {
             if tokio::time::Instant::now() > deadline {
                 let mut logs = String::new();
@@ -205,7 +224,10 @@ impl NatsCluster {
                         lines[lines.len().saturating_sub(8)..].join("\n")
                     ));
                 }
-                bail!("the NATS cluster did not come up in 30 s; the servers' logs end:{logs}");
+                bail!(
+                    "the NATS cluster did not come up in {} s; the servers' logs end:{logs}",
+                    READY_WAIT.as_secs()
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
             for p in &self.ports {
