@@ -48,14 +48,12 @@ pub struct Guesses {
     store: Arc<dyn Store>,
 }
 
-/// One password attempt for a username, counted as a failure from the start (an attempt
-/// cut short by an error still counts); say how it went with [`Attempt::failed`] or
-/// [`Attempt::succeeded`].
+/// One password attempt for a username; say how it went with [`Attempt::failed`] or
+/// [`Attempt::succeeded`]. Dropped without either (an error on the way), it counts as
+/// neither.
 pub struct Attempt<'a> {
     guesses: &'a Guesses,
     username: String,
-    /// Failures in a row, this attempt included.
-    failures: u32,
 }
 
 impl Guesses {
@@ -67,36 +65,35 @@ impl Guesses {
     /// May `username` try a password now? If not, how long until it may.
     pub async fn begin(&self, username: &str) -> Result<Attempt<'_>, Refused> {
         let now = Timestamp::now();
-        let forget_before = Timestamp(now.0 - i64::try_from(FORGET.as_millis()).unwrap_or(0));
-        match self
-            .store
-            .begin_login(
-                username,
-                now,
-                FREE_FAILURES,
-                later(now, HOLD),
-                forget_before,
-            )
-            .await?
-        {
-            Ok(failures) => Ok(Attempt {
-                guesses: self,
-                username: username.to_owned(),
-                failures,
-            }),
-            Err(until) => Err(Refused::Wait(
-                millis(until.0 - now.0).max(Duration::from_millis(100)),
-            )),
+        if let Some((failures, until)) = self.store.login_failures(username).await? {
+            if until > now {
+                return Err(Refused::Wait(millis(until.0 - now.0)));
+            }
+            if failures >= FREE_FAILURES
+                && !self
+                    .store
+                    .hold_login(username, now, later(now, HOLD))
+                    .await?
+            {
+                return Err(Refused::Wait(FIRST_DELAY));
+            }
         }
+        Ok(Attempt {
+            guesses: self,
+            username: username.to_owned(),
+        })
     }
 }
 
 impl Attempt<'_> {
     /// The password was wrong.
     pub async fn failed(self) -> Result<(), StoreError> {
+        let store = &self.guesses.store;
         let now = Timestamp::now();
-        let until = delay(self.failures).map_or(now, |d| later(now, d));
-        self.guesses.store.login_wait(&self.username, until).await
+        let forget_before = Timestamp(now.0 - i64::try_from(FORGET.as_millis()).unwrap_or(0));
+        let failures = store.login_failed(&self.username, forget_before).await?;
+        let until = delay(failures).map_or(now, |d| later(now, d));
+        store.login_wait(&self.username, until).await
     }
 
     /// The password was right: the count starts over.

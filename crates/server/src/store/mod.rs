@@ -301,20 +301,20 @@ pub trait Online: Send + Sync {
 /// `accounts/guesses.rs`).
 #[async_trait]
 pub trait Logins: Send + Sync {
-    /// Begins a password attempt for `username` at `now`, counted as a failure until it is
-    /// known to have succeeded (so an attempt cut short by an error still counts). Past
-    /// `free` failures the account is held until `hold`: one attempt at a time. The count
-    /// including this attempt, or `Err(until)` while a wait or another attempt's hold runs.
-    /// Failures whose wait ended before `forget_before` are forgotten on the way.
-    async fn begin_login(
+    /// Failures in a row for `username`, and when the next attempt may begin.
+    async fn login_failures(&self, username: &str) -> StoreResult<Option<(u32, Timestamp)>>;
+    /// Holds `username`'s next attempt until `hold` (one attempt at a time once waits have
+    /// begun), if no attempt is held or waited for at `now`; false otherwise.
+    async fn hold_login(
         &self,
         username: &str,
         now: Timestamp,
-        free: u32,
         hold: Timestamp,
-        forget_before: Timestamp,
-    ) -> StoreResult<Result<u32, Timestamp>>;
-    /// The attempt failed: no attempt for `username` before `until`.
+    ) -> StoreResult<bool>;
+    /// One more failure in a row for `username` (forgetting, on the way, failures whose
+    /// waits ended before `forget_before`); the count now.
+    async fn login_failed(&self, username: &str, forget_before: Timestamp) -> StoreResult<u32>;
+    /// No attempt for `username` before `until`.
     async fn login_wait(&self, username: &str, until: Timestamp) -> StoreResult<()>;
     /// A right password: the count starts over.
     async fn login_succeeded(&self, username: &str) -> StoreResult<()>;

@@ -1267,44 +1267,31 @@ async fn online_across_processes(store: Arc<dyn Store>) {
     );
 }
 
-/// Wrong passwords per username: each attempt counted as it begins, one at a time past the
-/// free ones, waits kept, cleared by a success, forgotten when old.
+/// Wrong passwords per username: counted, held one attempt at a time, cleared, forgotten.
 async fn login_failures(store: Arc<dyn Store>) {
     let t = |ms: i64| Timestamp(1_000_000 + ms);
-    let long_ago = t(-1_000_000);
-    let begin = |name: &'static str, now: Timestamp| {
-        let store = store.clone();
-        async move {
-            store
-                .begin_login(name, now, 2, Timestamp(now.0 + 100), long_ago)
-                .await
-                .unwrap()
-        }
-    };
-    // Two free attempts, at once if need be.
-    assert_eq!(begin("ada", t(0)).await, Ok(1));
-    assert_eq!(begin("ada", t(0)).await, Ok(2));
-    // The third is past the free ones: it holds the account, and the next must wait.
-    assert_eq!(begin("ada", t(0)).await, Ok(3));
-    assert_eq!(begin("ada", t(10)).await, Err(t(100)), "held by the third");
-    // It failed: the wait it earned is kept.
-    store.login_wait("ada", t(1_000)).await.unwrap();
-    assert_eq!(begin("ada", t(500)).await, Err(t(1_000)));
-    assert_eq!(begin("ada", t(1_000)).await, Ok(4));
-    // A right password starts the count over; other accounts were never touched.
-    store.login_succeeded("ada").await.unwrap();
-    assert_eq!(begin("ada", t(1_001)).await, Ok(1));
-    assert_eq!(begin("bob", t(1_001)).await, Ok(1));
-    // Failures whose wait ended long ago are forgotten at the next attempt of anyone.
-    store.login_wait("bob", t(0)).await.unwrap();
-    store
-        .begin_login("cyd", t(10_000), 2, t(10_100), t(5_000))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        begin("bob", t(10_000)).await,
-        Ok(1),
-        "bob's count was forgotten"
+    assert_eq!(store.login_failures("ada").await.unwrap(), None);
+    for n in 1..=3 {
+        assert_eq!(store.login_failed("ada", t(-1_000_000)).await.unwrap(), n);
+        store.login_wait("ada", t(0)).await.unwrap();
+    }
+    assert_eq!(store.login_failures("ada").await.unwrap(), Some((3, t(0))));
+    // One attempt at a time: the first takes the hold, the second finds it taken.
+    assert!(store.hold_login("ada", t(10), t(100)).await.unwrap());
+    assert!(!store.hold_login("ada", t(20), t(110)).await.unwrap());
+    assert!(
+        store.hold_login("ada", t(100), t(200)).await.unwrap(),
+        "the hold ran out"
     );
+    assert!(
+        !store.hold_login("bob", t(0), t(100)).await.unwrap(),
+        "no failures, no hold"
+    );
+    store.login_succeeded("ada").await.unwrap();
+    assert_eq!(store.login_failures("ada").await.unwrap(), None);
+    // Failures whose wait ended long ago are forgotten at the next failure of anyone.
+    store.login_failed("cyd", t(-1_000_000)).await.unwrap();
+    store.login_wait("cyd", t(0)).await.unwrap();
+    store.login_failed("dan", t(1)).await.unwrap();
+    assert_eq!(store.login_failures("cyd").await.unwrap(), None);
 }

@@ -1,6 +1,4 @@
-//! Wrong passwords per username (see `Logins`). One statement counts the attempt and, past
-//! the free ones, takes the hold, under the row's lock: attempts sent together are counted
-//! one after the other, and only one gets past the free ones at a time.
+//! Wrong passwords per username (see `Logins`).
 
 use super::{PostgresStore, pg};
 use crate::store::{Logins, StoreResult};
@@ -9,15 +7,45 @@ use confab_proto::Timestamp;
 
 #[async_trait]
 impl Logins for PostgresStore {
-    async fn begin_login(
+    async fn login_failures(&self, username: &str) -> StoreResult<Option<(u32, Timestamp)>> {
+        self.with_client(|client| async move {
+            let row = client
+                .query_opt(
+                    "SELECT failures, until FROM login_failures WHERE username = $1",
+                    &[&username],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(row.map(|r| {
+                (
+                    u32::try_from(r.get::<_, i32>(0)).unwrap_or(0),
+                    Timestamp(r.get(1)),
+                )
+            }))
+        })
+        .await
+    }
+
+    async fn hold_login(
         &self,
         username: &str,
         now: Timestamp,
-        free: u32,
         hold: Timestamp,
-        forget_before: Timestamp,
-    ) -> StoreResult<Result<u32, Timestamp>> {
-        let free = i32::try_from(free).unwrap_or(i32::MAX);
+    ) -> StoreResult<bool> {
+        self.with_client(|client| async move {
+            Ok(client
+                .execute(
+                    "UPDATE login_failures SET until = $3 WHERE username = $1 AND until <= $2",
+                    &[&username, &now.0, &hold.0],
+                )
+                .await
+                .map_err(pg)?
+                > 0)
+        })
+        .await
+    }
+
+    async fn login_failed(&self, username: &str, forget_before: Timestamp) -> StoreResult<u32> {
         self.with_client(|client| async move {
             client
                 .execute(
@@ -26,31 +54,17 @@ impl Logins for PostgresStore {
                 )
                 .await
                 .map_err(pg)?;
-            let counted = client
-                .query_opt(
-                    "INSERT INTO login_failures (username, failures, until) VALUES ($1, 1, $2)
-                     ON CONFLICT (username) DO UPDATE SET
-                       failures = login_failures.failures + 1,
-                       until = CASE WHEN login_failures.failures + 1 > $3 THEN $4
-                                    ELSE login_failures.until END
-                     WHERE login_failures.until <= $2
+            let row = client
+                .query_one(
+                    "INSERT INTO login_failures (username, failures, until) VALUES ($1, 1, 0)
+                     ON CONFLICT (username) DO UPDATE
+                       SET failures = login_failures.failures + 1
                      RETURNING failures",
-                    &[&username, &now.0, &free, &hold.0],
-                )
-                .await
-                .map_err(pg)?;
-            if let Some(row) = counted {
-                return Ok(Ok(u32::try_from(row.get::<_, i32>(0)).unwrap_or(u32::MAX)));
-            }
-            let until = client
-                .query_opt(
-                    "SELECT until FROM login_failures WHERE username = $1",
                     &[&username],
                 )
                 .await
-                .map_err(pg)?
-                .map_or(now.0, |r| r.get(0));
-            Ok(Err(Timestamp(until)))
+                .map_err(pg)?;
+            Ok(u32::try_from(row.get::<_, i32>(0)).unwrap_or(u32::MAX))
         })
         .await
     }

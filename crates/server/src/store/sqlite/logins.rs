@@ -8,41 +8,53 @@ use deadpool_sqlite::rusqlite::{OptionalExtension, params};
 
 #[async_trait]
 impl Logins for SqliteStore {
-    async fn begin_login(
+    async fn login_failures(&self, username: &str) -> StoreResult<Option<(u32, Timestamp)>> {
+        let username = username.to_owned();
+        self.read(move |c| {
+            Ok(
+                c.prepare_cached("SELECT failures, until FROM login_failures WHERE username = ?1")?
+                    .query_row([username], |r| Ok((r.get(0)?, Timestamp(r.get(1)?))))
+                    .optional()?,
+            )
+        })
+        .await
+    }
+
+    async fn hold_login(
         &self,
         username: &str,
         now: Timestamp,
-        free: u32,
         hold: Timestamp,
-        forget_before: Timestamp,
-    ) -> StoreResult<Result<u32, Timestamp>> {
+    ) -> StoreResult<bool> {
+        let username = username.to_owned();
+        self.writer
+            .write(move |tx| {
+                Ok(tx
+                    .conn
+                    .prepare_cached(
+                        "UPDATE login_failures SET until = ?3 WHERE username = ?1 AND until <= ?2",
+                    )?
+                    .execute(params![username, now.0, hold.0])?
+                    > 0)
+            })
+            .await
+    }
+
+    async fn login_failed(&self, username: &str, forget_before: Timestamp) -> StoreResult<u32> {
         let username = username.to_owned();
         self.writer
             .write(move |tx| {
                 tx.conn
                     .prepare_cached("DELETE FROM login_failures WHERE until < ?1")?
                     .execute([forget_before.0])?;
-                let counted: Option<u32> = tx
+                Ok(tx
                     .conn
                     .prepare_cached(
-                        "INSERT INTO login_failures (username, failures, until) VALUES (?1, 1, ?2)
-                         ON CONFLICT (username) DO UPDATE SET
-                           failures = failures + 1,
-                           until = CASE WHEN failures + 1 > ?3 THEN ?4 ELSE until END
-                         WHERE until <= ?2
+                        "INSERT INTO login_failures (username, failures, until) VALUES (?1, 1, 0)
+                         ON CONFLICT (username) DO UPDATE SET failures = failures + 1
                          RETURNING failures",
                     )?
-                    .query_row(params![username, now.0, free, hold.0], |r| r.get(0))
-                    .optional()?;
-                if let Some(failures) = counted {
-                    return Ok(Ok(failures));
-                }
-                let until: Option<i64> = tx
-                    .conn
-                    .prepare_cached("SELECT until FROM login_failures WHERE username = ?1")?
-                    .query_row([username], |r| r.get(0))
-                    .optional()?;
-                Ok(Err(Timestamp(until.unwrap_or(now.0))))
+                    .query_row([username], |r| r.get(0))?)
             })
             .await
     }
