@@ -112,11 +112,8 @@ impl Session<'_> {
                 client_msg_id,
                 body,
             } => {
-                if req.as_ref().is_some_and(|r| r.len() > REQ_MAX) {
-                    return self.reply(&error_frame(
-                        ApiError::invalid("req is at most 64 bytes"),
-                        None,
-                    ));
+                if !self.req_fits(req.as_deref()) {
+                    return;
                 }
                 let Ok(permit) = sends.clone().acquire_owned().await else {
                     return;
@@ -170,11 +167,8 @@ impl Session<'_> {
                 conversation_id,
                 seq,
             } => {
-                if req.as_ref().is_some_and(|r| r.len() > REQ_MAX) {
-                    return self.reply(&error_frame(
-                        ApiError::invalid("req is at most 64 bytes"),
-                        None,
-                    ));
+                if !self.req_fits(req.as_deref()) {
+                    return;
                 }
                 let (app, tx, control, user) = (
                     self.app.clone(),
@@ -200,6 +194,19 @@ impl Session<'_> {
             }
             ClientFrame::Heartbeat => self.heartbeat(),
         }
+    }
+
+    /// Whether `req` is within its limit; if not, the frame is answered with
+    /// `invalid_request` (without the `req`, which cannot be echoed).
+    fn req_fits(&self, req: Option<&str>) -> bool {
+        let fits = req.is_none_or(|r| r.len() <= REQ_MAX);
+        if !fits {
+            self.reply(&error_frame(
+                ApiError::invalid("req is at most 64 bytes"),
+                None,
+            ));
+        }
+        fits
     }
 
     /// The most frequent frame of an idle session: answered with a shared constant.
