@@ -166,6 +166,16 @@ async fn a_database_that_goes_away_means_overloaded_then_recovery_and_nothing_lo
         );
     }
     let mut ws = RawWs::hello(&server, &bob.login.token).await;
+    // Live before the database goes: the writer answers frames only once its catch-up from
+    // the store is over (a catch-up the outage cut short would end the session).
+    ws.send(json!({"type": "heartbeat"})).await;
+    for _ in 0..100 {
+        match ws.next().await {
+            Some(frame) if frame["type"] == "heartbeat_ack" => break,
+            Some(_) => continue,
+            None => panic!("the session ended before the outage"),
+        }
+    }
 
     postgres.down();
     // A send: answered quickly with overloaded, not acked, and the node does not hang.
@@ -189,7 +199,6 @@ async fn a_database_that_goes_away_means_overloaded_then_recovery_and_nothing_lo
     // What needs no database goes on.
     ws.send(json!({"type": "heartbeat"})).await;
     let mut acked_heartbeat = false;
-    // After the 20 messages of the session's catch-up.
     for _ in 0..100 {
         match ws.next().await {
             Some(frame) if frame["type"] == "heartbeat_ack" => {
