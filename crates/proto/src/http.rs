@@ -268,7 +268,27 @@ pub struct MessagesResponse {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReadRequest {
     /// The highest seq read.
+    #[serde(deserialize_with = "whole_number")]
     pub seq: u64,
+}
+
+/// A JSON integer, written any way JSON Schema counts as one (`4`, `4.0`, `1e3`), of 0 or
+/// more; past `u64::MAX` it is `u64::MAX`.
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Number {
+        Int(u64),
+        Float(f64),
+    }
+    match Number::deserialize(d)? {
+        Number::Int(n) => Ok(n),
+        // `as` saturates: a seq past every message reads them all, as the server clamps it.
+        Number::Float(f) if f.fract() == 0.0 && f >= 0.0 => Ok(f as u64),
+        Number::Float(_) => Err(serde::de::Error::custom(
+            "expected a whole number of 0 or more",
+        )),
+    }
 }
 
 /// One entry of a user's inbox.
@@ -383,4 +403,21 @@ pub struct VapidKeyResponse {
     /// The server's VAPID public key, base64url of the 65-byte uncompressed P-256 point: the
     /// `applicationServerKey` of `pushManager.subscribe`.
     pub key: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_read_seq_is_any_json_integer() {
+        let seq = |json: &str| serde_json::from_str::<ReadRequest>(json).map(|r| r.seq);
+        assert_eq!(seq(r#"{"seq": 4}"#).unwrap(), 4);
+        assert_eq!(seq(r#"{"seq": 5898.0}"#).unwrap(), 5898);
+        assert_eq!(seq(r#"{"seq": 1e3}"#).unwrap(), 1000);
+        assert_eq!(seq(r#"{"seq": 72222309481156132864}"#).unwrap(), u64::MAX);
+        assert!(seq(r#"{"seq": 4.5}"#).is_err());
+        assert!(seq(r#"{"seq": -1}"#).is_err());
+        assert!(seq(r#"{"seq": "4"}"#).is_err());
+    }
 }

@@ -4,6 +4,11 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::str::FromStr;
 
+/// Not an id: ids are decimal digits, 0 to 9223372036854775807.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("an id is decimal digits, 0 to 9223372036854775807")]
+pub struct IdError;
+
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
@@ -17,9 +22,13 @@ macro_rules! id_type {
         }
 
         impl FromStr for $name {
-            type Err = std::num::ParseIntError;
+            type Err = IdError;
+            /// Decimal digits only: no sign, no spaces, at most `i64::MAX`.
             fn from_str(s: &str) -> Result<Self, Self::Err> {
-                s.parse().map(Self)
+                if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(IdError);
+                }
+                s.parse().map(Self).map_err(|_| IdError)
             }
         }
 
@@ -39,13 +48,14 @@ macro_rules! id_type {
                     Owned(String),
                     Int(i64),
                 }
-                let parse = |s: &str| s.parse().map(Self).map_err(|_| {
+                let wrong = || {
                     serde::de::Error::custom(concat!("expected a decimal ", stringify!($name)))
-                });
+                };
                 match Repr::deserialize(d)? {
-                    Repr::Str(s) => parse(s),
-                    Repr::Owned(s) => parse(&s),
-                    Repr::Int(i) => Ok(Self(i)),
+                    Repr::Str(s) => s.parse().map_err(|_| wrong()),
+                    Repr::Owned(s) => s.parse().map_err(|_| wrong()),
+                    Repr::Int(i) if i >= 0 => Ok(Self(i)),
+                    Repr::Int(_) => Err(wrong()),
                 }
             }
         }
@@ -86,6 +96,21 @@ mod tests {
             UserId(42)
         );
         assert_eq!(serde_json::from_str::<UserId>("42").unwrap(), UserId(42));
-        assert!(serde_json::from_str::<UserId>("\"x\"").is_err());
+        let wrong = [
+            r#""x""#,
+            r#""-5""#,
+            r#""+5""#,
+            r#"" 5""#,
+            "-5",
+            r#""""#,
+            r#""9223372036854775808""#,
+        ];
+        for json in wrong {
+            assert!(
+                serde_json::from_str::<UserId>(json).is_err(),
+                "{json} was taken"
+            );
+        }
+        assert_eq!("09223372036854775807".parse(), Ok(UserId(i64::MAX)));
     }
 }

@@ -16,7 +16,7 @@ pub use body::{Body, BodyError};
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use frames::{ClientFrame, FrameError, ReceiptKind, ServerFrame};
 pub use http::*;
-pub use ids::{ConversationId, DeviceId, MessageId, PushSubscriptionId, UserId};
+pub use ids::{ConversationId, DeviceId, IdError, MessageId, PushSubscriptionId, UserId};
 pub use time::Timestamp;
 
 /// The WebSocket path, relative to the server's base URL.

@@ -33,7 +33,9 @@ impl Conversations {
     /// The direct conversation of `me` and `other`; true when it was made now.
     pub async fn direct(&self, me: UserId, other: UserId) -> ApiResult<(Conversation, bool)> {
         if me == other {
-            return Err(ApiError::invalid(
+            // A well-formed request the rules refuse: 403, as for other things one may not do.
+            return Err(ApiError::new(
+                ErrorCode::Forbidden,
                 "a direct conversation needs another user",
             ));
         }

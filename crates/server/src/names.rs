@@ -111,4 +111,48 @@ mod tests {
         }
         assert_eq!(Name::Title.check(&"x".repeat(64)).unwrap().len(), 64);
     }
+
+    /// The character classes of the OpenAPI `Name` pattern, as YAML escapes: what `allowed`
+    /// refuses (the joiner too: the schema leaves out the emoji exception), and with it what
+    /// `trim` removes, for the first and last character.
+    fn openapi_pattern() -> String {
+        let refused = |c: char| c == ZERO_WIDTH_JOINER || !allowed(&[c], 0);
+        let class = |keep: &dyn Fn(char) -> bool| {
+            let mut ranges: Vec<(char, char)> = Vec::new();
+            for c in (0..=0x10ffff)
+                .filter_map(char::from_u32)
+                .filter(|&c| keep(c))
+            {
+                match ranges.last_mut() {
+                    Some((_, end)) if u32::from(*end) + 1 == u32::from(c) => *end = c,
+                    _ => ranges.push((c, c)),
+                }
+            }
+            let esc = |c: char| match u32::from(c) {
+                n if n <= 0xffff => format!("\\u{n:04X}"),
+                n => format!("\\U{n:08X}"),
+            };
+            ranges
+                .iter()
+                .map(|&(a, b)| match u32::from(b) - u32::from(a) {
+                    0 => esc(a),
+                    1 => esc(a) + &esc(b),
+                    _ => format!("{}-{}", esc(a), esc(b)),
+                })
+                .collect::<String>()
+        };
+        let inner = class(&refused);
+        let edge = class(&|c| refused(c) || c.is_whitespace());
+        format!("^[^{edge}](?:[^{inner}]*[^{edge}])?$")
+    }
+
+    #[test]
+    fn the_openapi_name_pattern_is_this_rule() {
+        let openapi = include_str!("../../../docs/openapi.yaml");
+        let line = format!("pattern: \"{}\"", openapi_pattern());
+        assert!(
+            openapi.contains(&line),
+            "docs/openapi.yaml's Name schema must have this line:\n{line}"
+        );
+    }
 }

@@ -93,7 +93,7 @@ impl Accounts {
         if !valid_username(username) {
             return Err(refused()); // no such account, and nothing worth remembering
         }
-        let name = match device_name.map(str::trim).filter(|n| !n.is_empty()) {
+        let name = match device_name {
             Some(name) => Name::Device.check(name)?,
             None => "device".to_owned(),
         };

@@ -131,13 +131,20 @@ pub async fn list(
     }))
 }
 
-/// A `next_cursor` as this node wrote it: `<activity ms>_<conversation id>`.
+/// A `next_cursor` as this node wrote it: `<activity ms>_<conversation id>`. Any pair of
+/// digit runs is a place in the list; one past every 64-bit value is past the end.
 fn parse_cursor(cursor: &str) -> ApiResult<ListPosition> {
     let bad = || ApiError::invalid("cursor is not one this server gave out; start without one");
+    let part = |s: &str| match s.parse::<i64>() {
+        Ok(n) if s.bytes().all(|b| b.is_ascii_digit()) => Ok(n),
+        // Only too many digits make a run of digits fail to parse.
+        Err(_) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => Ok(i64::MAX),
+        _ => Err(bad()),
+    };
     let (activity, id) = cursor.split_once('_').ok_or_else(bad)?;
     Ok(ListPosition {
-        activity: Timestamp(activity.parse().map_err(|_| bad())?),
-        id: ConversationId(id.parse().map_err(|_| bad())?),
+        activity: Timestamp(part(activity)?),
+        id: ConversationId(part(id)?),
     })
 }
 

@@ -73,7 +73,7 @@ pub async fn presence(
         .user_ids
         .split(',')
         .filter(|s| !s.is_empty())
-        .map(|s| s.trim().parse().map(UserId))
+        .map(str::parse::<UserId>)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|_| ApiError::invalid("user_ids is a comma-separated list of user ids"))?;
     if ids.len() > PRESENCE_QUERY_MAX {

@@ -27,7 +27,7 @@ async fn one_direct_conversation_per_pair() {
     assert_eq!(post().await.unwrap().status(), 200);
     assert_eq!(
         ada.client.direct(ada.id()).await.unwrap_err().code(),
-        Some(ErrorCode::InvalidRequest)
+        Some(ErrorCode::Forbidden)
     );
     assert_eq!(
         ada.client
