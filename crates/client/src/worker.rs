@@ -554,9 +554,13 @@ impl Worker {
     /// A send was refused: retry `rate_limited`/`overloaded` later if allowed, else answer.
     fn on_send_error(&mut self, req: u64, error: FrameError) {
         let now = Instant::now();
+        let attempts = self.sends.get(&req).map_or(1, |p| p.attempts.max(1));
+        // The server's wait, doubled for each attempt before: a client that came back at
+        // the hint every time would keep an overloaded node busy refusing it.
         let wait = error
             .retry_after_ms
             .map_or(DEFAULT_RETRY_AFTER, Duration::from_millis)
+            .saturating_mul(1 << (attempts - 1).min(5))
             .min(MAX_RETRY_AFTER);
         let retryable = matches!(error.code, ErrorCode::RateLimited | ErrorCode::Overloaded);
         let max_attempts = self.config.send_max_attempts;

@@ -10,7 +10,7 @@ use confab_client::{
     Message, MessageId, MessageKind, Timestamp, UserId,
 };
 use futures_util::{SinkExt, StreamExt};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -329,6 +329,68 @@ async fn send_errors_are_returned_and_rate_limits_retried() {
         })
     ));
     let _peer = timeout(WAIT, server).await.unwrap().unwrap();
+    connection.close().await;
+}
+
+#[tokio::test]
+async fn overloaded_sends_back_off_and_retry_with_the_same_id() {
+    let (listener, base) = listen().await;
+    let server = tokio::spawn(async move {
+        let mut peer = accept(&listener).await;
+        recv(&mut peer).await;
+        welcome(&mut peer, 0).await;
+        let mut gaps = Vec::new();
+        let mut ids = Vec::new();
+        let mut refused_at = None;
+        // Refused twice, with the same hint each time; stored the third time.
+        for attempt in 0..3 {
+            let ClientFrame::Send {
+                req, client_msg_id, ..
+            } = recv_app(&mut peer).await
+            else {
+                panic!("expected send");
+            };
+            if let Some(at) = refused_at {
+                gaps.push(Instant::now().duration_since(at));
+            }
+            ids.push(client_msg_id.clone());
+            let answer = if attempt < 2 {
+                refused_at = Some(Instant::now());
+                ServerFrame::Error(FrameError {
+                    req,
+                    code: ErrorCode::Overloaded,
+                    message: "busy".into(),
+                    retry_after_ms: Some(100),
+                })
+            } else {
+                ServerFrame::Ack {
+                    req,
+                    message: message(1, &client_msg_id),
+                }
+            };
+            send(&mut peer, &answer).await;
+        }
+        (peer, gaps, ids)
+    });
+
+    let (connection, _events) = Connection::builder(&base, "tok")
+        .discovery(false)
+        .connect()
+        .await
+        .unwrap();
+    let stored = connection
+        .send(ConversationId(9), None, "hi")
+        .await
+        .unwrap();
+    assert_eq!(stored.seq, 1);
+    let (_peer, gaps, ids) = timeout(WAIT, server).await.unwrap().unwrap();
+    assert!(
+        ids.iter().all(|id| *id == ids[0]),
+        "one client_msg_id: {ids:?}"
+    );
+    // The hint, then twice the hint.
+    assert!(gaps[0] >= Duration::from_millis(100), "{gaps:?}");
+    assert!(gaps[1] >= Duration::from_millis(200), "{gaps:?}");
     connection.close().await;
 }
 

@@ -19,7 +19,13 @@ password hashing, or setup is throttled and slow. For example:
 
 For many sessions also raise the server's `ulimit -n` (each session is one open file) and
 CONFAB_MAX_SESSIONS (default 100000). The `connections` scenario reads the server's memory
-from GET /metrics (process_resident_memory_bytes); pass --server-pid to also get its CPU.";
+from GET /metrics (process_resident_memory_bytes); pass --server-pid to also get its CPU.
+
+In `direct` and `group`, a send answered `overloaded` or `rate_limited` is written again
+with the same client_msg_id after the server's retry_after_ms, doubled for each refusal
+in a row and spread by up to half as much again, at most 10 times, as a client would. The
+ack latency is that of the attempt the server accepted; delivery latency counts from the
+first attempt.";
 
 /// `confab-loadgen <scenario> --url http://HOST:PORT [options]`.
 #[derive(Debug, Parser)]

@@ -357,6 +357,9 @@ pub struct Inbound<'a> {
     /// The code of an `error`.
     #[serde(default, borrow)]
     pub code: Option<Cow<'a, str>>,
+    /// With `rate_limited` and `overloaded` errors: how long to wait before retrying.
+    #[serde(default)]
+    pub retry_after_ms: Option<u64>,
 }
 
 /// The fields of a message the scenarios use.

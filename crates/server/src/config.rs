@@ -87,6 +87,9 @@ pub struct Config {
     pub http_body_timeout_ms: u64,
     /// Most writes the store commits in one transaction (group commit).
     pub commit_batch_max: usize,
+    /// Longest a send may be expected to wait for its commit; past it, under overload, the
+    /// send is answered `overloaded` with `retry_after_ms` instead of being queued.
+    pub commit_wait_budget_ms: u64,
     /// Read connections of the embedded store.
     pub read_connections: usize,
     /// Argon2id memory cost in KiB (19456 is OWASP's minimum; lower only for load tests).
@@ -190,6 +193,7 @@ impl Default for Config {
             http_header_timeout_ms: 10_000,
             http_body_timeout_ms: 30_000,
             commit_batch_max: 1024,
+            commit_wait_budget_ms: 250,
             read_connections: 4,
             password_hash_memory_kib: 19_456,
             password_hash_iterations: 2,
@@ -331,6 +335,11 @@ impl Config {
             (1..=100_000).contains(&self.commit_batch_max),
             "commit_batch_max",
             "must be 1 to 100000",
+        )?;
+        check(
+            (10..=60_000).contains(&self.commit_wait_budget_ms),
+            "commit_wait_budget_ms",
+            "must be 10 to 60000",
         )?;
         check(
             (1..=64).contains(&self.read_connections),

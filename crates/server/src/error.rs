@@ -15,7 +15,7 @@ pub struct ApiError {
     pub code: ErrorCode,
     /// For people: what happened and what to do.
     pub message: String,
-    /// With `rate_limited`.
+    /// With `rate_limited`, and `overloaded` when the node knows when to come back.
     pub retry_after_ms: Option<u64>,
 }
 
@@ -55,6 +55,16 @@ impl ApiError {
         Self {
             code: ErrorCode::RateLimited,
             message: "too many requests; retry after retry_after_ms".into(),
+            retry_after_ms: Some(ms.max(1)),
+        }
+    }
+
+    /// `overloaded`, to retry after `ms`: the node cannot store more right now.
+    pub fn overloaded(ms: u64) -> Self {
+        Self {
+            code: ErrorCode::Overloaded,
+            message: "the server is busy; retry after retry_after_ms with the same client_msg_id"
+                .into(),
             retry_after_ms: Some(ms.max(1)),
         }
     }

@@ -10,6 +10,7 @@
 
 mod accounts;
 mod addresses;
+mod admission;
 mod api;
 pub mod bus;
 pub mod config;

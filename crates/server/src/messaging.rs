@@ -1,6 +1,7 @@
 //! The messaging core: the send path (validate, rate limit, store durably, then fan out)
 //! and read watermarks. Stateless: everything it knows is in the store.
 
+use crate::admission::Admission;
 use crate::bus::{Bus, PreparedMessage, UserEvent};
 use crate::error::{ApiError, ApiResult};
 use crate::metrics::Metrics;
@@ -28,10 +29,12 @@ pub struct Messaging {
     sends: RateLimiter<UserId>,
     push: Arc<Pusher>,
     quota_bytes: u64,
+    admission: Admission,
 }
 
 impl Messaging {
-    /// Builds the service; `sends` limits each user's send rate.
+    /// Builds the service; `sends` limits each user's send rate, `admission` the wait for
+    /// a commit.
     pub fn new(
         store: Arc<dyn Store>,
         bus: Arc<dyn Bus>,
@@ -39,6 +42,7 @@ impl Messaging {
         sends: RateLimiter<UserId>,
         push: Arc<Pusher>,
         quota_bytes: u64,
+        admission: Admission,
     ) -> Self {
         Self {
             store,
@@ -47,6 +51,7 @@ impl Messaging {
             sends,
             push,
             quota_bytes,
+            admission,
         }
     }
 
@@ -65,7 +70,13 @@ impl Messaging {
             ));
         }
         let body = Body::new(body)?;
+        // Refused before the rate limit, so a send the node could not take costs no token.
+        let _waiting = self.admission.enter().map_err(|retry_ms| {
+            self.metrics.sends_overloaded.inc();
+            ApiError::overloaded(retry_ms)
+        })?;
         self.admit(sender)?;
+        let admitted = std::time::Instant::now();
         let appended = self
             .store
             .append(NewMessage {
@@ -75,7 +86,11 @@ impl Messaging {
                 body,
                 quota_bytes: self.quota_bytes,
             })
-            .await?;
+            .await;
+        self.metrics
+            .send_seconds
+            .observe(admitted.elapsed().as_secs_f64());
+        let appended = appended?;
         if !appended.duplicate {
             self.metrics.messages_sent.inc();
             self.fan_out(&appended);
@@ -87,6 +102,20 @@ impl Messaging {
             message: appended.message,
             duplicate: appended.duplicate,
         })
+    }
+
+    /// Whether sends are admitted now, and the longest a send is meant to wait for its
+    /// commit: a session whose sends are all in flight waits that long for a turn while
+    /// sends are admitted, and not at all while they are refused.
+    pub fn accepting(&self) -> (bool, std::time::Duration) {
+        (self.admission.accepting(), self.admission.budget())
+    }
+
+    /// `overloaded` for a send refused before it reached the store (a session with too
+    /// many sends waiting), with when to retry as the store's queue suggests.
+    pub fn overloaded(&self) -> ApiError {
+        self.metrics.sends_overloaded.inc();
+        ApiError::overloaded(self.admission.retry_hint())
     }
 
     /// Counts one write to a conversation's log (a message, or a group created, renamed or

@@ -40,6 +40,10 @@ pub struct Metrics {
     pub hellos_refused: Counter,
     /// Requests and frames refused with `rate_limited`.
     pub rate_limited: Counter,
+    /// Sends refused with `overloaded`: their commit would have waited past the budget.
+    pub sends_overloaded: Counter,
+    /// Seconds from admitting a send to its answer (stored, or refused by the store).
+    pub send_seconds: Histogram,
     /// Users with a live presence lease on this node.
     pub online_users: Gauge,
     /// Presence events handed to contacts.
@@ -95,6 +99,8 @@ impl Metrics {
             connections_refused: Counter::default(),
             hellos_refused: Counter::default(),
             rate_limited: Counter::default(),
+            sends_overloaded: Counter::default(),
+            send_seconds: Histogram::new(exponential_buckets(0.0005, 1.5, 24)),
             online_users: Gauge::default(),
             presence_events: Counter::default(),
             receipts: Counter::default(),
@@ -173,6 +179,16 @@ impl Metrics {
             "rate_limited",
             "Requests and frames refused as rate limited",
             m.rate_limited.clone(),
+        );
+        confab.register(
+            "sends_overloaded",
+            "Sends refused as overloaded: their commit would have waited past commit_wait_budget_ms",
+            m.sends_overloaded.clone(),
+        );
+        confab.register(
+            "send_seconds",
+            "Seconds from admitting a send to its answer: the wait for its commit",
+            m.send_seconds.clone(),
         );
         confab.register(
             "online_users",

@@ -3,6 +3,7 @@
 
 use crate::accounts::Accounts;
 use crate::addresses::{PerAddress, TrustedProxies};
+use crate::admission::Admission;
 use crate::bus::Bus;
 use crate::bus::local::LocalBus;
 use crate::bus::nats::NatsBus;
@@ -160,6 +161,7 @@ impl App {
             sends.clone(),
             push.clone(),
             config.user_quota_mb.saturating_mul(1 << 20),
+            Admission::new(Duration::from_millis(config.commit_wait_budget_ms)),
         ));
         let registry = Registry::new(
             store.clone(),

@@ -37,8 +37,10 @@ export class Sync {
     this.socket = new Socket({ token: store.session.token, cursor: () => store.cursor });
     /** @type {string | null} client_msg_id of the send awaiting its ack */
     this.inflight = null;
-    /** Earliest time the next send may go (after `rate_limited`). */
+    /** Earliest time the next send may go (after `rate_limited` or `overloaded`). */
     this.sendNotBefore = 0;
+    /** Sends refused in a row (`rate_limited`, `overloaded`): each doubles the wait. */
+    this.refusals = 0;
     /** @type {ReturnType<typeof setTimeout> | undefined} */
     this.sendTimer = undefined;
     /** @type {number | null} highest inbox_seq processed and not yet acknowledged */
@@ -313,6 +315,7 @@ export class Sync {
 
   /** @param {Message} m */
   onAck(m) {
+    this.refusals = 0;
     this.store.removePending(m.client_msg_id);
     if (!this.store.applyMessage(m)) this.fetchConversation(m.conversation_id);
     if (this.inflight === m.client_msg_id) this.sendDone();
@@ -326,7 +329,11 @@ export class Sync {
     }
     this.inflight = null;
     if (f.code === 'rate_limited' || f.code === 'overloaded' || f.code === 'internal') {
-      this.sendNotBefore = Date.now() + (f.retry_after_ms ?? 1000);
+      // The server's wait, doubled for each refusal in a row (at most 30 s): a client that
+      // came back at the hint every time would keep an overloaded node busy refusing it.
+      this.refusals += 1;
+      const wait = (f.retry_after_ms ?? 1000) * 2 ** Math.min(this.refusals - 1, 5);
+      this.sendNotBefore = Date.now() + Math.min(wait, 30_000);
     } else {
       // The server will never take this one as it is: show it as not sent.
       this.store.markPending(f.req, failureText(f.code, f.message));

@@ -29,6 +29,13 @@ const WRITE_BATCH: usize = 256;
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the drain checks whether everything came back.
 const DRAIN_POLL: Duration = Duration::from_millis(10);
+/// Refusals (`overloaded`, `rate_limited`) after which a send is given up, as a client
+/// would after a minute or so of trying.
+const MAX_REFUSALS: u8 = 10;
+/// The wait after a refusal that names none.
+const DEFAULT_RETRY: Duration = Duration::from_secs(1);
+/// The longest wait before a retry, backoff included.
+const MAX_RETRY: Duration = Duration::from_secs(15);
 
 /// A conversation of the run.
 #[derive(Debug, Clone)]
@@ -162,6 +169,8 @@ pub async fn run(
     let stop = CancellationToken::new();
 
     let ctx = SessionCtx {
+        body: ws::body(load.body_chars as usize).into(),
+        conversations: plan.conversations.iter().map(|c| c.id.0).collect(),
         targets: Arc::new(targets),
         sources,
         tracker: tracker.clone(),
@@ -189,7 +198,7 @@ pub async fn run(
 
     let server_cpu = CpuWindow::server(common.server_pid);
     let own_cpu = CpuWindow::start(Process::Current);
-    let body = ws::body(load.body_chars as usize);
+    let body = ctx.body.clone();
     let txs: Vec<_> = sessions.iter().map(|s| s.tx.clone()).collect();
     tracker.begin(Instant::now() + Duration::from_millis(20));
     let send_secs = schedule(&tracker, &plan.conversations, &txs, &tag, &body, &stop).await;
@@ -252,6 +261,10 @@ pub async fn run(
 /// What every session task needs.
 #[derive(Clone)]
 struct SessionCtx {
+    /// The body of every message (to write a refused send again).
+    body: Arc<str>,
+    /// The id of each conversation, by index.
+    conversations: Arc<[i64]>,
     /// The nodes; session `i` goes to `targets[i % len]`.
     targets: Arc<Vec<Target>>,
     sources: SourceIps,
@@ -334,8 +347,15 @@ fn start_session(ws: Ws, member: &Member, ctx: &SessionCtx) -> Live {
             tag: ctx.tag.clone(),
             user: member.login.user_id.to_string(),
             conv: member.conv,
+            conversation_id: ctx
+                .conversations
+                .get(member.conv as usize)
+                .copied()
+                .unwrap_or(0),
+            body: ctx.body.clone(),
             pos: member.pos,
             last_seq: last_seq.clone(),
+            tx: tx.clone(),
         },
         ctx.stop.clone(),
     ));
@@ -355,8 +375,50 @@ struct Reader {
     tag: Arc<str>,
     user: String,
     conv: u32,
+    conversation_id: i64,
+    body: Arc<str>,
     pos: u8,
     last_seq: Arc<AtomicU64>,
+    /// This session's writer, for sends written again after a refusal.
+    tx: mpsc::UnboundedSender<String>,
+}
+
+impl Reader {
+    /// Message `index` was refused for now: write it again (the same `client_msg_id`)
+    /// after the wait the server asked for, doubled for each refusal before, and up to
+    /// half as much again, so refused senders do not all come back at once; give up after
+    /// [`MAX_REFUSALS`].
+    fn retry_later(
+        &self,
+        index: u64,
+        code: &str,
+        retry_after_ms: Option<u64>,
+        stop: &CancellationToken,
+    ) {
+        let Some(refusals) = self.tracker.refused(index, code, MAX_REFUSALS) else {
+            return;
+        };
+        // Exponential backoff on top of the server's hint: a refused client that came back
+        // at the hint every time would keep the node busy refusing.
+        let wait = retry_after_ms
+            .map_or(DEFAULT_RETRY, Duration::from_millis)
+            .mul_f64(f64::from(1u32 << (refusals - 1).min(6)))
+            .min(MAX_RETRY)
+            .mul_f64(1.0 + 0.5 * rand::random::<f64>());
+        let frame = ws::send_frame(&self.tag, index, self.conversation_id, &self.body);
+        let (tracker, tx, stop) = (self.tracker.clone(), self.tx.clone(), stop.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                _ = tokio::time::sleep(wait) => {
+                    tracker.retried(index, Instant::now());
+                    if tx.send(frame).is_err() {
+                        tracker.failed(index, "write");
+                    }
+                }
+            }
+        });
+    }
 }
 
 async fn read_loop(
@@ -421,9 +483,12 @@ async fn read_loop(
                 None => stats.unmatched_frames += 1,
             },
             "error" => match frame.req.as_deref().and_then(|r| r.parse().ok()) {
-                Some(index) => reader
-                    .tracker
-                    .failed(index, frame.code.as_deref().unwrap_or("unknown")),
+                Some(index) => match frame.code.as_deref().unwrap_or("unknown") {
+                    code @ ("overloaded" | "rate_limited") => {
+                        reader.retry_later(index, code, frame.retry_after_ms, &stop);
+                    }
+                    code => reader.tracker.failed(index, code),
+                },
                 None => stats.unmatched_frames += 1,
             },
             "heartbeat_ack" => stats.heartbeat_acks += 1,
@@ -562,8 +627,19 @@ pub fn report(report: &mut Report, load: &LoadArgs, outcome: &Outcome) {
         "deliveries",
         per_sec(t.deliveries, span(t.last_delivery_secs)),
     );
+    // Answers, not messages: a send refused twice and then stored is three answers.
+    let answers = t.acked + t.failed + t.overloaded;
+    report.count("overloaded", "answered overloaded", t.overloaded);
+    report.number(
+        "overloaded_share",
+        "share of answers that were overloaded",
+        (answers > 0).then(|| t.overloaded as f64 / answers as f64),
+        "",
+        3,
+    );
+    report.count("retries", "sends written again after a refusal", t.retries);
     report.section("latency (from hand-over to the session)");
-    report.latency("ack", "send->ack", &t.ack);
+    report.latency("ack", "send->ack (of the attempt accepted)", &t.ack);
 }
 
 /// The correctness rows, always shown: lost and duplicated even when zero.

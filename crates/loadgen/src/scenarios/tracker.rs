@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-/// The most messages one run may schedule (about 32 bytes of bookkeeping each).
+/// The most messages one run may schedule (about 64 bytes of bookkeeping each).
 pub const MAX_MESSAGES: u64 = 50_000_000;
 
 /// The most members a conversation may have here (the contract's group limit is 100).
@@ -37,9 +37,13 @@ pub struct Slot {
 struct Msg {
     delivered: u128,
     sent_us: u64,
+    /// When the latest attempt was handed over: `sent_us` until a retry.
+    attempt_us: u64,
     last_us: u64,
     acked_us: u64,
     flags: u8,
+    /// Answers of `overloaded` or `rate_limited` so far.
+    refusals: u8,
 }
 
 /// What happened to the messages of a run, once it is over.
@@ -71,6 +75,10 @@ pub struct Totals {
     pub misdelivered: u64,
     /// Acks for a message already acked.
     pub repeated_acks: u64,
+    /// Sends answered `overloaded` (each attempt counts).
+    pub overloaded: u64,
+    /// Sends written again after `overloaded` or `rate_limited`.
+    pub retries: u64,
     /// Seconds from the start to the last ack, delivery, and complete delivery.
     pub last_ack_secs: f64,
     /// See `last_ack_secs`.
@@ -79,7 +87,7 @@ pub struct Totals {
     pub last_complete_secs: f64,
     /// Due time to hand-over to the session: how late the scheduler was.
     pub send_lag: Latency,
-    /// Send to ack.
+    /// Hand-over of the accepted attempt to its ack: how long an accepted send waited.
     pub ack: Latency,
     /// Send to delivery, per recipient.
     pub deliver_each: Latency,
@@ -103,6 +111,8 @@ struct Inner {
     duplicated: u64,
     misdelivered: u64,
     repeated_acks: u64,
+    overloaded: u64,
+    retries: u64,
     last_ack_us: u64,
     last_delivery_us: u64,
     last_complete_us: u64,
@@ -153,6 +163,8 @@ impl Tracker {
             duplicated: 0,
             misdelivered: 0,
             repeated_acks: 0,
+            overloaded: 0,
+            retries: 0,
             last_ack_us: 0,
             last_delivery_us: 0,
             last_complete_us: 0,
@@ -212,6 +224,7 @@ impl Tracker {
             let mut inner = self.lock();
             if let Some(msg) = inner.msgs.get_mut(index as usize) {
                 msg.sent_us = at;
+                msg.attempt_us = at;
             }
             inner.send_lag.record_us(lag);
         }
@@ -241,10 +254,42 @@ impl Tracker {
         }
         msg.flags |= ACKED;
         msg.acked_us = at;
-        let latency = at.saturating_sub(msg.sent_us);
+        let latency = at.saturating_sub(msg.attempt_us);
         inner.acked += 1;
         inner.last_ack_us = inner.last_ack_us.max(at);
         inner.ack.record_us(latency);
+    }
+
+    /// Message `index` was refused for now (`overloaded` or `rate_limited`, by `code`):
+    /// how many times so far when it may be tried again; `None` when it has been refused
+    /// `max` times (it is then failed) or is already answered.
+    pub fn refused(&self, index: u64, code: &str, max: u8) -> Option<u8> {
+        let retry = {
+            let mut inner = self.lock();
+            if code == "overloaded" {
+                inner.overloaded += 1;
+            }
+            let msg = inner.msgs.get_mut(index as usize)?;
+            if msg.flags & (ACKED | FAILED) != 0 {
+                return None;
+            }
+            msg.refusals = msg.refusals.saturating_add(1);
+            (msg.refusals < max).then_some(msg.refusals)
+        };
+        if retry.is_none() {
+            self.failed(index, code);
+        }
+        retry
+    }
+
+    /// Message `index` was written again at `now`, after a refusal.
+    pub fn retried(&self, index: u64, now: Instant) {
+        let at = self.elapsed_us(now);
+        let mut inner = self.lock();
+        inner.retries += 1;
+        if let Some(msg) = inner.msgs.get_mut(index as usize) {
+            msg.attempt_us = at;
+        }
     }
 
     /// Message `index` failed: an `error` frame with `code`, or `write` when its session
@@ -349,6 +394,8 @@ impl Tracker {
             duplicated: inner.duplicated,
             misdelivered: inner.misdelivered,
             repeated_acks: inner.repeated_acks,
+            overloaded: inner.overloaded,
+            retries: inner.retries,
             last_ack_secs: inner.last_ack_us as f64 / 1e6,
             last_delivery_secs: inner.last_delivery_us as f64 / 1e6,
             last_complete_secs: inner.last_complete_us as f64 / 1e6,
@@ -417,5 +464,25 @@ mod tests {
         assert_eq!(totals.lost, 0);
         assert_eq!(totals.errors["rate_limited"], 1);
         assert_eq!(totals.unacked, 0);
+    }
+
+    #[test]
+    fn a_refused_send_is_retried_until_accepted_or_out_of_attempts() {
+        let t = tracker(2, 2);
+        let start = Instant::now();
+        t.dispatched(0, start);
+        t.dispatched(1, start);
+        assert_eq!(t.refused(0, "overloaded", 3), Some(1));
+        t.retried(0, start + Duration::from_millis(400));
+        t.ack(0, start + Duration::from_millis(410));
+        assert_eq!(t.refused(0, "overloaded", 3), None, "already acked");
+        assert_eq!(t.refused(1, "overloaded", 2), Some(1));
+        assert_eq!(t.refused(1, "overloaded", 2), None, "out of attempts");
+        let totals = t.totals(start, Duration::ZERO);
+        assert_eq!((totals.acked, totals.failed), (1, 1));
+        assert_eq!((totals.overloaded, totals.retries), (4, 1));
+        assert_eq!(totals.errors.get("overloaded"), Some(&1));
+        // The accepted attempt's own wait, not the time since the first.
+        assert!(totals.ack.max_ms().unwrap() < 100.0);
     }
 }

@@ -16,8 +16,12 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::time::timeout;
 
-/// Sends of one session being stored at once; more wait, which slows the reader.
+/// Sends of one session being stored at once. More wait for a turn (which stops the reader,
+/// so the client is slowed by TCP) for at most the commit budget, and not at all while the
+/// node refuses sends: those are answered `overloaded`.
 const SENDS_IN_FLIGHT: usize = 16;
+/// How often a reader whose session's queue is half full looks whether it drained.
+const DRAIN_POLL: Duration = Duration::from_millis(2);
 
 /// A heartbeat as clients usually write it.
 const HEARTBEAT: &str = r#"{"type":"heartbeat"}"#;
@@ -52,6 +56,15 @@ pub(super) async fn read_loop(
             _ = control.closed() => return false,
             next = timeout(idle, stream.next()) => next,
         };
+        // Backpressure: while its queue is half full the session reads nothing more, so its
+        // own answers cannot overflow the queue; 4008 stays for clients that do not read.
+        while tx.len() * 2 > tx.capacity().unwrap_or(usize::MAX) {
+            tokio::select! {
+                biased;
+                _ = control.closed() => return false,
+                _ = tokio::time::sleep(DRAIN_POLL) => {}
+            }
+        }
         let frame = match next {
             Err(_) => {
                 control.close(close::NORMAL);
@@ -115,8 +128,18 @@ impl Session<'_> {
                 if !self.req_fits(req.as_deref()) {
                     return;
                 }
-                let Ok(permit) = sends.clone().acquire_owned().await else {
-                    return;
+                let permit = match sends.clone().try_acquire_owned() {
+                    Ok(permit) => Some(permit),
+                    Err(_) => match self.app.messaging.accepting() {
+                        (false, _) => None,
+                        (true, budget) => timeout(budget, sends.clone().acquire_owned())
+                            .await
+                            .ok()
+                            .and_then(Result::ok),
+                    },
+                };
+                let Some(permit) = permit else {
+                    return self.reply(&error_frame(self.app.messaging.overloaded(), req));
                 };
                 if self.control.is_closed() {
                     return; // revoked (or closed) while this send waited for its turn

@@ -14,6 +14,7 @@ mod harness;
 mod messages;
 mod openapi;
 mod outage;
+mod overload;
 // Shared with the store tests, which use all of it.
 #[allow(dead_code)]
 #[path = "../support/postgres.rs"]
