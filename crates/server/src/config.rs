@@ -267,6 +267,17 @@ impl Config {
         Ok(config)
     }
 
+    /// The settings of a config file's `toml` text over the defaults, validated: what
+    /// [`Config::load`] makes of a file when no variable or flag overrides it.
+    pub fn parse(toml: &str) -> Result<Self, ConfigError> {
+        let config: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string(toml))
+            .extract()
+            .map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
     /// The `CONFAB_*` environment variables that name no setting: ignored, and worth a
     /// warning (a misspelt setting looks just like one).
     pub fn stray_env() -> Vec<String> {

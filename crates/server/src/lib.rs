@@ -6,7 +6,8 @@
 //! - `accounts`, `conversations`, `messaging`: the services behind both transports.
 //! - `store`: the storage seam and its backends; `bus`: the event seam and its backends.
 //! - `web`: the embedded web client, served at `/`.
-//! - `ids`, `metrics`, `ratelimit`, `error`: shared pieces.
+//! - `ids`, `metrics`, `ratelimit`, `error`, `names`: shared pieces (`names` and
+//!   `push::check_endpoint` are public for the fuzz targets in `fuzz/`).
 
 mod accounts;
 mod addresses;
@@ -16,13 +17,13 @@ pub mod bus;
 pub mod config;
 mod connections;
 mod conversations;
-mod error;
+pub mod error;
 mod files;
 pub mod gateway;
 pub mod ids;
 mod messaging;
 pub mod metrics;
-mod names;
+pub mod names;
 pub mod nodes;
 pub mod presence;
 pub mod push;
