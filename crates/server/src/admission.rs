@@ -88,12 +88,16 @@ impl Admission {
         self.expected_wait() <= self.budget
     }
 
-    /// The wait a send admitted now is expected to have; zero while it is not known.
+    /// The wait a send admitted now is expected to have; zero while it is not known, and
+    /// without end while the store, saturated, commits nothing (a stalled disk or database).
     fn expected_wait(&self) -> Duration {
         let ahead = self.waiting();
         let per_sec = self.rate.lock().map_or(None, |r| r.per_sec);
-        match per_sec.filter(|r| *r > 0.0) {
-            Some(per_sec) if ahead >= SATURATED => Duration::from_secs_f64(ahead as f64 / per_sec),
+        match per_sec {
+            Some(per_sec) if ahead >= SATURATED && per_sec > 0.0 => {
+                Duration::from_secs_f64(ahead as f64 / per_sec)
+            }
+            Some(_) if ahead >= SATURATED => Duration::MAX,
             _ => Duration::ZERO,
         }
     }
@@ -187,6 +191,20 @@ mod tests {
         admission.observe(start + 3 * WINDOW);
         let per_sec = admission.rate.lock().unwrap().per_sec.expect("measured");
         assert!((per_sec - 1000.0).abs() < 1.0, "{per_sec}");
+    }
+
+    #[test]
+    fn a_stalled_store_refuses_everything_past_saturation() {
+        let admission = Admission::new(Duration::from_millis(500));
+        let start = Instant::now() + Duration::from_secs(3600);
+        admission.rate.lock().unwrap().window_started = start;
+        let _tickets = fill(&admission, SATURATED);
+        // A whole window with the queue long and nothing committed.
+        admission.observe(start + WINDOW);
+        admission.observe(start + 2 * WINDOW);
+        assert_eq!(admission.rate.lock().unwrap().per_sec, Some(0.0));
+        assert!(!admission.accepting());
+        assert_eq!(admission.enter().unwrap_err(), RETRY_MAX.as_millis() as u64);
     }
 
     #[test]

@@ -40,6 +40,33 @@ impl Data {
     pub fn path(&self) -> &std::path::Path {
         self.dir.path()
     }
+
+    /// Holds the store's write lock for `hold`, as a stalled disk or database would: every
+    /// write waits until it is let go.
+    pub async fn stall_writes(&self, hold: Duration) {
+        match &self.db {
+            Some(db) => {
+                let client = db.client().await;
+                client
+                    .batch_execute("BEGIN; LOCK TABLE messages IN EXCLUSIVE MODE")
+                    .await
+                    .unwrap();
+                tokio::time::sleep(hold).await;
+                client.batch_execute("ROLLBACK").await.unwrap();
+            }
+            None => {
+                let path = self.dir.path().join("confab.db");
+                tokio::task::spawn_blocking(move || {
+                    let conn = deadpool_sqlite::rusqlite::Connection::open(path).unwrap();
+                    conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+                    std::thread::sleep(hold);
+                    conn.execute_batch("ROLLBACK").unwrap();
+                })
+                .await
+                .unwrap();
+            }
+        }
+    }
 }
 
 pub struct TestServer {
