@@ -111,7 +111,7 @@ impl Connection {
     /// contract's limits first. If the connection drops before the `ack`, the send is
     /// written again on the next connection with the same `client_msg_id` (the server
     /// stores it once); `rate_limited` and `overloaded` are retried after the wait the
-    /// server asks for. Both are bounded by
+    /// server asks for, doubled for each refusal before. Both are bounded by
     /// [`send_max_attempts`](ConnectionBuilder::send_max_attempts) and
     /// [`send_timeout`](ConnectionBuilder::send_timeout); past them the answer is
     /// [`Error::Unconfirmed`] (with the id to retry with) or the last error. Other server
