@@ -4,8 +4,9 @@
 //!
 //! The wait a new send would see is the sends ahead of it over the rate the store commits
 //! them (Little's law). That rate is measured only while the store is saturated (at least
-//! [`SATURATED`] sends waiting for a whole window): a lightly loaded store commits only what
-//! arrives, which says nothing about what it could. Until a saturated window has been seen,
+//! [`SATURATED`] sends waiting for a whole window, which lasts until a commit lands, so it
+//! spans whole batches; a second without one is a stalled store, and refuses everything):
+//! a lightly loaded store commits only what arrives, which says nothing about what it could. Until a saturated window has been seen,
 //! and whenever fewer than [`SATURATED`] sends wait, everything is admitted, so admission
 //! never refuses what one group commit clears.
 
@@ -15,8 +16,10 @@ use std::time::{Duration, Instant};
 
 /// Sends waiting at which the store counts as saturated; below it everything is admitted.
 const SATURATED: u64 = 256;
-/// How long one measurement of the commit rate lasts.
+/// How long one measurement of the commit rate lasts at least.
 const WINDOW: Duration = Duration::from_millis(100);
+/// A saturated store that commits nothing for this long is taken as stalled.
+const STALLED: Duration = Duration::from_secs(1);
 /// Weight of the newest window in the rate estimate.
 const NEWEST_WEIGHT: f64 = 0.3;
 /// Bounds on the wait a refused send is told.
@@ -141,8 +144,15 @@ impl Admission {
             return;
         }
         let committed = self.committed.load(Ordering::Relaxed);
+        let delta = committed - rate.committed_at_start;
         if !rate.slack {
-            let sample = (committed - rate.committed_at_start) as f64 / elapsed.as_secs_f64();
+            // Commits come in batches (a batch of group messages can take half a second):
+            // a window lasts until one lands, so it spans whole batches. Only a second of
+            // nothing is a sample of nothing: a stalled store.
+            if delta == 0 && elapsed < STALLED {
+                return;
+            }
+            let sample = delta as f64 / elapsed.as_secs_f64();
             rate.per_sec = Some(match rate.per_sec {
                 Some(old) => old + NEWEST_WEIGHT * (sample - old),
                 None => sample,
@@ -199,9 +209,11 @@ mod tests {
         let start = Instant::now() + Duration::from_secs(3600);
         admission.rate.lock().unwrap().window_started = start;
         let _tickets = fill(&admission, SATURATED);
-        // A whole window with the queue long and nothing committed.
+        // A second with the queue long and nothing committed; less is not yet a stall.
         admission.observe(start + WINDOW);
         admission.observe(start + 2 * WINDOW);
+        assert_eq!(admission.rate.lock().unwrap().per_sec, None);
+        admission.observe(start + WINDOW + STALLED);
         assert_eq!(admission.rate.lock().unwrap().per_sec, Some(0.0));
         assert!(!admission.accepting());
         assert_eq!(admission.enter().unwrap_err(), RETRY_MAX.as_millis() as u64);

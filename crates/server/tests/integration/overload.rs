@@ -38,14 +38,14 @@ async fn a_saturated_node_refuses_at_once_and_every_retry_is_stored_once() {
     // committed, the rest are refused at once instead of joining it.
     const SENT: usize = 2_000;
     let burst = join_all((0..SENT).map(|i| {
-        // Spread over the stall's first second, as sends from many clients would come.
+        // Spread over the stall's first two seconds, as sends from many clients would come.
         let post = post(format!("m-{i}"));
         async move {
-            tokio::time::sleep(Duration::from_micros(500 * i as u64)).await;
+            tokio::time::sleep(Duration::from_millis(i as u64)).await;
             post.await
         }
     }));
-    let ((), answers) = tokio::join!(server.dir.stall_writes(Duration::from_millis(1_500)), burst);
+    let ((), answers) = tokio::join!(server.dir.stall_writes(Duration::from_millis(2_500)), burst);
     let mut refused = Vec::new();
     for (id, status, retry_after, body, took) in answers {
         match status {
