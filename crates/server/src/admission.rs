@@ -3,12 +3,12 @@
 //! than acknowledged ten seconds late.
 //!
 //! The wait a new send would see is the sends ahead of it over the rate the store commits
-//! them (Little's law). That rate is measured only while the store is saturated (at least
+//! them (Little's law). That rate is measured only while the store is saturated: at least
 //! [`SATURATED`] sends waiting for a whole window, which lasts until a commit lands, so it
-//! spans whole batches; a second without one is a stalled store, and refuses everything):
-//! a lightly loaded store commits only what arrives, which says nothing about what it could. Until a saturated window has been seen,
-//! and whenever fewer than [`SATURATED`] sends wait, everything is admitted, so admission
-//! never refuses what one group commit clears.
+//! spans whole batches (a second without one is a stalled store, which refuses everything).
+//! A lightly loaded store commits only what arrives, which says nothing about what it could.
+//! Until a saturated window has been seen, and whenever fewer than [`SATURATED`] sends wait,
+//! everything is admitted, so admission never refuses what one group commit clears.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -95,13 +95,13 @@ impl Admission {
     /// without end while the store, saturated, commits nothing (a stalled disk or database).
     fn expected_wait(&self) -> Duration {
         let ahead = self.waiting();
-        let per_sec = self.rate.lock().map_or(None, |r| r.per_sec);
-        match per_sec {
-            Some(per_sec) if ahead >= SATURATED && per_sec > 0.0 => {
-                Duration::from_secs_f64(ahead as f64 / per_sec)
-            }
-            Some(_) if ahead >= SATURATED => Duration::MAX,
-            _ => Duration::ZERO,
+        if ahead < SATURATED {
+            return Duration::ZERO; // the common case: no lock taken on the send path
+        }
+        match self.rate.lock().map_or(None, |r| r.per_sec) {
+            Some(per_sec) if per_sec > 0.0 => Duration::from_secs_f64(ahead as f64 / per_sec),
+            Some(_) => Duration::MAX,
+            None => Duration::ZERO,
         }
     }
 

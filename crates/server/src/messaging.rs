@@ -104,11 +104,10 @@ impl Messaging {
         })
     }
 
-    /// Whether sends are admitted now, and the longest a send is meant to wait for its
-    /// commit: a session whose sends are all in flight waits that long for a turn while
-    /// sends are admitted, and not at all while they are refused.
-    pub fn accepting(&self) -> (bool, std::time::Duration) {
-        (self.admission.accepting(), self.admission.budget())
+    /// How long a session whose sends are all in flight may wait for a turn: the commit
+    /// budget while sends are admitted, `None` (not at all) while they are refused.
+    pub fn turn_wait(&self) -> Option<std::time::Duration> {
+        self.admission.accepting().then(|| self.admission.budget())
     }
 
     /// `overloaded` for a send refused before it reached the store (a session with too

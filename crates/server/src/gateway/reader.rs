@@ -130,9 +130,9 @@ impl Session<'_> {
                 }
                 let permit = match sends.clone().try_acquire_owned() {
                     Ok(permit) => Some(permit),
-                    Err(_) => match self.app.messaging.accepting() {
-                        (false, _) => None,
-                        (true, budget) => timeout(budget, sends.clone().acquire_owned())
+                    Err(_) => match self.app.messaging.turn_wait() {
+                        None => None,
+                        Some(wait) => timeout(wait, sends.clone().acquire_owned())
                             .await
                             .ok()
                             .and_then(Result::ok),
