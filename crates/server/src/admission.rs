@@ -9,6 +9,10 @@
 //! A lightly loaded store commits only what arrives, which says nothing about what it could.
 //! Until a saturated window has been seen, and whenever fewer than [`SATURATED`] sends wait,
 //! everything is admitted, so admission never refuses what one group commit clears.
+//!
+//! Refused clients come back: when more come back than the store commits, the wait they
+//! are told grows (up to [`MAX_BACKOFF`] times), so that the node does not spend its CPU
+//! refusing the same sends over and over instead of committing them.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,6 +29,8 @@ const NEWEST_WEIGHT: f64 = 0.3;
 /// Bounds on the wait a refused send is told.
 const RETRY_MIN: Duration = Duration::from_millis(50);
 const RETRY_MAX: Duration = Duration::from_secs(10);
+/// The most the wait told refused sends is stretched while refusals outnumber commits.
+const MAX_BACKOFF: f64 = 40.0;
 
 /// The admission of one node's sends to its store.
 #[derive(Debug)]
@@ -32,6 +38,9 @@ pub struct Admission {
     budget: Duration,
     waiting: AtomicU64,
     committed: AtomicU64,
+    refused: AtomicU64,
+    /// What the wait told refused sends is multiplied by (an `f64`'s bits), at least 1.
+    backoff: AtomicU64,
     rate: Mutex<Rate>,
 }
 
@@ -40,6 +49,7 @@ pub struct Admission {
 struct Rate {
     window_started: Instant,
     committed_at_start: u64,
+    refused_at_start: u64,
     /// Whether fewer than [`SATURATED`] sends waited at any point of this window.
     slack: bool,
     /// Commits per second, once measured.
@@ -66,9 +76,12 @@ impl Admission {
             budget,
             waiting: AtomicU64::new(0),
             committed: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+            backoff: AtomicU64::new(1.0f64.to_bits()),
             rate: Mutex::new(Rate {
                 window_started: Instant::now(),
                 committed_at_start: 0,
+                refused_at_start: 0,
                 slack: true,
                 per_sec: None,
             }),
@@ -80,6 +93,7 @@ impl Admission {
         self.observe(Instant::now());
         let wait = self.expected_wait();
         if wait > self.budget {
+            self.refused.fetch_add(1, Ordering::Relaxed);
             return Err(self.retry_after(wait));
         }
         self.waiting.fetch_add(1, Ordering::Relaxed);
@@ -115,17 +129,21 @@ impl Admission {
         self.waiting.load(Ordering::Relaxed)
     }
 
-    /// How long (ms) a send refused for another reason of load should wait: until the
-    /// queue ahead of it has drained, as far as that is known.
-    pub fn retry_hint(&self) -> u64 {
-        self.retry_after(self.expected_wait() + self.budget)
+    /// Refuses a send without trying to admit it (the node refuses sends, or the session
+    /// has too many waiting): how long (ms) it should wait, as far as the queue ahead goes.
+    pub fn refuse(&self) -> u64 {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+        self.retry_after(self.expected_wait().max(self.budget))
     }
 
     /// When the queue will have drained to the budget, spread by up to one budget more so
     /// that refused clients do not all come back at once.
     fn retry_after(&self, wait: Duration) -> u64 {
         let spread = self.budget.mul_f64(rand::random::<f64>());
+        let backoff = f64::from_bits(self.backoff.load(Ordering::Relaxed));
         let ms = (wait.saturating_sub(self.budget) + spread)
+            .min(RETRY_MAX)
+            .mul_f64(backoff)
             .clamp(RETRY_MIN, RETRY_MAX)
             .as_millis();
         u64::try_from(ms).unwrap_or(u64::MAX)
@@ -145,13 +163,15 @@ impl Admission {
         }
         let committed = self.committed.load(Ordering::Relaxed);
         let delta = committed - rate.committed_at_start;
+        // Commits come in batches (a batch of group messages can take half a second): a
+        // saturated window lasts until one lands, so it spans whole batches. Only a second
+        // of nothing is a sample of nothing: a stalled store.
+        if !rate.slack && delta == 0 && elapsed < STALLED {
+            return;
+        }
+        let refused = self.refused.load(Ordering::Relaxed);
+        self.adjust_backoff(refused - rate.refused_at_start, delta);
         if !rate.slack {
-            // Commits come in batches (a batch of group messages can take half a second):
-            // a window lasts until one lands, so it spans whole batches. Only a second of
-            // nothing is a sample of nothing: a stalled store.
-            if delta == 0 && elapsed < STALLED {
-                return;
-            }
             let sample = delta as f64 / elapsed.as_secs_f64();
             rate.per_sec = Some(match rate.per_sec {
                 Some(old) => old + NEWEST_WEIGHT * (sample - old),
@@ -160,7 +180,18 @@ impl Admission {
         }
         rate.window_started = now;
         rate.committed_at_start = committed;
+        rate.refused_at_start = refused;
         rate.slack = waiting < SATURATED;
+    }
+
+    /// Stretches the wait told refused sends while refusals outnumber commits (the refused
+    /// come back faster than they can be let in), at most doubling it per window, and
+    /// shrinks it back as they stop.
+    fn adjust_backoff(&self, refused: u64, committed: u64) {
+        let ratio = refused as f64 / committed.max(1) as f64;
+        let old = f64::from_bits(self.backoff.load(Ordering::Relaxed));
+        let new = (old * ratio.clamp(0.5, 2.0)).clamp(1.0, MAX_BACKOFF);
+        self.backoff.store(new.to_bits(), Ordering::Relaxed);
     }
 }
 
@@ -244,5 +275,40 @@ mod tests {
         // Once the queue drains below saturation, sends are admitted again.
         tickets.truncate(10);
         assert!(admission.enter().is_ok());
+    }
+
+    #[test]
+    fn the_wait_told_grows_while_refusals_outnumber_commits_and_shrinks_after() {
+        let admission = Admission::new(Duration::from_millis(500));
+        let start = Instant::now() + Duration::from_secs(3600);
+        {
+            let mut rate = admission.rate.lock().unwrap();
+            rate.per_sec = Some(1000.0);
+            rate.window_started = start;
+        }
+        let backoff = || f64::from_bits(admission.backoff.load(Ordering::Relaxed));
+        let mut tickets = fill(&admission, 501);
+        let mut now = start;
+        for _ in 0..3 {
+            // Each window: 100 commits, and 400 refusals of sends that came back.
+            tickets.truncate(401);
+            tickets.extend(fill(&admission, 100));
+            for _ in 0..400 {
+                assert!(admission.enter().is_err());
+            }
+            now += WINDOW;
+            admission.observe(now);
+        }
+        assert_eq!(backoff(), 8.0, "doubled in each of three windows");
+        let told = admission.enter().unwrap_err();
+        assert!(told >= 8 * 50, "the wait told is stretched: {told} ms");
+        // Refusals stop: the stretch halves per window, down to none.
+        for _ in 0..5 {
+            now += WINDOW;
+            tickets.truncate(401);
+            tickets.extend(fill(&admission, 100));
+            admission.observe(now);
+        }
+        assert_eq!(backoff(), 1.0);
     }
 }

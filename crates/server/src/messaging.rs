@@ -110,11 +110,11 @@ impl Messaging {
         self.admission.accepting().then(|| self.admission.budget())
     }
 
-    /// `overloaded` for a send refused before it reached the store (a session with too
-    /// many sends waiting), with when to retry as the store's queue suggests.
+    /// `overloaded` for a send refused before it reached the store (the node refuses sends,
+    /// or the session has too many waiting), with when to retry as the store's queue suggests.
     pub fn overloaded(&self) -> ApiError {
         self.metrics.sends_overloaded.inc();
-        ApiError::overloaded(self.admission.retry_hint())
+        ApiError::overloaded(self.admission.refuse())
     }
 
     /// Counts one write to a conversation's log (a message, or a group created, renamed or

@@ -7,7 +7,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use axum::extract::ws::Message as Ws;
 use confab_proto::limits::{REQ_MAX, close};
-use confab_proto::{ClientFrame, DeviceId, ServerFrame, UserId};
+use confab_proto::{ClientFrame, ConversationId, DeviceId, ServerFrame, UserId};
 use flume::Sender;
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
@@ -111,66 +111,80 @@ impl Session<'_> {
     }
 
     async fn answer(&self, text: &str, sends: &Arc<Semaphore>) {
-        let frame = match serde_json::from_str::<ClientFrame>(text) {
-            Ok(frame) => frame,
-            Err(e) => return self.bad_frame(text, e),
-        };
-        match frame {
-            ClientFrame::Hello { .. } => self.reply(&ServerFrame::Error(
-                ApiError::invalid("this session has already said hello").into_frame(None),
-            )),
-            ClientFrame::Send {
+        match serde_json::from_str::<ClientFrame>(text) {
+            Ok(ClientFrame::Send {
                 req,
                 conversation_id,
                 client_msg_id,
                 body,
-            } => {
-                if !self.req_fits(req.as_deref()) {
-                    return;
-                }
-                let permit = match sends.clone().try_acquire_owned() {
-                    Ok(permit) => Some(permit),
-                    Err(_) => match self.app.messaging.turn_wait() {
-                        None => None,
-                        Some(wait) => timeout(wait, sends.clone().acquire_owned())
-                            .await
-                            .ok()
-                            .and_then(Result::ok),
-                    },
-                };
-                let Some(permit) = permit else {
-                    return self.reply(&error_frame(self.app.messaging.overloaded(), req));
-                };
-                if self.control.is_closed() {
-                    return; // revoked (or closed) while this send waited for its turn
-                }
-                let (app, tx, control, user) = (
-                    self.app.clone(),
-                    self.tx.clone(),
-                    self.control.clone(),
-                    self.user,
-                );
-                tokio::spawn(async move {
-                    let frame = match app
-                        .messaging
-                        .send(user, conversation_id, client_msg_id, body)
-                        .await
-                    {
-                        Ok(sent) => ServerFrame::Ack {
-                            req,
-                            message: sent.message,
-                        },
-                        Err(e) => error_frame(e, req),
-                    };
-                    offer(
-                        &tx,
-                        &control,
-                        Outbound::Frame(frame.to_json().into()),
-                        &app.metrics,
-                    );
-                    drop(permit);
-                });
+            }) => {
+                let send = (conversation_id, client_msg_id, body);
+                self.send(req, send, sends).await;
             }
+            Ok(frame) => self.other(frame).await,
+            Err(e) => self.bad_frame(text, e),
+        }
+    }
+
+    /// Stores a message, at most [`SENDS_IN_FLIGHT`] at once; refused at once (no task, no
+    /// wait for a turn) while the node refuses sends.
+    async fn send(
+        &self,
+        req: Option<String>,
+        (conversation_id, client_msg_id, body): (ConversationId, String, String),
+        sends: &Arc<Semaphore>,
+    ) {
+        if !self.req_fits(req.as_deref()) {
+            return;
+        }
+        let Some(wait) = self.app.messaging.turn_wait() else {
+            return self.reply(&error_frame(self.app.messaging.overloaded(), req));
+        };
+        let permit = match sends.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => match timeout(wait, sends.clone().acquire_owned()).await {
+                Ok(Ok(permit)) => permit,
+                _ => return self.reply(&error_frame(self.app.messaging.overloaded(), req)),
+            },
+        };
+        if self.control.is_closed() {
+            return; // revoked (or closed) while this send waited for its turn
+        }
+        let (app, tx, control, user) = (
+            self.app.clone(),
+            self.tx.clone(),
+            self.control.clone(),
+            self.user,
+        );
+        tokio::spawn(async move {
+            let frame = match app
+                .messaging
+                .send(user, conversation_id, client_msg_id, body)
+                .await
+            {
+                Ok(sent) => ServerFrame::Ack {
+                    req,
+                    message: sent.message,
+                },
+                Err(e) => error_frame(e, req),
+            };
+            offer(
+                &tx,
+                &control,
+                Outbound::Frame(frame.to_json().into()),
+                &app.metrics,
+            );
+            drop(permit);
+        });
+    }
+
+    /// Every frame but `send`.
+    async fn other(&self, frame: ClientFrame) {
+        match frame {
+            ClientFrame::Hello { .. } => self.reply(&ServerFrame::Error(
+                ApiError::invalid("this session has already said hello").into_frame(None),
+            )),
+            ClientFrame::Send { .. } => {}
             ClientFrame::Delivered { inbox_seq } => {
                 // A device can only have what it was sent; a cursor past that would skip
                 // entries still to come (and one past i64 cannot be stored).
