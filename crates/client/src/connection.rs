@@ -6,7 +6,7 @@ use crate::builder::ConnectionBuilder;
 use crate::error::{Error, Result};
 use crate::worker::{Command, SharedCursor};
 use confab_proto::{
-    Body, ConversationId, DeviceId, FrameError, Message, Presence, ReceiptKind, UserId,
+    Action, Body, ConversationId, DeviceId, FrameError, Message, Presence, ReceiptKind, UserId,
 };
 use std::pin::Pin;
 use std::sync::Arc;
@@ -137,13 +137,42 @@ impl Connection {
         client_msg_id: Option<String>,
         body: impl Into<String>,
     ) -> Result<Message> {
+        let body = Body::new(body.into())?;
+        let text = Action::Text {
+            body,
+            reply_to: None,
+        };
+        self.write(conversation_id, client_msg_id, text).await
+    }
+
+    /// Writes a message or a change to one ([`Action`]: a reply, an edit, a delete for
+    /// everyone or for this user, a reaction added or taken back), with everything
+    /// [`send`](Self::send) does: a retry after a drop or a refusal keeps the
+    /// `client_msg_id`, so the server applies it once. Answers with the stored entry (for a
+    /// change, the change; its `target_seq` names the message it changed).
+    ///
+    /// ```no_run
+    /// # async fn demo(connection: confab_client::Connection, message: confab_client::Message)
+    /// # -> confab_client::Result<()> {
+    /// use confab_client::{Action, Emoji};
+    /// let thumbs_up = Emoji::new("👍".into())?;
+    /// let react = Action::React { target: message.seq, emoji: thumbs_up };
+    /// connection.write(message.conversation_id, None, react).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn write(
+        &self,
+        conversation_id: ConversationId,
+        client_msg_id: Option<String>,
+        action: Action,
+    ) -> Result<Message> {
         let client_msg_id = crate::endpoint::client_msg_id(client_msg_id)?;
-        let body = Body::new(body.into())?.into_string();
         let (reply, answer) = oneshot::channel();
         let command = Command::Send {
             conversation_id,
             client_msg_id: client_msg_id.clone(),
-            body,
+            action,
             reply,
         };
         // The deadline covers the wait for room in the queue too.

@@ -4,7 +4,7 @@
 //! WebSocket) all become [`Error::Api`], so callers match on [`Error::code`] whatever the
 //! transport. Parsing of error bodies lives here too; building requests does not.
 
-use confab_proto::{BodyError, ErrorBody, ErrorCode, FrameError};
+use confab_proto::{BodyError, EmojiError, ErrorBody, ErrorCode, FrameError};
 use std::time::Duration;
 
 /// `Result` with the SDK's [`Error`].
@@ -69,6 +69,9 @@ pub enum Error {
     /// The message body breaks the contract's limits; checked before sending.
     #[error(transparent)]
     InvalidBody(#[from] BodyError),
+    /// A reaction is one emoji; checked before sending.
+    #[error(transparent)]
+    InvalidEmoji(#[from] EmojiError),
     /// A `client_msg_id` must be 1 to 64 printable ASCII characters.
     #[error("invalid client_msg_id {0:?}: 1 to 64 printable ASCII characters")]
     InvalidClientMsgId(String),
@@ -106,9 +109,9 @@ impl Error {
     pub fn code(&self) -> Option<ErrorCode> {
         match self {
             Self::Api { code, .. } => Some(*code),
-            Self::InvalidBody(BodyError::Empty | BodyError::Nul) | Self::InvalidClientMsgId(_) => {
-                Some(ErrorCode::InvalidRequest)
-            }
+            Self::InvalidBody(BodyError::Empty | BodyError::Nul)
+            | Self::InvalidEmoji(_)
+            | Self::InvalidClientMsgId(_) => Some(ErrorCode::InvalidRequest),
             Self::InvalidBody(BodyError::TooLong) => Some(ErrorCode::MessageTooLong),
             _ => None,
         }
@@ -148,6 +151,7 @@ impl Error {
             Self::Decode(_)
             | Self::InvalidUrl { .. }
             | Self::InvalidBody(_)
+            | Self::InvalidEmoji(_)
             | Self::InvalidClientMsgId(_)
             | Self::MissingToken
             | Self::Closed => false,

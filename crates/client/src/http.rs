@@ -6,7 +6,7 @@ use crate::endpoint::normalize_base;
 use crate::error::{Error, Result, parse_retry_after_secs};
 use confab_proto::limits::PRESENCE_QUERY_MAX;
 use confab_proto::{
-    AddMemberRequest, Body, ChangePasswordRequest, Conversation, ConversationId,
+    Action, AddMemberRequest, Body, ChangePasswordRequest, Conversation, ConversationId,
     ConversationResponse, ConversationsResponse, CreateGroupRequest, Device, DeviceId,
     DevicesResponse, DirectRequest, DiscoveryResponse, LoginRequest, LoginResponse, Message,
     MessageResponse, MessagesResponse, Presence, PresenceResponse, ReadRequest, RenameGroupRequest,
@@ -607,6 +607,17 @@ impl Client {
         Ok(resp.messages)
     }
 
+    /// `GET /v1/conversations/{id}/messages/{seq}`: one message as it stands now (what a
+    /// reply quotes); `not_found` when the caller cannot see a message there.
+    pub async fn message(&self, id: ConversationId, seq: u64) -> Result<Message> {
+        let rb = self.request(
+            Method::GET,
+            &format!("/v1/conversations/{id}/messages/{seq}"),
+        );
+        let resp: MessageResponse = self.json(rb).await?;
+        Ok(resp.message)
+    }
+
     /// `POST /v1/conversations/{id}/messages`. Without a `client_msg_id` a random one is
     /// made; pass your own to retry safely after a failure: the server answers a repeat
     /// with the original message ([`Sent::deduplicated`]). The body is checked against the
@@ -626,11 +637,30 @@ impl Client {
         client_msg_id: Option<String>,
         body: impl Into<String>,
     ) -> Result<Sent> {
+        let body = Body::new(body.into())?;
+        let text = Action::Text {
+            body,
+            reply_to: None,
+        };
+        self.write_http(id, client_msg_id, text).await
+    }
+
+    /// `POST /v1/conversations/{id}/messages` with a message or a change to one (a reply,
+    /// an edit, a delete, a reaction): see [`Connection::write`](crate::Connection::write).
+    /// A retry with the same `client_msg_id` is applied once.
+    pub async fn write_http(
+        &self,
+        id: ConversationId,
+        client_msg_id: Option<String>,
+        action: Action,
+    ) -> Result<Sent> {
         let client_msg_id = crate::endpoint::client_msg_id(client_msg_id)?;
-        let body = Body::new(body.into())?.into_string();
         let req = SendRequest {
             client_msg_id,
-            body,
+            kind: action.kind(),
+            body: action.body().to_owned(),
+            target_seq: action.target(),
+            reply_to: action.reply_to(),
         };
         let resp = self
             .execute(
@@ -708,6 +738,7 @@ impl Client {
     /// ```
     pub async fn presence(&self, user_ids: &[UserId]) -> Result<Vec<Presence>> {
         let mut all = Vec::with_capacity(user_ids.len());
+        // No ids, no request: the server takes 1 to 200 at a time.
         for chunk in user_ids.chunks(PRESENCE_QUERY_MAX) {
             let ids = chunk
                 .iter()

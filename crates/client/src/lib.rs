@@ -70,7 +70,8 @@ pub use http::{
 /// The wire contract crate, for the types not re-exported here.
 pub use confab_proto as proto;
 pub use confab_proto::{
-    Conversation, ConversationId, ConversationKind, Device, DeviceId, ErrorCode, FrameError,
-    LoginResponse, Member, Message, MessageId, MessageKind, Presence, PresenceStatus, ReceiptKind,
-    Role, ServerInfo, SyncEntry, SyncResponse, Timestamp, User, UserId,
+    Action, Body, Conversation, ConversationId, ConversationKind, Device, DeviceId, Emoji,
+    ErrorCode, FrameError, LoginResponse, Member, Message, MessageId, MessageKind, Presence,
+    PresenceStatus, Reaction, ReceiptKind, Role, ServerInfo, SyncEntry, SyncResponse, Timestamp,
+    User, UserId,
 };

@@ -13,7 +13,8 @@ use crate::error::{Error, Result};
 use crate::nodes::Nodes;
 use confab_proto::limits::{FRAME_MAX_BYTES, close};
 use confab_proto::{
-    ClientFrame, ConversationId, DeviceId, ErrorCode, FrameError, Message, ServerFrame, UserId,
+    Action, ClientFrame, ConversationId, DeviceId, ErrorCode, FrameError, Message, ServerFrame,
+    UserId,
 };
 use futures_util::{SinkExt, StreamExt};
 use std::collections::BTreeMap;
@@ -53,11 +54,11 @@ const FRAME_SLACK: usize = 2;
 /// What the handles ask the task to do.
 #[derive(Debug)]
 pub(crate) enum Command {
-    /// Send a message; answer on `reply` with the ack or the error.
+    /// Send a message, or a change to one; answer on `reply` with the ack or the error.
     Send {
         conversation_id: ConversationId,
         client_msg_id: String,
-        body: String,
+        action: Action,
         reply: oneshot::Sender<Result<Message>>,
     },
     /// The user read up to `seq`.
@@ -212,7 +213,7 @@ enum Step {
 struct PendingSend {
     conversation_id: ConversationId,
     client_msg_id: String,
-    body: String,
+    action: Action,
     reply: oneshot::Sender<Result<Message>>,
     /// Times the frame was written.
     attempts: u32,
@@ -611,7 +612,7 @@ impl Worker {
         let Command::Send {
             conversation_id,
             client_msg_id,
-            body,
+            action,
             reply,
         } = command
         else {
@@ -624,7 +625,7 @@ impl Worker {
             PendingSend {
                 conversation_id,
                 client_msg_id,
-                body,
+                action,
                 reply,
                 attempts: 0,
                 deadline: Instant::now() + self.config.send_timeout,
@@ -652,7 +653,10 @@ impl Worker {
             req: Some(req.to_string()),
             conversation_id: pending.conversation_id,
             client_msg_id: pending.client_msg_id.clone(),
-            body: pending.body.clone(),
+            kind: pending.action.kind(),
+            body: pending.action.body().to_owned(),
+            target_seq: pending.action.target(),
+            reply_to: pending.action.reply_to(),
         };
         self.write(ws, &frame).await
     }

@@ -71,16 +71,16 @@ async fn welcome(peer: &mut Peer, inbox_seq: u64) {
 }
 
 fn message(seq: u64, client_msg_id: &str) -> Message {
-    Message {
-        id: MessageId(1000 + seq as i64),
-        conversation_id: ConversationId(9),
+    Message::new(
+        MessageId(1000 + seq as i64),
+        ConversationId(9),
         seq,
-        sender_id: UserId(3),
-        client_msg_id: client_msg_id.into(),
-        kind: MessageKind::Text,
-        body: format!("m{seq}"),
-        created_at: Timestamp(0),
-    }
+        UserId(3),
+        client_msg_id.into(),
+        MessageKind::Text,
+        format!("m{seq}"),
+        Timestamp(0),
+    )
 }
 
 async fn inbox(peer: &mut Peer, inbox_seq: u64) {

@@ -439,7 +439,10 @@ mod tests {
                 req: Some("42".into()),
                 conversation_id: confab_proto::ConversationId(7),
                 client_msg_id: "abc-42".into(),
+                kind: confab_proto::MessageKind::Text,
                 body: "the q".into(),
+                target_seq: None,
+                reply_to: None,
             }
         );
         let parsed: ClientFrame = serde_json::from_str(&delivered_frame(9)).unwrap();

@@ -1,6 +1,8 @@
 //! WebSocket frames: one JSON object per text frame, tagged by `type`.
 
-use crate::{ConversationId, DeviceId, ErrorCode, Message, Presence, ServerInfo, UserId};
+use crate::{
+    ConversationId, DeviceId, ErrorCode, Message, MessageKind, Presence, ServerInfo, UserId,
+};
 use serde::{Deserialize, Serialize};
 
 /// A frame from a client to the server.
@@ -16,7 +18,7 @@ pub enum ClientFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         cursor: Option<u64>,
     },
-    /// Send a text message.
+    /// Send a message, or a change to one (the same fields as `POST .../messages`).
     Send {
         /// Echoed on the `ack` or `error`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -25,8 +27,26 @@ pub enum ClientFrame {
         conversation_id: ConversationId,
         /// The client's id for this message; a retry with the same id is not stored twice.
         client_msg_id: String,
-        /// The text (checked by the server against the limits).
+        /// `text` unless a change.
+        #[serde(default, skip_serializing_if = "is_text")]
+        kind: MessageKind,
+        /// The text, the emoji of a reaction, or nothing (checked by the server).
+        #[serde(default)]
         body: String,
+        /// A change: the seq of the message it changes.
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            deserialize_with = "crate::http::some_whole_number"
+        )]
+        target_seq: Option<u64>,
+        /// A text message: the seq of the message it answers.
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            deserialize_with = "crate::http::some_whole_number"
+        )]
+        reply_to: Option<u64>,
     },
     /// Cumulative: this device has everything up to `inbox_seq`.
     Delivered {
@@ -112,6 +132,10 @@ pub enum ServerFrame {
     },
     /// The frame with this `req` failed; the connection stays open.
     Error(FrameError),
+}
+
+fn is_text(kind: &MessageKind) -> bool {
+    *kind == MessageKind::Text
 }
 
 impl ServerFrame {

@@ -151,6 +151,9 @@ pub struct Conversation {
     pub read_seq: u64,
     /// Messages after the read watermark that the caller can see.
     pub unread: u64,
+    /// Of those, the ones that mention the caller (and are not deleted).
+    #[serde(default)]
+    pub unread_mentions: u64,
     /// The newest message the caller can see.
     pub last_message: Option<Message>,
     /// False once the caller has left or was removed; the history up to then stays readable.
@@ -210,17 +213,81 @@ pub struct AddMemberRequest {
     pub user_id: UserId,
 }
 
-/// A user's text, or a membership change recorded by the server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// What a log entry is: a message people read (text, system), or a change to an earlier
+/// message (`target_seq`), which clients apply to it and never show on its own.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MessageKind {
     /// Written by a user.
+    #[default]
     Text,
     /// Written by the server: a group was made, renamed, joined or left. The body is JSON.
     System,
+    /// New text for the target (`body`); only its sender edits.
+    Edit,
+    /// The target deleted for everyone: its text is gone, a tombstone keeps its seq.
+    Delete,
+    /// The target hidden from every device of this entry's sender; no one else gets it.
+    DeleteForMe,
+    /// The sender reacted to the target with the emoji in `body`.
+    React,
+    /// The sender took back the reaction in `body`.
+    Unreact,
 }
 
-/// A stored message.
+impl MessageKind {
+    /// Every kind.
+    pub const ALL: [MessageKind; 7] = [
+        Self::Text,
+        Self::System,
+        Self::Edit,
+        Self::Delete,
+        Self::DeleteForMe,
+        Self::React,
+        Self::Unreact,
+    ];
+
+    /// A change to an earlier message rather than a message: not in history, never unread,
+    /// never moves a conversation up the list.
+    pub fn is_change(self) -> bool {
+        !matches!(self, Self::Text | Self::System)
+    }
+
+    /// The kind as it appears on the wire (and in the stores).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Text => "text",
+            Self::System => "system",
+            Self::Edit => "edit",
+            Self::Delete => "delete",
+            Self::DeleteForMe => "delete_for_me",
+            Self::React => "react",
+            Self::Unreact => "unreact",
+        }
+    }
+
+    /// The kind spelled `name` on the wire.
+    pub fn named(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+}
+
+/// One emoji on a message, with who put it there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reaction {
+    /// The emoji.
+    pub emoji: String,
+    /// How many users reacted with it.
+    pub count: u32,
+    /// Whether the caller is one of them.
+    pub me: bool,
+    /// Who, in the order they reacted.
+    pub user_ids: Vec<UserId>,
+}
+
+/// A stored message, or a change to one. History and `last_message` give messages as they
+/// stand now (edited text, tombstones, reactions); inbox entries give each change as it
+/// happened.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
     /// Globally unique and time-sortable.
@@ -233,21 +300,98 @@ pub struct Message {
     pub sender_id: UserId,
     /// The sender's id for it.
     pub client_msg_id: String,
-    /// Text or system.
+    /// Text, system, or a change.
     pub kind: MessageKind,
-    /// The text.
+    /// The text (a change: the new text, the emoji, or empty).
     pub body: String,
     /// When it was stored.
     pub created_at: Timestamp,
+    /// A change: the seq of the message it changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_seq: Option<u64>,
+    /// A reply: the seq of the message it answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<u64>,
+    /// The members it mentions (`@username`), as the server found them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mentions: Vec<UserId>,
+    /// When its text was last edited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<Timestamp>,
+    /// When it was deleted for everyone: a tombstone, with no text, mentions or reactions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<Timestamp>,
+    /// Its reactions (history and `last_message` only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reactions: Vec<Reaction>,
+    /// The seq of the newest change this state includes (history only): a client applies a
+    /// change to it only when the change's seq is higher.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub changed_seq: u64,
 }
 
-/// `POST /v1/conversations/{id}/messages`.
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl Message {
+    /// A message as just stored: no change applied yet.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        id: MessageId,
+        conversation_id: ConversationId,
+        seq: u64,
+        sender_id: UserId,
+        client_msg_id: String,
+        kind: MessageKind,
+        body: String,
+        created_at: Timestamp,
+    ) -> Self {
+        Self {
+            id,
+            conversation_id,
+            seq,
+            sender_id,
+            client_msg_id,
+            kind,
+            body,
+            created_at,
+            target_seq: None,
+            reply_to: None,
+            mentions: Vec::new(),
+            edited_at: None,
+            deleted_at: None,
+            reactions: Vec::new(),
+            changed_seq: 0,
+        }
+    }
+}
+
+/// `POST /v1/conversations/{id}/messages`: a message, or a change to one.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SendRequest {
     /// The client's id; a retry with the same id returns the original.
     pub client_msg_id: String,
-    /// 1 to 99,999 characters.
+    /// `text` unless a change.
+    #[serde(default)]
+    pub kind: MessageKind,
+    /// Text: 1 to 99,999 characters (also an edit's); a reaction: the emoji; deletes: none.
+    #[serde(default)]
     pub body: String,
+    /// A change: the seq of the message it changes.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "some_whole_number"
+    )]
+    pub target_seq: Option<u64>,
+    /// A text message: the seq of the message it answers.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "some_whole_number"
+    )]
+    pub reply_to: Option<u64>,
 }
 
 /// `{message}`.
@@ -274,7 +418,7 @@ pub struct ReadRequest {
 
 /// A JSON integer, written any way JSON Schema counts as one (`4`, `4.0`, `1e3`), of 0 or
 /// more; past `u64::MAX` it is `u64::MAX`.
-fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+pub(crate) fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Number {
@@ -289,6 +433,15 @@ fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error>
             "expected a whole number of 0 or more",
         )),
     }
+}
+
+/// An optional [`whole_number`]; `null` is none.
+pub(crate) fn some_whole_number<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    struct Whole(#[serde(deserialize_with = "whole_number")] u64);
+    Ok(Option::<Whole>::deserialize(d)?.map(|Whole(n)| n))
 }
 
 /// One entry of a user's inbox.

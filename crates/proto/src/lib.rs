@@ -4,6 +4,7 @@
 //! frames ([`ClientFrame`], [`ServerFrame`]) and the HTTP request and response bodies.
 //! `docs/protocol.md` in the repository is the prose version of the same contract.
 
+mod action;
 mod body;
 mod error;
 mod frames;
@@ -12,6 +13,7 @@ mod ids;
 pub mod limits;
 mod time;
 
+pub use action::{Action, ActionError, Emoji, EmojiError, mentioned_usernames};
 pub use body::{Body, BodyError};
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use frames::{ClientFrame, FrameError, ReceiptKind, ServerFrame};

@@ -20,6 +20,10 @@ pub const PASSWORD_MIN: usize = 8;
 pub const PASSWORD_MAX: usize = 1024;
 /// Display names, group titles and device names are at most this many characters.
 pub const DISPLAY_NAME_MAX: usize = 64;
+/// A message mentions at most this many users; further `@names` are plain text.
+pub const MENTIONS_MAX: usize = 50;
+/// One user may put at most this many different reactions on one message.
+pub const REACTIONS_PER_USER_MAX: usize = 20;
 /// A `client_msg_id` is 1 to 64 characters.
 pub const CLIENT_MSG_ID_MAX: usize = 64;
 /// A `req` tag on a frame is at most this many bytes.

@@ -5,8 +5,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use confab_proto::{
-    Body, ClientFrame, ConversationId, Message, MessageId, MessageKind, ServerFrame, Timestamp,
-    UserId,
+    Action, Body, ClientFrame, ConversationId, Message, MessageId, MessageKind, ServerFrame,
+    Timestamp, UserId,
 };
 use confab_server::ids::Snowflake;
 use confab_server::metrics::Metrics;
@@ -18,16 +18,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 fn message(body: &str) -> Message {
-    Message {
-        id: MessageId(118_435_380_327_354_368),
-        conversation_id: ConversationId(42),
-        seq: 1234,
-        sender_id: UserId(7),
-        client_msg_id: "c-0123456789abcdef".into(),
-        kind: MessageKind::Text,
-        body: body.into(),
-        created_at: Timestamp(1_795_341_600_123),
-    }
+    Message::new(
+        MessageId(118_435_380_327_354_368),
+        ConversationId(42),
+        1234,
+        UserId(7),
+        "c-0123456789abcdef".into(),
+        MessageKind::Text,
+        body.into(),
+        Timestamp(1_795_341_600_123),
+    )
 }
 
 fn frames(c: &mut Criterion) {
@@ -125,8 +125,14 @@ fn store(c: &mut Criterion) {
                         conversation_id: f.conversation,
                         sender_id: f.users.0,
                         client_msg_id: format!("b{i}"),
-                        body: Body::new("a message of ordinary length, about fifty bytes".into())
+                        action: Action::Text {
+                            body: Body::new(
+                                "a message of ordinary length, about fifty bytes".into(),
+                            )
                             .unwrap(),
+                            reply_to: None,
+                        },
+                        mentions: Vec::new(),
                         quota_bytes: u64::MAX,
                     })
                     .collect::<Vec<_>>()

@@ -191,7 +191,7 @@ impl Conversations {
                 newest,
             };
             if window.after + 1 < window.before {
-                page.extend(self.store.messages(id, window).await?);
+                page.extend(self.store.messages(id, window, me).await?);
             }
             if page.len() >= limit {
                 break;
@@ -254,18 +254,30 @@ impl Conversations {
                 read_seq: m.read_seq.min(last_seq),
             })
             .collect();
-        let last_message = if last_seq >= me.joined_seq && last_seq > 0 {
+        // The newest message (not a change), as it stands; from the newest back past those
+        // the caller deleted for themself.
+        let newest = me.left_seq.map_or(record.last_message_seq, |left| {
+            left.min(record.last_message_seq)
+        });
+        let last_message = if newest >= me.joined_seq && newest > 0 {
             let window = SeqWindow {
-                after: last_seq - 1,
-                before: last_seq + 1,
+                after: me.joined_seq.saturating_sub(1),
+                before: newest + 1,
                 limit: 1,
                 newest: true,
             };
-            self.store.messages(record.id, window).await?.pop()
+            self.store
+                .messages(record.id, window, me.user_id)
+                .await?
+                .pop()
         } else {
             None
         };
         let read_seq = me.read_seq.max(me.joined_seq.saturating_sub(1));
+        let unread = self
+            .store
+            .unread(record.id, me.user_id, read_seq, last_seq)
+            .await?;
         Ok(Conversation {
             id: record.id,
             kind: record.kind,
@@ -273,7 +285,8 @@ impl Conversations {
             members,
             last_seq,
             read_seq: me.read_seq,
-            unread: last_seq.saturating_sub(read_seq),
+            unread: unread.messages,
+            unread_mentions: unread.mentions,
             last_message,
             active: me.is_active(),
         })

@@ -6,7 +6,7 @@ use crate::store::StoreError;
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use confab_proto::{BodyError, ErrorBody, ErrorCode, ErrorDetail, FrameError};
+use confab_proto::{ActionError, BodyError, ErrorBody, ErrorCode, ErrorDetail, FrameError};
 
 /// An error to show a client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,6 +119,15 @@ impl From<StoreError> for ApiError {
                 }
             }
             StoreError::Backend(detail) | StoreError::Contended(detail) => Self::internal(detail),
+        }
+    }
+}
+
+impl From<ActionError> for ApiError {
+    fn from(e: ActionError) -> Self {
+        match e {
+            ActionError::Body(e) => e.into(),
+            e => Self::invalid(e.to_string()),
         }
     }
 }

@@ -7,9 +7,9 @@ use crate::error::{ApiError, ApiResult};
 use crate::metrics::Metrics;
 use crate::push::Pusher;
 use crate::ratelimit::RateLimiter;
-use crate::store::{Appended, NewMessage, Store};
+use crate::store::{Appended, NewMessage, Refusal, SeqWindow, Store, StoreError};
 use confab_proto::limits::valid_client_msg_id;
-use confab_proto::{Body, ConversationId, Message, UserId};
+use confab_proto::{Action, ConversationId, Message, SendRequest, UserId, mentioned_usernames};
 use std::sync::Arc;
 
 /// A stored message, and whether it was stored before (a retry).
@@ -55,21 +55,28 @@ impl Messaging {
         }
     }
 
-    /// Validates and stores a message, then delivers it to every member's online devices.
-    /// Returns only once the message is durable.
+    /// Validates and stores a message, or a change to one, then delivers it to every
+    /// member's online devices (a delete for me: the sender's). Returns only once it is
+    /// durable.
     pub async fn send(
         &self,
         sender: UserId,
         conversation_id: ConversationId,
-        client_msg_id: String,
-        body: String,
+        request: SendRequest,
     ) -> ApiResult<Sent> {
+        let SendRequest {
+            client_msg_id,
+            kind,
+            body,
+            target_seq,
+            reply_to,
+        } = request;
         if !valid_client_msg_id(&client_msg_id) {
             return Err(ApiError::invalid(
                 "client_msg_id is 1-64 printable ASCII characters",
             ));
         }
-        let body = Body::new(body)?;
+        let action = Action::parse(kind, body, target_seq, reply_to)?;
         // Refused before the rate limit, so a send the node could not take costs no token.
         let _waiting = self.admission.enter().map_err(|retry_ms| {
             self.metrics.sends_overloaded.inc();
@@ -77,13 +84,22 @@ impl Messaging {
         })?;
         self.admit(sender)?;
         let admitted = std::time::Instant::now();
+        let mentions = self.mentions(conversation_id, sender, &action).await?;
+        if let Action::Text {
+            reply_to: Some(seq),
+            ..
+        } = action
+        {
+            self.check_reply(conversation_id, sender, seq).await?;
+        }
         let appended = self
             .store
             .append(NewMessage {
                 conversation_id,
                 sender_id: sender,
                 client_msg_id,
-                body,
+                action,
+                mentions,
                 quota_bytes: self.quota_bytes,
             })
             .await;
@@ -102,6 +118,59 @@ impl Messaging {
             message: appended.message,
             duplicate: appended.duplicate,
         })
+    }
+
+    /// The members a text or an edit mentions by `@username`, the sender left out.
+    async fn mentions(
+        &self,
+        conversation_id: ConversationId,
+        sender: UserId,
+        action: &Action,
+    ) -> ApiResult<Vec<UserId>> {
+        let (Action::Text { body, .. } | Action::Edit { body, .. }) = action else {
+            return Ok(Vec::new());
+        };
+        let names = mentioned_usernames(body.as_str());
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut found = self.store.members_named(conversation_id, &names).await?;
+        found.retain(|&user| user != sender);
+        Ok(found)
+    }
+
+    /// A reply answers a message its sender can see (`not_found` otherwise, as for the
+    /// target of a change). A sender who is no member at all is refused by the store, as any
+    /// send of theirs is.
+    async fn check_reply(
+        &self,
+        conversation_id: ConversationId,
+        sender: UserId,
+        seq: u64,
+    ) -> ApiResult<()> {
+        let ranges = self.store.visible_ranges(conversation_id, sender).await?;
+        if ranges.is_empty() {
+            return Ok(());
+        }
+        let window = SeqWindow {
+            after: seq - 1,
+            before: seq + 1,
+            limit: 1,
+            newest: false,
+        };
+        let visible = ranges
+            .iter()
+            .any(|&(first, last)| (first..=last).contains(&seq))
+            && !self
+                .store
+                .messages(conversation_id, window, sender)
+                .await?
+                .is_empty();
+        if visible {
+            Ok(())
+        } else {
+            Err(StoreError::from(Refusal::NoSuchMessage).into())
+        }
     }
 
     /// How long a session whose sends are all in flight may wait for a turn: the commit

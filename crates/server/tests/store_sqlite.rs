@@ -42,7 +42,7 @@ async fn sqlite_passes_the_store_suite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn committed_writes_survive_reopening() {
-    use confab_proto::Body;
+    use confab_proto::{Action, Body};
     use confab_server::store::{NewMessage, NewUser};
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path()).await;
@@ -60,7 +60,11 @@ async fn committed_writes_survive_reopening() {
         conversation_id: conv.id,
         sender_id: ids[0],
         client_msg_id: "c1".into(),
-        body: Body::new("kept".into()).unwrap(),
+        action: Action::Text {
+            body: Body::new("kept".into()).unwrap(),
+            reply_to: None,
+        },
+        mentions: Vec::new(),
         quota_bytes: u64::MAX,
     };
     store.append(msg).await.unwrap();

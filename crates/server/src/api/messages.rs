@@ -56,17 +56,37 @@ pub async fn history(
     Ok(axum::Json(MessagesResponse { messages }))
 }
 
-/// Sends a message: 201 when stored now, 200 with the original for a retried client_msg_id.
+/// One message as it stands now (what a reply quotes), if the caller may see it.
+pub async fn message(
+    State(app): State<AppState>,
+    me: Authed,
+    Path((id, seq)): Path<(ConversationId, u64)>,
+) -> ApiResult<axum::Json<MessageResponse>> {
+    let seq = seq_param("seq", Some(seq))?.unwrap_or(0);
+    let message = app
+        .conversations
+        .history(
+            me.user_id,
+            id,
+            Some(seq.saturating_sub(1)),
+            Some(seq + 1),
+            1,
+        )
+        .await?
+        .pop()
+        .filter(|m| m.seq == seq)
+        .ok_or_else(|| ApiError::not_found("message"))?;
+    Ok(axum::Json(MessageResponse { message }))
+}
+
+/// Sends a message, or a change to one: 201 when stored now, 200 with the original for a retried client_msg_id.
 pub async fn send(
     State(app): State<AppState>,
     me: Authed,
     Path(id): Path<ConversationId>,
     Json(req): Json<SendRequest>,
 ) -> ApiResult<(StatusCode, axum::Json<MessageResponse>)> {
-    let sent = app
-        .messaging
-        .send(me.user_id, id, req.client_msg_id, req.body)
-        .await?;
+    let sent = app.messaging.send(me.user_id, id, req).await?;
     let status = if sent.duplicate {
         StatusCode::OK
     } else {

@@ -57,6 +57,10 @@ pub fn routes(app: AppState) -> Router {
             "/v1/conversations/{id}/messages",
             get(messages::history).post(messages::send),
         )
+        .route(
+            "/v1/conversations/{id}/messages/{seq}",
+            get(messages::message),
+        )
         .route("/v1/conversations/{id}/read", post(messages::read))
         .route("/v1/sync", get(messages::sync))
         .route("/v1/presence", get(ops::presence))

@@ -72,10 +72,11 @@ pub async fn presence(
     let ids = q
         .user_ids
         .split(',')
-        .filter(|s| !s.is_empty())
         .map(str::parse::<UserId>)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|_| ApiError::invalid("user_ids is a comma-separated list of user ids"))?;
+        .map_err(|_| {
+            ApiError::invalid("user_ids is 1 to 200 user ids separated by commas, none empty")
+        })?;
     if ids.len() > PRESENCE_QUERY_MAX {
         return Err(ApiError::invalid("ask for at most 200 users at once"));
     }

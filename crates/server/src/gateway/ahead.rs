@@ -90,16 +90,16 @@ mod tests {
     use confab_proto::{ConversationId, Message, MessageId, MessageKind, Timestamp, UserId};
 
     fn message(seq: u64) -> Arc<PreparedMessage> {
-        Arc::new(PreparedMessage::new(&Message {
-            id: MessageId(seq as i64),
-            conversation_id: ConversationId(1),
+        Arc::new(PreparedMessage::new(&Message::new(
+            MessageId(seq as i64),
+            ConversationId(1),
             seq,
-            sender_id: UserId(1),
-            client_msg_id: format!("c{seq}"),
-            kind: MessageKind::Text,
-            body: "x".into(),
-            created_at: Timestamp(0),
-        }))
+            UserId(1),
+            format!("c{seq}"),
+            MessageKind::Text,
+            "x".into(),
+            Timestamp(0),
+        )))
     }
 
     #[test]

@@ -7,7 +7,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use axum::extract::ws::Message as Ws;
 use confab_proto::limits::{REQ_MAX, close};
-use confab_proto::{ClientFrame, ConversationId, DeviceId, ServerFrame, UserId};
+use confab_proto::{ClientFrame, ConversationId, DeviceId, SendRequest, ServerFrame, UserId};
 use flume::Sender;
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
@@ -116,10 +116,19 @@ impl Session<'_> {
                 req,
                 conversation_id,
                 client_msg_id,
+                kind,
                 body,
+                target_seq,
+                reply_to,
             }) => {
-                let send = (conversation_id, client_msg_id, body);
-                self.send(req, send, sends).await;
+                let request = SendRequest {
+                    client_msg_id,
+                    kind,
+                    body,
+                    target_seq,
+                    reply_to,
+                };
+                self.send(req, conversation_id, request, sends).await;
             }
             Ok(frame) => self.other(frame).await,
             Err(e) => self.bad_frame(text, e),
@@ -131,7 +140,8 @@ impl Session<'_> {
     async fn send(
         &self,
         req: Option<String>,
-        (conversation_id, client_msg_id, body): (ConversationId, String, String),
+        conversation_id: ConversationId,
+        request: SendRequest,
         sends: &Arc<Semaphore>,
     ) {
         if !self.req_fits(req.as_deref()) {
@@ -157,11 +167,7 @@ impl Session<'_> {
             self.user,
         );
         tokio::spawn(async move {
-            let frame = match app
-                .messaging
-                .send(user, conversation_id, client_msg_id, body)
-                .await
-            {
+            let frame = match app.messaging.send(user, conversation_id, request).await {
                 Ok(sent) => ServerFrame::Ack {
                     req,
                     message: sent.message,

@@ -65,12 +65,17 @@ impl Notification {
                     limit: 1,
                     newest: false,
                 },
+                job.user_id,
             )
             .await?
             .into_iter()
             .next()
-            .filter(|m| m.kind == MessageKind::Text);
-        let count = job.seq.saturating_sub(member.read_seq).max(1);
+            .filter(|m| m.kind == MessageKind::Text && m.deleted_at.is_none());
+        let count = store
+            .unread(job.conversation_id, job.user_id, member.read_seq, job.seq)
+            .await?
+            .messages
+            .max(1);
         let preview = message.map(|m| {
             m.body
                 .as_str()

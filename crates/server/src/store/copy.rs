@@ -13,20 +13,30 @@ use std::path::Path;
 use tokio::sync::mpsc;
 use tokio_postgres::NoTls;
 
-/// The tables, parents before children. Node leases stay behind: they belong to the nodes
-/// running on each store.
-const TABLES: &[&str] = &[
-    "users",
-    "devices",
-    "conversations",
-    "direct_pairs",
-    "members",
-    "member_periods",
-    "messages",
-    "inbox",
-    "push_subscriptions",
-    "push_outbox",
-    "shared_secrets",
+/// The tables, parents before children, each with what to read of it (`*`: every
+/// column as it is). Node leases stay behind: they belong to the nodes running on each
+/// store.
+const TABLES: &[(&str, &str)] = &[
+    ("users", "*"),
+    ("devices", "*"),
+    ("conversations", "*"),
+    ("direct_pairs", "*"),
+    ("members", "*"),
+    ("member_periods", "*"),
+    // Mentions are ids separated by commas here, an array there.
+    (
+        "messages",
+        "id, conversation_id, seq, sender_id, client_msg_id, kind, body, created_at, nth, \
+         target_seq, reply_to, '{' || mentions || '}' AS mentions, edited_at, deleted_at, \
+         changed_seq",
+    ),
+    ("inbox", "*"),
+    ("reactions", "*"),
+    ("hidden", "*"),
+    ("mentions", "*"),
+    ("push_subscriptions", "*"),
+    ("push_outbox", "*"),
+    ("shared_secrets", "*"),
 ];
 /// Tables whose ids come from a sequence on PostgreSQL, moved past the copied ids.
 const SEQUENCED: &[&str] = &["users", "devices", "conversations", "push_subscriptions"];
@@ -73,7 +83,7 @@ pub async fn sqlite_to_postgres(data_dir: &Path, url: &str) -> Result<Copied, St
     let dir = data_dir.to_owned();
     let reader = tokio::task::spawn_blocking(move || read_all(&dir, &chunks));
     let mut copied = Vec::new();
-    for &table in TABLES {
+    for &(table, _) in TABLES {
         let Some(Chunk::Table { columns }) = received.recv().await else {
             break; // the reader failed; its error is below
         };
@@ -150,9 +160,9 @@ fn read_all(dir: &Path, out: &mpsc::Sender<Chunk>) -> Result<(), String> {
     }
     // One read transaction: every table from the same moment.
     conn.execute_batch("BEGIN").map_err(|e| e.to_string())?;
-    for &table in TABLES {
+    for &(table, read) in TABLES {
         let mut statement = conn
-            .prepare(&format!("SELECT * FROM {table}"))
+            .prepare(&format!("SELECT {read} FROM {table}"))
             .map_err(|e| e.to_string())?;
         let columns = statement.column_names().join(", ");
         let width = statement.column_count();

@@ -9,6 +9,7 @@
 pub mod copy;
 pub mod postgres;
 mod refusal;
+pub mod rules;
 pub mod sqlite;
 mod types;
 
@@ -149,6 +150,13 @@ pub trait Members: Send + Sync {
     ) -> StoreResult<Vec<(u64, u64)>>;
     /// One member row.
     async fn member(&self, id: ConversationId, user: UserId) -> StoreResult<Option<MemberRecord>>;
+    /// The active members of a conversation whose usernames are among `usernames` (whom a
+    /// message's `@names` mention), in the order of `usernames`.
+    async fn members_named(
+        &self,
+        id: ConversationId,
+        usernames: &[String],
+    ) -> StoreResult<Vec<UserId>>;
     /// Moves the read watermark forward; the new value when it moved.
     async fn mark_read(
         &self,
@@ -174,12 +182,33 @@ pub trait Members: Send + Sync {
 /// The conversation logs.
 #[async_trait]
 pub trait Messages: Send + Sync {
-    /// Stores a message with one inbox entry per active member, or returns the original
-    /// when `(sender, client_msg_id)` was stored before. Durable when this returns. Counts
-    /// the body's bytes against the sender's `quota_bytes` (`Refusal::QuotaExceeded` past it).
+    /// Stores a message, or a change to one, with one inbox entry per active member (a
+    /// delete for me: only the sender), or returns the original when `(sender,
+    /// client_msg_id)` was stored before. Durable when this returns. Counts the text's bytes
+    /// (a message's, an edit's) against the sender's `quota_bytes` (`Refusal::QuotaExceeded`
+    /// past it). A change is checked against its target here: `NoSuchMessage` when the
+    /// sender cannot see a message at `target_seq`; `SystemMessage`, `MessageDeleted`,
+    /// `NotSender` (an edit of another's message; a delete, unless by a group's admin),
+    /// `TooManyReactions`.
     async fn append(&self, new: NewMessage) -> StoreResult<Appended>;
-    /// Messages of a conversation inside `window`, ascending by seq.
-    async fn messages(&self, id: ConversationId, window: SeqWindow) -> StoreResult<Vec<Message>>;
+    /// The messages (text, system; not changes) of a conversation inside `window`, as they
+    /// stand now and as `viewer` sees them: without those they deleted for themselves, with
+    /// reactions. Ascending by seq.
+    async fn messages(
+        &self,
+        id: ConversationId,
+        window: SeqWindow,
+        viewer: UserId,
+    ) -> StoreResult<Vec<Message>>;
+    /// Of the messages with `after < seq <= upto`, how many there are and how many of them
+    /// mention `user` (deleted ones not counted).
+    async fn unread(
+        &self,
+        id: ConversationId,
+        user: UserId,
+        after: u64,
+        upto: u64,
+    ) -> StoreResult<Unread>;
 }
 
 /// Per-user inboxes: the gap-free sequence that devices sync from.

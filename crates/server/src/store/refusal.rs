@@ -39,6 +39,22 @@ pub enum Refusal {
     /// The sender's stored message text would pass their quota.
     #[error("your messages fill your storage quota; nothing more can be stored for you")]
     QuotaExceeded,
+    /// A change's `target_seq` (or a reply's `reply_to`) names no message the caller can see
+    /// here: none with that seq, a change rather than a message, or outside their membership.
+    #[error("there is no message with that seq in this conversation that you can see")]
+    NoSuchMessage,
+    /// Only a message's sender edits it (and deletes it, but for a group's admins).
+    #[error("only its sender may edit this message; in a group an admin may also delete it")]
+    NotSender,
+    /// System messages record what happened; they do not change.
+    #[error("system messages cannot be edited, deleted for everyone or reacted to")]
+    SystemMessage,
+    /// A tombstone has no text to edit or react to.
+    #[error("the message was deleted; it can no longer be edited or reacted to")]
+    MessageDeleted,
+    /// The user has `REACTIONS_PER_USER_MAX` different reactions on the message.
+    #[error("you have 20 reactions on this message, the most there may be; take one back first")]
+    TooManyReactions,
 }
 
 impl Refusal {
@@ -50,7 +66,12 @@ impl Refusal {
             | Self::NotGroupMember
             | Self::NotAdmin
             | Self::DirectHasNoAdmin
-            | Self::CannotLeaveDirect => ErrorCode::Forbidden,
+            | Self::CannotLeaveDirect
+            | Self::NotSender
+            | Self::SystemMessage
+            | Self::MessageDeleted => ErrorCode::Forbidden,
+            Self::NoSuchMessage => ErrorCode::NotFound,
+            Self::TooManyReactions => ErrorCode::InvalidRequest,
             Self::GroupFull => ErrorCode::GroupFull,
             Self::UsernameTaken | Self::ClientMsgIdUsedElsewhere => ErrorCode::Conflict,
             Self::QuotaExceeded => ErrorCode::QuotaExceeded,

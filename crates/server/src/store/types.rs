@@ -1,8 +1,8 @@
 //! Records that cross the store seam.
 
 use confab_proto::{
-    Body, ConversationId, ConversationKind, DeviceId, Message, MessageKind, PushSubscriptionId,
-    Role, Timestamp, User, UserId,
+    Action, ConversationId, ConversationKind, DeviceId, Message, MessageKind, PushSubscriptionId,
+    Reaction, Role, Timestamp, User, UserId,
 };
 
 /// A user to create.
@@ -94,6 +94,17 @@ pub struct ConversationRecord {
     pub created_at: Timestamp,
     /// The newest seq.
     pub last_seq: u64,
+    /// The newest seq of a message (text, system), not a change.
+    pub last_message_seq: u64,
+}
+
+/// What is unread in a conversation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Unread {
+    /// Messages.
+    pub messages: u64,
+    /// Of those, the ones that mention the user.
+    pub mentions: u64,
 }
 
 /// A member row. A member sees the messages with `joined_seq <= seq <= left_seq`.
@@ -155,7 +166,7 @@ pub struct ListPage {
     pub limit: usize,
 }
 
-/// A message to store.
+/// A message, or a change to one, to append to a conversation's log.
 #[derive(Debug, Clone)]
 pub struct NewMessage {
     /// Where.
@@ -164,10 +175,34 @@ pub struct NewMessage {
     pub sender_id: UserId,
     /// The sender's id for it, valid per the contract.
     pub client_msg_id: String,
-    /// The text.
-    pub body: Body,
-    /// The most bytes of message text the sender may have stored, this message included.
+    /// What: a text message (its `reply_to` checked by the caller), or a change, whose
+    /// rules the store checks.
+    pub action: Action,
+    /// The members a text or an edit mentions, as the caller resolved them.
+    pub mentions: Vec<UserId>,
+    /// The most bytes of message text the sender may have stored, this text included.
     pub quota_bytes: u64,
+}
+
+/// Counts `user`'s reaction with `emoji` into a message's list of reactions as `viewer`
+/// sees it. The list keeps the order the emoji first came in.
+pub fn count_reaction(list: &mut Vec<Reaction>, emoji: String, user: UserId, viewer: UserId) {
+    let at = match list.iter().position(|r| r.emoji == emoji) {
+        Some(at) => at,
+        None => {
+            list.push(Reaction {
+                emoji,
+                count: 0,
+                me: false,
+                user_ids: Vec::new(),
+            });
+            list.len() - 1
+        }
+    };
+    let reaction = &mut list[at];
+    reaction.count += 1;
+    reaction.me |= user == viewer;
+    reaction.user_ids.push(user);
 }
 
 /// A stored message and who must hear of it.

@@ -4,7 +4,7 @@
 
 use crate::harness::{Data, TestServer, test_config};
 use crate::pg::TestDatabase;
-use confab_client::{Client, MessagesQuery};
+use confab_client::{Action, Client, MessageKind, MessagesQuery};
 use confab_server::store::copy::sqlite_to_postgres;
 use serde_json::Value;
 
@@ -34,6 +34,20 @@ async fn an_embedded_store_moves_to_postgres_and_clients_carry_on() {
             .await
             .unwrap();
     }
+    // Changes: an edit with a mention, reactions, a delete, a delete for one, a reply.
+    let changes = [
+        (&ada, MessageKind::Edit, "3: edited for @bob", 3),
+        (&bob, MessageKind::React, "👍", 3),
+        (&ada, MessageKind::React, "❤️", 3),
+        (&ada, MessageKind::Delete, "", 5),
+        (&bob, MessageKind::DeleteForMe, "", 7),
+    ];
+    for (who, kind, body, target) in changes {
+        let action = Action::parse(kind, body.into(), Some(target), None).unwrap();
+        who.client.write_http(chat.id, None, action).await.unwrap();
+    }
+    let reply = Action::parse(MessageKind::Text, format!("@bob {tricky}"), None, Some(2)).unwrap();
+    ada.client.write_http(chat.id, None, reply).await.unwrap();
     let group = ada
         .client
         .create_group("the group", &[bob.id(), carol.id()])
@@ -62,6 +76,12 @@ async fn an_embedded_store_moves_to_postgres_and_clients_carry_on() {
         .await
         .unwrap();
     let before_list = bob.client.conversations().await.unwrap();
+    let before_bobs_chat = bob
+        .client
+        .messages(chat.id, MessagesQuery::after(0).limit(100))
+        .await
+        .unwrap();
+    assert_eq!(before_bobs_chat.len(), before_chat.len() - 1, "bob hid one");
     let before_sync = bob.client.sync(0, Some(500)).await.unwrap();
 
     // Not while the node runs: what it writes after the copy would be left behind.
@@ -75,10 +95,9 @@ async fn an_embedded_store_moves_to_postgres_and_clients_carry_on() {
     let copied = sqlite_to_postgres(data.path(), &db.url()).await.unwrap();
     let count = |table: &str| copied.iter().find(|(t, _)| *t == table).unwrap().1;
     assert_eq!(count("users"), 3);
-    assert_eq!(
-        count("messages"),
-        before_chat.len() as u64 + before_group.len() as u64
-    );
+    let logs: u64 = before_list.iter().map(|c| c.last_seq).sum();
+    assert_eq!(count("messages"), logs, "messages and changes");
+    assert_eq!((count("reactions"), count("hidden")), (2, 1));
     // Once is all: the target is no longer empty.
     let again = sqlite_to_postgres(data.path(), &db.url())
         .await
@@ -110,7 +129,14 @@ async fn an_embedded_store_moves_to_postgres_and_clients_carry_on() {
     assert!(
         after_chat
             .iter()
-            .all(|m| m.seq == 1 || m.body.contains(tricky))
+            .all(|m| m.seq == 3 || m.seq == 5 || m.body.contains(tricky))
+    );
+    assert_eq!(
+        bob2.messages(chat.id, MessagesQuery::after(0).limit(100))
+            .await
+            .unwrap(),
+        before_bobs_chat,
+        "edits, reactions, tombstones and what bob hid"
     );
     assert_eq!(
         bob2.messages(group.id, MessagesQuery::after(0).limit(100))

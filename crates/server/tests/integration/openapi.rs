@@ -61,7 +61,9 @@ async fn openapi_matches_the_router() {
         let url = format!(
             "{}{}",
             server.url,
-            path.replace("{id}", "1").replace("{user_id}", "1")
+            path.replace("{id}", "1")
+                .replace("{user_id}", "1")
+                .replace("{seq}", "1")
         );
         let res = http
             .request(method.parse().unwrap(), &url)

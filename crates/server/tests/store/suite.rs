@@ -2,7 +2,7 @@
 //! file builds a fresh, empty store per case and calls [`run_all`].
 
 use confab_proto::{
-    Body, ConversationId, ConversationKind, DeviceId, MessageKind, Role, Timestamp, UserId,
+    Action, Body, ConversationId, ConversationKind, DeviceId, MessageKind, Role, Timestamp, UserId,
 };
 use confab_server::store::{
     CursorMove, ListPage, NewDevice, NewGroup, NewMessage, NewSubscription, NewUser, NodeRecord,
@@ -39,6 +39,402 @@ where
     node_registry(make().await).await;
     online_across_processes(make().await).await;
     login_failures(make().await).await;
+    changes_apply_once_and_history_shows_the_present(make().await).await;
+    delete_for_everyone_purges_the_text(make().await).await;
+    changes_follow_the_rules(make().await).await;
+    delete_for_me_is_the_deleters_alone(make().await).await;
+    unread_counts_messages_and_mentions_not_changes(make().await).await;
+}
+
+/// A change to the message at `target`.
+fn change(
+    conversation_id: ConversationId,
+    sender_id: UserId,
+    client_msg_id: &str,
+    kind: MessageKind,
+    body: &str,
+    target: u64,
+) -> NewMessage {
+    NewMessage {
+        conversation_id,
+        sender_id,
+        client_msg_id: client_msg_id.into(),
+        action: Action::parse(kind, body.into(), Some(target), None).unwrap(),
+        mentions: Vec::new(),
+        quota_bytes: u64::MAX,
+    }
+}
+
+/// Every message of a conversation as `viewer` sees it now.
+async fn present(
+    store: &dyn Store,
+    conversation: ConversationId,
+    viewer: UserId,
+) -> Vec<confab_proto::Message> {
+    store
+        .messages(
+            conversation,
+            SeqWindow {
+                after: 0,
+                before: u64::MAX,
+                limit: 200,
+                newest: false,
+            },
+            viewer,
+        )
+        .await
+        .unwrap()
+}
+
+fn refused(result: Result<confab_server::store::Appended, StoreError>) -> Refusal {
+    match result {
+        Err(StoreError::Refused(refusal)) => refusal,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+async fn changes_apply_once_and_history_shows_the_present(store: Arc<dyn Store>) {
+    let ada = user(&*store, "ada").await;
+    let bob = user(&*store, "bob").await;
+    let (conv, _) = store.direct(ada, bob).await.unwrap();
+    let mut hi = text(conv.id, ada, "m1", "hi bob");
+    hi.mentions = vec![bob];
+    store.append(hi).await.unwrap();
+    store.append(text(conv.id, bob, "m2", "hey")).await.unwrap();
+    let edit = change(conv.id, ada, "e1", MessageKind::Edit, "hi @bob!", 1);
+    let edited = store.append(edit.clone()).await.unwrap();
+    assert_eq!(edited.message.kind, MessageKind::Edit);
+    assert_eq!(
+        (edited.message.seq, edited.message.target_seq),
+        (3, Some(1))
+    );
+    assert_eq!(edited.recipients.len(), 2, "both members get the change");
+    // A retried change is the same change, applied once.
+    let again = store.append(edit).await.unwrap();
+    assert!(again.duplicate);
+    assert_eq!(again.message.seq, 3);
+    for (id, who, emoji) in [("r1", bob, "👍"), ("r2", ada, "👍"), ("r3", bob, "❤️")] {
+        store
+            .append(change(conv.id, who, id, MessageKind::React, emoji, 1))
+            .await
+            .unwrap();
+    }
+    // Reacting twice with the same emoji is harmless: still one reaction.
+    store
+        .append(change(conv.id, bob, "r4", MessageKind::React, "👍", 1))
+        .await
+        .unwrap();
+    store
+        .append(change(conv.id, ada, "u1", MessageKind::Unreact, "👍", 1))
+        .await
+        .unwrap();
+    let now = present(&*store, conv.id, bob).await;
+    assert_eq!(
+        now.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        [1, 2],
+        "history holds messages, not changes"
+    );
+    let first = &now[0];
+    assert_eq!(first.body, "hi @bob!");
+    assert!(first.edited_at.is_some());
+    assert_eq!(first.changed_seq, 8, "the unreact was the last change");
+    let reactions: Vec<_> = first
+        .reactions
+        .iter()
+        .map(|r| (r.emoji.as_str(), r.count, r.me, r.user_ids.clone()))
+        .collect();
+    assert_eq!(
+        reactions,
+        [("👍", 1, true, vec![bob]), ("❤️", 1, true, vec![bob])]
+    );
+    let as_ada = present(&*store, conv.id, ada).await;
+    assert!(as_ada[0].reactions.iter().all(|r| !r.me));
+    // Every change is in both inboxes, in order, after the messages it changes.
+    let kinds: Vec<(MessageKind, Option<u64>)> = store
+        .inbox_after(ada, 0, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| (e.message.kind, e.message.target_seq))
+        .collect();
+    use MessageKind::*;
+    assert_eq!(
+        kinds,
+        [
+            (Text, None),
+            (Text, None),
+            (Edit, Some(1)),
+            (React, Some(1)),
+            (React, Some(1)),
+            (React, Some(1)),
+            (React, Some(1)),
+            (Unreact, Some(1)),
+        ]
+    );
+    assert_eq!(store.inbox_after(bob, 0, 100).await.unwrap().len(), 8);
+}
+
+async fn delete_for_everyone_purges_the_text(store: Arc<dyn Store>) {
+    let ada = user(&*store, "ada").await;
+    let bob = user(&*store, "bob").await;
+    let (conv, _) = store.direct(ada, bob).await.unwrap();
+    store
+        .append(text(conv.id, ada, "m1", "a secret"))
+        .await
+        .unwrap();
+    store
+        .append(change(
+            conv.id,
+            ada,
+            "e1",
+            MessageKind::Edit,
+            "a bigger secret",
+            1,
+        ))
+        .await
+        .unwrap();
+    store
+        .append(change(conv.id, bob, "r1", MessageKind::React, "😮", 1))
+        .await
+        .unwrap();
+    let deleted = store
+        .append(change(conv.id, ada, "d1", MessageKind::Delete, "", 1))
+        .await
+        .unwrap();
+    assert_eq!(deleted.message.seq, 4);
+    let now = present(&*store, conv.id, bob).await;
+    assert_eq!(now.len(), 1, "the tombstone keeps its seq");
+    assert_eq!(now[0].body, "");
+    assert!(now[0].deleted_at.is_some() && now[0].edited_at.is_none());
+    assert!(now[0].reactions.is_empty());
+    // No entry of the log holds the text any more: not the message, not its edit.
+    for entry in store.inbox_after(bob, 0, 100).await.unwrap() {
+        assert!(
+            !entry.message.body.contains("secret"),
+            "{:?} still holds the text",
+            entry.message
+        );
+    }
+    // A tombstone takes no edit or reaction; deleting it again is harmless.
+    assert_eq!(
+        refused(
+            store
+                .append(change(conv.id, ada, "e2", MessageKind::Edit, "back", 1))
+                .await
+        ),
+        Refusal::MessageDeleted
+    );
+    assert_eq!(
+        refused(
+            store
+                .append(change(conv.id, bob, "r2", MessageKind::React, "👍", 1))
+                .await
+        ),
+        Refusal::MessageDeleted
+    );
+    store
+        .append(change(conv.id, ada, "d2", MessageKind::Delete, "", 1))
+        .await
+        .unwrap();
+}
+
+async fn changes_follow_the_rules(store: Arc<dyn Store>) {
+    let ada = user(&*store, "ada").await;
+    let bob = user(&*store, "bob").await;
+    let carol = user(&*store, "carol").await;
+    let (direct, _) = store.direct(ada, bob).await.unwrap();
+    store
+        .append(text(direct.id, ada, "m1", "mine"))
+        .await
+        .unwrap();
+    let rule = |r: Result<_, _>| refused(r);
+    // Only the sender edits; in a direct conversation only the sender deletes.
+    assert_eq!(
+        rule(
+            store
+                .append(change(direct.id, bob, "x1", MessageKind::Edit, "yours?", 1))
+                .await
+        ),
+        Refusal::NotSender
+    );
+    assert_eq!(
+        rule(
+            store
+                .append(change(direct.id, bob, "x2", MessageKind::Delete, "", 1))
+                .await
+        ),
+        Refusal::NotSender
+    );
+    // A seq with no message, or with a change, is no message to change.
+    assert_eq!(
+        rule(
+            store
+                .append(change(direct.id, ada, "x3", MessageKind::Edit, "?", 9))
+                .await
+        ),
+        Refusal::NoSuchMessage
+    );
+    store
+        .append(change(direct.id, bob, "r1", MessageKind::React, "👍", 1))
+        .await
+        .unwrap();
+    assert_eq!(
+        rule(
+            store
+                .append(change(direct.id, ada, "x4", MessageKind::React, "👍", 2))
+                .await
+        ),
+        Refusal::NoSuchMessage
+    );
+    // Not a member: refused as a send would be.
+    assert_eq!(
+        rule(
+            store
+                .append(change(direct.id, carol, "x5", MessageKind::React, "👍", 1))
+                .await
+        ),
+        Refusal::NotMember
+    );
+    // At most 20 different reactions per user and message; the same one again is fine.
+    let emoji: Vec<&str> = [
+        "😀", "😃", "😄", "😁", "😆", "😅", "🤣", "😂", "🙂", "🙃", "😉", "😊", "😇", "🥰", "😍",
+        "🤩", "😘", "😗", "😚",
+    ]
+    .to_vec();
+    for (i, e) in emoji.iter().enumerate() {
+        store
+            .append(change(
+                direct.id,
+                bob,
+                &format!("r{}", i + 2),
+                MessageKind::React,
+                e,
+                1,
+            ))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        rule(
+            store
+                .append(change(direct.id, bob, "x6", MessageKind::React, "😙", 1))
+                .await
+        ),
+        Refusal::TooManyReactions
+    );
+    store
+        .append(change(direct.id, bob, "r99", MessageKind::React, "😀", 1))
+        .await
+        .unwrap();
+    // Groups: system messages do not change; an admin deletes anyone's message, a member
+    // only their own; someone added later cannot reach what came before they joined.
+    let (group, _) = store
+        .create_group(NewGroup {
+            creator: ada,
+            title: "crew".into(),
+            members: vec![bob],
+            groups_per_day: 100,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        rule(
+            store
+                .append(change(group.id, ada, "g1", MessageKind::React, "👍", 1))
+                .await
+        ),
+        Refusal::SystemMessage
+    );
+    assert_eq!(
+        rule(
+            store
+                .append(change(group.id, ada, "g2", MessageKind::Delete, "", 1))
+                .await
+        ),
+        Refusal::SystemMessage
+    );
+    store
+        .append(text(group.id, bob, "g3", "from bob"))
+        .await
+        .unwrap();
+    store
+        .append(text(group.id, ada, "g4", "from ada"))
+        .await
+        .unwrap();
+    assert_eq!(
+        rule(
+            store
+                .append(change(group.id, bob, "g5", MessageKind::Delete, "", 3))
+                .await
+        ),
+        Refusal::NotSender
+    );
+    store
+        .append(change(group.id, ada, "g6", MessageKind::Delete, "", 2))
+        .await
+        .expect("an admin deletes a member's message");
+    store.add_member(group.id, ada, carol).await.unwrap();
+    assert_eq!(
+        rule(
+            store
+                .append(change(group.id, carol, "g7", MessageKind::React, "👍", 3))
+                .await
+        ),
+        Refusal::NoSuchMessage,
+        "before carol joined"
+    );
+}
+
+async fn delete_for_me_is_the_deleters_alone(store: Arc<dyn Store>) {
+    let ada = user(&*store, "ada").await;
+    let bob = user(&*store, "bob").await;
+    let (conv, _) = store.direct(ada, bob).await.unwrap();
+    store.append(text(conv.id, ada, "m1", "one")).await.unwrap();
+    store.append(text(conv.id, ada, "m2", "two")).await.unwrap();
+    let hidden = store
+        .append(change(conv.id, bob, "h1", MessageKind::DeleteForMe, "", 2))
+        .await
+        .unwrap();
+    assert_eq!(hidden.recipients.len(), 1, "only the deleter's inbox");
+    assert_eq!(hidden.recipients[0].0, bob);
+    let seqs = |v: Vec<confab_proto::Message>| v.iter().map(|m| m.seq).collect::<Vec<_>>();
+    assert_eq!(seqs(present(&*store, conv.id, bob).await), [1]);
+    assert_eq!(seqs(present(&*store, conv.id, ada).await), [1, 2]);
+    assert_eq!(store.inbox_after(ada, 0, 10).await.unwrap().len(), 2);
+    let bobs = store.inbox_after(bob, 0, 10).await.unwrap();
+    assert_eq!(bobs.len(), 3);
+    assert_eq!(bobs[2].message.kind, MessageKind::DeleteForMe);
+}
+
+async fn unread_counts_messages_and_mentions_not_changes(store: Arc<dyn Store>) {
+    let ada = user(&*store, "ada").await;
+    let bob = user(&*store, "bob").await;
+    let (conv, _) = store.direct(ada, bob).await.unwrap();
+    store.append(text(conv.id, ada, "m1", "one")).await.unwrap();
+    let mut two = text(conv.id, ada, "m2", "two @bob");
+    two.mentions = vec![bob];
+    store.append(two).await.unwrap();
+    store
+        .append(change(conv.id, ada, "e1", MessageKind::Edit, "one!", 1))
+        .await
+        .unwrap();
+    store
+        .append(change(conv.id, ada, "r1", MessageKind::React, "👍", 1))
+        .await
+        .unwrap();
+    let last = store.conversation(conv.id).await.unwrap().unwrap();
+    assert_eq!((last.last_seq, last.last_message_seq), (4, 2));
+    let unread = store.unread(conv.id, bob, 0, 4).await.unwrap();
+    assert_eq!((unread.messages, unread.mentions), (2, 1));
+    assert_eq!(store.unread(conv.id, bob, 1, 4).await.unwrap().messages, 1);
+    assert_eq!(store.unread(conv.id, bob, 2, 4).await.unwrap().messages, 0);
+    // A deleted mention is no longer one.
+    store
+        .append(change(conv.id, ada, "d1", MessageKind::Delete, "", 2))
+        .await
+        .unwrap();
+    let unread = store.unread(conv.id, bob, 0, 5).await.unwrap();
+    assert_eq!((unread.messages, unread.mentions), (2, 0));
 }
 
 async fn user(store: &dyn Store, name: &str) -> UserId {
@@ -63,7 +459,11 @@ fn text(
         conversation_id,
         sender_id,
         client_msg_id: client_msg_id.into(),
-        body: Body::new(body.into()).unwrap(),
+        action: Action::Text {
+            body: Body::new(body.into()).unwrap(),
+            reply_to: None,
+        },
+        mentions: Vec::new(),
         quota_bytes: u64::MAX,
     }
 }
@@ -725,6 +1125,7 @@ async fn concurrent_appends_answer_each_send(store: Arc<dyn Store>) {
                     limit: 500,
                     newest: false,
                 },
+                UserId(0),
             )
             .await
             .unwrap()
@@ -765,6 +1166,7 @@ async fn history_windows(store: Arc<dyn Store>) {
                 limit: 3,
                 newest: true,
             },
+            UserId(0),
         )
         .await;
     assert_eq!(seqs(newest.unwrap()), vec![8, 9, 10]);
@@ -777,6 +1179,7 @@ async fn history_windows(store: Arc<dyn Store>) {
                 limit: 3,
                 newest: true,
             },
+            UserId(0),
         )
         .await;
     assert_eq!(seqs(before.unwrap()), vec![5, 6, 7]);
@@ -789,6 +1192,7 @@ async fn history_windows(store: Arc<dyn Store>) {
                 limit: 3,
                 newest: false,
             },
+            UserId(0),
         )
         .await;
     assert_eq!(seqs(after.unwrap()), vec![3, 4, 5]);

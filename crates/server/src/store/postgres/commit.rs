@@ -14,7 +14,7 @@ use super::{ATTEMPTS, WRITE_DEADLINE, pg, pg_raced};
 use crate::ids::Snowflake;
 use crate::metrics::StoreMetrics;
 use crate::store::{Appended, NewMessage, Refusal, StoreError, StoreResult};
-use confab_proto::{ConversationId, Message, MessageId, MessageKind, Timestamp, UserId};
+use confab_proto::{Action, ConversationId, Message, MessageId, MessageKind, Timestamp, UserId};
 use deadpool_postgres::{Pool, Transaction};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -129,11 +129,11 @@ impl BatchSize {
 /// told, and a retry of theirs is a new send.
 async fn next_batch(jobs: &flume::Receiver<Job>, batch_max: usize) -> Option<Vec<Job>> {
     let first = jobs.recv_async().await.ok()?;
-    let mut bytes = first.new.body.as_str().len();
+    let mut bytes = first.new.action.body().len();
     let mut batch = vec![first];
     while batch.len() < batch_max && bytes < BATCH_BYTES {
         let Ok(job) = jobs.try_recv() else { break };
-        bytes += job.new.body.as_str().len();
+        bytes += job.new.action.body().len();
         batch.push(job);
     }
     batch.retain(|job| !job.answer.is_closed());
@@ -236,8 +236,8 @@ static STORED_BEFORE: LazyLock<String> = LazyLock::new(|| {
            ON x.sender_id = r.sender_id AND x.client_msg_id = r.client_msg_id COLLATE \"C\""
     )
 });
-const LOCK_CONVERSATIONS: &str =
-    "SELECT id, last_seq FROM conversations WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE";
+const LOCK_CONVERSATIONS: &str = "SELECT id, last_seq, message_count FROM conversations
+     WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE";
 /// Every active member of the batch's conversations, and each sender's own row however
 /// they stand.
 const MEMBERS: &str = "SELECT conversation_id, user_id, left_seq FROM members
@@ -249,18 +249,25 @@ const LOCK_USERS: &str = "SELECT id, stored_bytes, inbox_head FROM users WHERE i
      ORDER BY id FOR NO KEY UPDATE";
 
 /// The batch's writes.
-const BUMP_CONVERSATIONS: &str =
-    "UPDATE conversations c SET last_seq = r.last_seq, last_activity_at = $3
-     FROM unnest($1::bigint[], $2::bigint[]) AS r(id, last_seq) WHERE c.id = r.id";
+const BUMP_CONVERSATIONS: &str = "UPDATE conversations c
+     SET last_seq = r.last_seq, message_count = r.message_count, last_message_seq = r.last_seq,
+       last_activity_at = $4
+     FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS r(id, last_seq, message_count)
+     WHERE c.id = r.id";
 const MOVE_USERS: &str =
     "UPDATE users u SET stored_bytes = r.stored_bytes, inbox_head = r.inbox_head
      FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS r(id, stored_bytes, inbox_head)
      WHERE u.id = r.id";
-const INSERT_MESSAGES: &str = "INSERT INTO messages
-       (id, conversation_id, seq, sender_id, client_msg_id, kind, body, created_at)
-     SELECT id, conversation_id, seq, sender_id, client_msg_id, 'text', body, $7
-     FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::text[])
-       AS r(id, conversation_id, seq, sender_id, client_msg_id, body)";
+/// Mentions go as comma-separated ids: arrays of arrays cannot be ragged.
+const INSERT_MESSAGES: &str = "INSERT INTO messages (id, conversation_id, seq, sender_id,
+       client_msg_id, kind, body, created_at, nth, reply_to, mentions)
+     SELECT id, conversation_id, seq, sender_id, client_msg_id, 'text', body, $7, nth, reply_to,
+       string_to_array(mentions, ',')::bigint[]
+     FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::text[],
+                 $8::bigint[], $9::bigint[], $10::text[])
+       AS r(id, conversation_id, seq, sender_id, client_msg_id, body, nth, reply_to, mentions)";
+const INSERT_MENTIONS: &str = "INSERT INTO mentions (user_id, conversation_id, seq)
+     SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) ON CONFLICT DO NOTHING";
 const INSERT_INBOX: &str = "INSERT INTO inbox (user_id, inbox_seq, conversation_id, seq)
      SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[])";
 /// One outbox row per (user, conversation) for users with a subscription; a row already
@@ -299,7 +306,10 @@ async fn append_batch(
         async { query(tx, LOCK_USERS, &[&conversations]).await },
     )?;
     let mut state = State {
-        last_seq: locked.iter().map(|r| (r.get(0), r.get(1))).collect(),
+        last_seq: locked
+            .iter()
+            .map(|r| (r.get(0), (r.get(1), r.get(2))))
+            .collect(),
         stored: stored
             .iter()
             .map(|r| {
@@ -360,7 +370,8 @@ async fn execute(
 
 /// What the batch read, updated as each send takes its seq and inbox entries.
 struct State {
-    last_seq: HashMap<i64, i64>,
+    /// conversation -> (last seq, messages so far).
+    last_seq: HashMap<i64, (i64, i64)>,
     /// Messages already stored under a batch's (sender, client_msg_id).
     stored: HashMap<(i64, String), Message>,
     /// (conversation, user) -> is an active member; absent: never was.
@@ -371,6 +382,9 @@ struct State {
     users: HashMap<i64, (i64, i64)>,
 }
 
+// One per send of a batch, in one Vec: boxing the large variant would cost an allocation
+// per send for nothing.
+#[allow(clippy::large_enum_variant)]
 enum Outcome {
     Done(StoreResult<Appended>),
     /// A second send of the same (sender, client_msg_id) in this batch: the first's answer.
@@ -418,7 +432,7 @@ impl State {
                 push_queued: false,
             });
         }
-        let Some(last_seq) = self.last_seq.get_mut(&conversation) else {
+        let Some((last_seq, count)) = self.last_seq.get_mut(&conversation) else {
             return Err(StoreError::NotFound);
         };
         match self.senders.get(&(conversation, send.sender_id.0)) {
@@ -426,7 +440,12 @@ impl State {
             Some(false) => return Err(Refusal::NoLongerMember.into()),
             Some(true) => {}
         }
-        let bytes = send.body.as_str().len() as i64;
+        let Action::Text { body, reply_to } = &send.action else {
+            return Err(StoreError::Backend(
+                "a change reached group commit; changes are applied one at a time".into(),
+            ));
+        };
+        let bytes = body.as_str().len() as i64;
         let (used, _) = self.users.entry(send.sender_id.0).or_default();
         if *used + bytes > n(send.quota_bytes) {
             return Err(Refusal::QuotaExceeded.into());
@@ -435,17 +454,20 @@ impl State {
         rows.users
             .insert(send.sender_id.0, self.users[&send.sender_id.0]);
         *last_seq += 1;
-        let seq = *last_seq;
-        let message = Message {
-            id: MessageId(ids.next()),
-            conversation_id: send.conversation_id,
-            seq: u(seq),
-            sender_id: send.sender_id,
-            client_msg_id: send.client_msg_id.clone(),
-            kind: MessageKind::Text,
-            body: send.body.as_str().to_owned(),
-            created_at: now,
-        };
+        *count += 1;
+        let (seq, nth) = (*last_seq, *count);
+        let mut message = Message::new(
+            MessageId(ids.next()),
+            send.conversation_id,
+            u(seq),
+            send.sender_id,
+            send.client_msg_id.clone(),
+            MessageKind::Text,
+            body.as_str().to_owned(),
+            now,
+        );
+        message.reply_to = *reply_to;
+        message.mentions = send.mentions.clone();
         let mut recipients = Vec::new();
         for &user in self.active.get(&conversation).into_iter().flatten() {
             let moved = self.users.entry(user).or_default();
@@ -453,7 +475,7 @@ impl State {
             rows.users.insert(user, *moved);
             recipients.push((UserId(user), u(moved.1)));
         }
-        rows.add(&message, &recipients);
+        rows.add(&message, nth, &recipients);
         Ok(Appended {
             message,
             recipients,
@@ -493,11 +515,14 @@ impl Outcome {
 struct Rows {
     /// (sender, client_msg_id) -> the send that first used it in this batch, and where.
     firsts: HashMap<(i64, String), (usize, ConversationId)>,
-    conversations: BTreeMap<i64, i64>,
+    /// conversation -> (last seq, messages so far).
+    conversations: BTreeMap<i64, (i64, i64)>,
     /// user -> (stored bytes, inbox head) as the batch leaves them.
     users: BTreeMap<i64, (i64, i64)>,
     messages: MessageColumns,
     inbox: [Vec<i64>; 4],
+    /// (user, conversation, seq) of each mention.
+    mentions: [Vec<i64>; 3],
     /// (user, conversation) -> (inbox_seq, seq, sender): the newest message of each.
     outbox: BTreeMap<(i64, i64), (i64, i64, i64)>,
     /// (conversation, sender) -> the sender's newest seq there.
@@ -514,6 +539,9 @@ struct MessageColumns {
     senders: Vec<i64>,
     client_ids: Vec<String>,
     bodies: Vec<String>,
+    nths: Vec<i64>,
+    reply_tos: Vec<Option<i64>>,
+    mentions: Vec<Option<String>>,
 }
 
 impl Rows {
@@ -521,13 +549,13 @@ impl Rows {
         self.messages.ids.is_empty()
     }
 
-    fn add(&mut self, message: &Message, recipients: &[(UserId, u64)]) {
+    fn add(&mut self, message: &Message, nth: i64, recipients: &[(UserId, u64)]) {
         let (conversation, sender, seq) = (
             message.conversation_id.0,
             message.sender_id.0,
             n(message.seq),
         );
-        self.conversations.insert(conversation, seq);
+        self.conversations.insert(conversation, (seq, nth));
         let m = &mut self.messages;
         m.ids.push(message.id.0);
         m.conversations.push(conversation);
@@ -535,6 +563,17 @@ impl Rows {
         m.senders.push(sender);
         m.client_ids.push(message.client_msg_id.clone());
         m.bodies.push(message.body.clone());
+        m.nths.push(nth);
+        m.reply_tos.push(message.reply_to.map(n));
+        m.mentions.push((!message.mentions.is_empty()).then(|| {
+            let ids: Vec<String> = message.mentions.iter().map(|u| u.0.to_string()).collect();
+            ids.join(",")
+        }));
+        for user in &message.mentions {
+            self.mentions[0].push(user.0);
+            self.mentions[1].push(conversation);
+            self.mentions[2].push(seq);
+        }
         for &(user, inbox_seq) in recipients {
             let inbox_seq = n(inbox_seq);
             self.inbox[0].push(user.0);
@@ -551,8 +590,12 @@ impl Rows {
 
     /// The batch's writes, pipelined; then `pushed` holds where outbox rows were written.
     async fn write(&mut self, tx: &Transaction<'_>, now: Timestamp) -> StoreResult<()> {
-        let (conversations, last_seqs): (Vec<i64>, Vec<i64>) =
-            self.conversations.iter().map(|(c, s)| (*c, *s)).unzip();
+        let mut conversations: [Vec<i64>; 3] = Default::default();
+        for (&conversation, &(last_seq, count)) in &self.conversations {
+            conversations[0].push(conversation);
+            conversations[1].push(last_seq);
+            conversations[2].push(count);
+        }
         let mut users: [Vec<i64>; 3] = Default::default();
         for (&user, &(stored_bytes, inbox_head)) in &self.users {
             users[0].push(user);
@@ -578,20 +621,15 @@ impl Rows {
         let m = &self.messages;
         let i = &self.inbox;
         let o = &outbox;
-        let (_, _, _, _, pushed, _) = futures_util::try_join!(
-            async {
-                execute(
-                    tx,
-                    BUMP_CONVERSATIONS,
-                    &[&conversations, &last_seqs, &now.0],
-                )
-                .await
-            },
+        let c = &conversations;
+        let mentioned = &self.mentions;
+        let (_, _, _, _, pushed, _, _) = futures_util::try_join!(
+            async { execute(tx, BUMP_CONVERSATIONS, &[&c[0], &c[1], &c[2], &now.0]).await },
             async { execute(tx, MOVE_USERS, &[&users[0], &users[1], &users[2]]).await },
             // A unique key taken meanwhile (another node stored this client_msg_id): the
             // batch starts over and then finds it stored.
             async {
-                let columns: [&(dyn ToSql + Sync); 7] = [
+                let columns: [&(dyn ToSql + Sync); 10] = [
                     &m.ids,
                     &m.conversations,
                     &m.seqs,
@@ -599,6 +637,9 @@ impl Rows {
                     &m.client_ids,
                     &m.bodies,
                     &now.0,
+                    &m.nths,
+                    &m.reply_tos,
+                    &m.mentions,
                 ];
                 execute(tx, INSERT_MESSAGES, &columns).await
             },
@@ -608,6 +649,14 @@ impl Rows {
                 query(tx, ENQUEUE_PUSHES, &columns).await
             },
             async { execute(tx, MARK_READ, &[&read[0], &read[1], &read[2]]).await },
+            async {
+                if mentioned[0].is_empty() {
+                    return Ok(0);
+                }
+                let columns: [&(dyn ToSql + Sync); 3] =
+                    [&mentioned[0], &mentioned[1], &mentioned[2]];
+                execute(tx, INSERT_MENTIONS, &columns).await
+            },
         )?;
         self.pushed = pushed.iter().map(|r| r.get(0)).collect();
         self.pushed.sort_unstable();

@@ -151,11 +151,11 @@ impl Conversations for PostgresStore {
                     let conversation = rows::conversation(r);
                     Membership {
                         position: ListPosition {
-                            activity: Timestamp(r.get(12)),
+                            activity: Timestamp(r.get(13)),
                             id: conversation.id,
                         },
                         conversation,
-                        member: rows::member_at(r, 6),
+                        member: rows::member_at(r, 7),
                     }
                 })
                 .collect())
@@ -394,6 +394,30 @@ impl Members for PostgresStore {
         .await
     }
 
+    async fn members_named(
+        &self,
+        id: ConversationId,
+        usernames: &[String],
+    ) -> StoreResult<Vec<UserId>> {
+        self.with_client(|client| async move {
+            Ok(client
+                .query(
+                    "SELECT u.id FROM unnest($2::text[]) WITH ORDINALITY AS n(name, at)
+                     JOIN users u ON u.username = n.name
+                     JOIN members m ON m.user_id = u.id AND m.conversation_id = $1
+                       AND m.left_seq IS NULL
+                     ORDER BY n.at",
+                    &[&id.0, &usernames],
+                )
+                .await
+                .map_err(pg)?
+                .iter()
+                .map(|r| UserId(r.get(0)))
+                .collect())
+        })
+        .await
+    }
+
     async fn member(&self, id: ConversationId, user: UserId) -> StoreResult<Option<MemberRecord>> {
         self.with_client(|client| async move {
         Ok(client
@@ -575,7 +599,7 @@ async fn conversation(tx: &Transaction<'_>, id: ConversationId) -> StoreResult<C
 }
 
 /// Takes the conversation's lock (the first lock of every write to its log).
-async fn lock_conversation(
+pub(super) async fn lock_conversation(
     tx: &Transaction<'_>,
     id: ConversationId,
 ) -> StoreResult<ConversationRecord> {

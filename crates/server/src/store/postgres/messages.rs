@@ -1,21 +1,36 @@
-//! Messages: sends (group committed, `commit.rs`), system messages appended inside another
-//! write's transaction, history; inboxes.
+//! Messages: sends (group committed, `commit.rs`), system messages and changes appended in
+//! a transaction of their own (`changes.rs` has the rules), history; inboxes.
 
+use super::changes;
 use super::rows::{self, MESSAGE_COLS, n, u};
-use super::{PostgresStore, pg};
+use super::{PostgresStore, pg, pg_raced};
 use crate::ids::Snowflake;
-use crate::store::{Appended, Inbox, Messages, NewMessage, SeqWindow, StoreResult};
+use crate::store::{
+    Appended, Inbox, Messages, NewMessage, SeqWindow, StoreResult, Unread, count_reaction,
+};
 use async_trait::async_trait;
-use confab_proto::{ConversationId, Message, MessageId, MessageKind, SyncEntry, Timestamp, UserId};
+use confab_proto::{
+    Action, ConversationId, Message, MessageId, MessageKind, SyncEntry, Timestamp, UserId,
+};
 use tokio_postgres::Transaction;
 
 #[async_trait]
 impl Messages for PostgresStore {
     async fn append(&self, new: NewMessage) -> StoreResult<Appended> {
-        self.sends.append(new).await
+        if matches!(new.action, Action::Text { .. }) {
+            return self.sends.append(new).await;
+        }
+        let ids = self.ids.clone();
+        self.write(move |tx| Box::pin(changes::apply(tx, ids.clone(), new.clone())))
+            .await
     }
 
-    async fn messages(&self, id: ConversationId, w: SeqWindow) -> StoreResult<Vec<Message>> {
+    async fn messages(
+        &self,
+        id: ConversationId,
+        w: SeqWindow,
+        viewer: UserId,
+    ) -> StoreResult<Vec<Message>> {
         self.with_client(|client| async move {
             let order = if w.newest { "DESC" } else { "ASC" };
             let mut out: Vec<Message> = client
@@ -23,9 +38,18 @@ impl Messages for PostgresStore {
                     &format!(
                         "SELECT {MESSAGE_COLS} FROM messages x
                      WHERE x.conversation_id = $1 AND x.seq > $2 AND x.seq < $3
+                       AND x.kind IN ('text', 'system')
+                       AND NOT EXISTS (SELECT 1 FROM hidden h WHERE h.user_id = $5
+                                       AND h.conversation_id = $1 AND h.seq = x.seq)
                      ORDER BY x.seq {order} LIMIT $4"
                     ),
-                    &[&id.0, &n(w.after), &n(w.before), &(w.limit as i64)],
+                    &[
+                        &id.0,
+                        &n(w.after),
+                        &n(w.before),
+                        &(w.limit as i64),
+                        &viewer.0,
+                    ],
                 )
                 .await
                 .map_err(pg)?
@@ -35,16 +59,70 @@ impl Messages for PostgresStore {
             if w.newest {
                 out.reverse();
             }
+            let (Some(first), Some(last)) = (out.first(), out.last()) else {
+                return Ok(out);
+            };
+            let reactions = client
+                .query(
+                    "SELECT seq, emoji, user_id FROM reactions
+                     WHERE conversation_id = $1 AND seq BETWEEN $2 AND $3
+                     ORDER BY seq, added_seq",
+                    &[&id.0, &n(first.seq), &n(last.seq)],
+                )
+                .await
+                .map_err(pg)?;
+            let mut at = 0;
+            for r in &reactions {
+                let seq = u(r.get(0));
+                while out.get(at).is_some_and(|m| m.seq < seq) {
+                    at += 1;
+                }
+                if let Some(message) = out.get_mut(at).filter(|m| m.seq == seq) {
+                    count_reaction(&mut message.reactions, r.get(1), UserId(r.get(2)), viewer);
+                }
+            }
             Ok(out)
+        })
+        .await
+    }
+
+    async fn unread(
+        &self,
+        id: ConversationId,
+        user: UserId,
+        after: u64,
+        upto: u64,
+    ) -> StoreResult<Unread> {
+        if upto <= after {
+            return Ok(Unread::default());
+        }
+        self.with_client(|client| async move {
+            // `nth` counts the messages up to each entry (NULL: an entry from before it was
+            // kept, when every entry was a message), so the difference skips changes.
+            let row = client
+                .query_one(
+                    "SELECT
+                       coalesce((SELECT coalesce(nth, seq) FROM messages
+                                 WHERE conversation_id = $1 AND seq = $3), 0)
+                       - coalesce((SELECT coalesce(nth, seq) FROM messages
+                                   WHERE conversation_id = $1 AND seq = $2), 0),
+                       (SELECT count(*) FROM mentions
+                        WHERE user_id = $4 AND conversation_id = $1 AND seq > $2 AND seq <= $3)",
+                    &[&id.0, &n(after), &n(upto), &user.0],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(Unread {
+                messages: u(row.get(0)),
+                mentions: u(row.get(1)),
+            })
         })
         .await
     }
 }
 
 /// Appends a system message recording a membership or title change to a conversation's
-/// log inside `tx`, which holds the conversation's lock: locks the members' users rows (by
-/// id: the fixed order), takes the next seq, and gives every active member the next entry
-/// of their inbox. Callers have checked rights.
+/// log inside `tx`, which holds the conversation's lock. Callers have checked rights.
 pub(super) async fn append_system(
     tx: &Transaction<'_>,
     ids: &Snowflake,
@@ -52,22 +130,72 @@ pub(super) async fn append_system(
     by: UserId,
     event: serde_json::Value,
 ) -> StoreResult<Appended> {
-    let now = Timestamp::now();
     let client_msg_id = format!("system-{}", ids.next());
-    let body = event.to_string();
-    let members: Vec<i64> = tx
-        .query(
-            "SELECT u.id FROM users u JOIN members m ON m.user_id = u.id
-             WHERE m.conversation_id = $1 AND m.left_seq IS NULL
-             ORDER BY u.id FOR NO KEY UPDATE OF u",
+    append_entry(
+        tx,
+        ids,
+        Entry {
+            conversation_id,
+            sender_id: by,
+            client_msg_id: &client_msg_id,
+            kind: MessageKind::System,
+            body: &event.to_string(),
+            target_seq: None,
+            mentions: &[],
+        },
+    )
+    .await
+}
+
+/// One entry of a conversation's log, appended outside group commit: a system message or a
+/// change to an earlier message.
+pub(super) struct Entry<'a> {
+    pub conversation_id: ConversationId,
+    pub sender_id: UserId,
+    pub client_msg_id: &'a str,
+    pub kind: MessageKind,
+    pub body: &'a str,
+    pub target_seq: Option<u64>,
+    pub mentions: &'a [UserId],
+}
+
+/// Appends `entry` inside `tx`, which holds the conversation's lock: locks the members'
+/// users rows (by id: the fixed order), takes the next seq, and gives every active member
+/// the next entry of their inbox (a delete for me: only its sender). A system message
+/// counts as activity and moves its sender's read watermark; a change does neither.
+pub(super) async fn append_entry(
+    tx: &Transaction<'_>,
+    ids: &Snowflake,
+    entry: Entry<'_>,
+) -> StoreResult<Appended> {
+    let now = Timestamp::now();
+    let Entry {
+        conversation_id,
+        sender_id,
+        kind,
+        ..
+    } = entry;
+    let is_message = !kind.is_change();
+    let members: Vec<i64> = if kind == MessageKind::DeleteForMe {
+        vec![sender_id.0]
+    } else {
+        tx.query(
+            "SELECT user_id FROM members WHERE conversation_id = $1 AND left_seq IS NULL",
             &[&conversation_id.0],
         )
         .await
         .map_err(pg)?
         .iter()
         .map(|r| r.get(0))
-        .collect();
+        .collect()
+    };
     // Each member's next inbox entry; their rows are locked, so nobody else's can interleave.
+    tx.query(
+        "SELECT id FROM users WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE",
+        &[&members],
+    )
+    .await
+    .map_err(pg)?;
     let heads = tx
         .query(
             "UPDATE users SET inbox_head = inbox_head + 1 WHERE id = ANY($1) RETURNING id, inbox_head",
@@ -75,23 +203,46 @@ pub(super) async fn append_system(
         )
         .await
         .map_err(pg)?;
-    let seq: i64 = tx
+    let row = tx
         .query_one(
-            "UPDATE conversations SET last_seq = last_seq + 1, last_activity_at = $2
-             WHERE id = $1 RETURNING last_seq",
-            &[&conversation_id.0, &now.0],
+            "UPDATE conversations SET last_seq = last_seq + 1,
+               message_count = message_count + $4,
+               last_message_seq = CASE WHEN $3 THEN last_seq + 1 ELSE last_message_seq END,
+               last_activity_at = CASE WHEN $3 THEN $2 ELSE last_activity_at END
+             WHERE id = $1 RETURNING last_seq, message_count",
+            &[
+                &conversation_id.0,
+                &now.0,
+                &is_message,
+                &i64::from(is_message),
+            ],
         )
         .await
-        .map_err(pg)?
-        .get(0);
+        .map_err(pg)?;
+    let (seq, nth): (i64, i64) = (row.get(0), row.get(1));
     let id = MessageId(ids.next());
+    let mentions: Option<Vec<i64>> =
+        (!entry.mentions.is_empty()).then(|| entry.mentions.iter().map(|u| u.0).collect());
     tx.execute(
-        "INSERT INTO messages (id, conversation_id, seq, sender_id, client_msg_id, kind, body, created_at)
-         VALUES ($1, $2, $3, $4, $5, 'system', $6, $7)",
-        &[&id.0, &conversation_id.0, &seq, &by.0, &client_msg_id, &body, &now.0],
+        "INSERT INTO messages (id, conversation_id, seq, sender_id, client_msg_id, kind, body,
+           created_at, nth, target_seq, mentions)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        &[
+            &id.0,
+            &conversation_id.0,
+            &seq,
+            &sender_id.0,
+            &entry.client_msg_id,
+            &kind.as_str(),
+            &entry.body,
+            &now.0,
+            &nth,
+            &entry.target_seq.map(n),
+            &mentions,
+        ],
     )
     .await
-    .map_err(pg)?;
+    .map_err(pg_raced)?;
     let mut recipients = Vec::with_capacity(heads.len());
     let (mut users, mut inbox_seqs) = (Vec::new(), Vec::new());
     for row in &heads {
@@ -108,24 +259,29 @@ pub(super) async fn append_system(
     )
     .await
     .map_err(pg)?;
-    // Acting in a conversation implies having read everything before.
-    tx.execute(
-        "UPDATE members SET read_seq = $3 WHERE conversation_id = $1 AND user_id = $2 AND read_seq < $3",
-        &[&conversation_id.0, &by.0, &seq],
-    )
-    .await
-    .map_err(pg)?;
+    if is_message {
+        // Acting in a conversation implies having read everything before.
+        tx.execute(
+            "UPDATE members SET read_seq = $3 WHERE conversation_id = $1 AND user_id = $2 AND read_seq < $3",
+            &[&conversation_id.0, &sender_id.0, &seq],
+        )
+        .await
+        .map_err(pg)?;
+    }
+    let mut message = Message::new(
+        id,
+        conversation_id,
+        u(seq),
+        sender_id,
+        entry.client_msg_id.to_owned(),
+        kind,
+        entry.body.to_owned(),
+        now,
+    );
+    message.target_seq = entry.target_seq;
+    message.mentions = entry.mentions.to_vec();
     Ok(Appended {
-        message: Message {
-            id,
-            conversation_id,
-            seq: u(seq),
-            sender_id: by,
-            client_msg_id,
-            kind: MessageKind::System,
-            body,
-            created_at: now,
-        },
+        message,
         recipients,
         duplicate: false,
         push_queued: false,
@@ -190,9 +346,15 @@ impl Inbox for PostgresStore {
                 .await
                 .map_err(pg)?
                 .iter()
-                .map(|r| SyncEntry {
-                    inbox_seq: u(r.get(0)),
-                    message: rows::message_at(r, 1),
+                .map(|r| {
+                    let mut message = rows::message_at(r, 1);
+                    // An entry carries no reactions: the changes after it in the inbox bring
+                    // them, so none of them is to be skipped as already included.
+                    message.changed_seq = 0;
+                    SyncEntry {
+                        inbox_seq: u(r.get(0)),
+                        message,
+                    }
                 })
                 .collect())
         })

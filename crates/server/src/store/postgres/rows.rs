@@ -42,7 +42,8 @@ pub fn device(r: &Row) -> DeviceRecord {
     }
 }
 
-pub const CONVERSATION_COLS: &str = "c.id, c.kind, c.title, c.created_by, c.created_at, c.last_seq";
+pub const CONVERSATION_COLS: &str =
+    "c.id, c.kind, c.title, c.created_by, c.created_at, c.last_seq, c.last_message_seq";
 
 pub fn conversation(r: &Row) -> ConversationRecord {
     ConversationRecord {
@@ -56,6 +57,7 @@ pub fn conversation(r: &Row) -> ConversationRecord {
         created_by: UserId(r.get(3)),
         created_at: Timestamp(r.get(4)),
         last_seq: u(r.get(5)),
+        last_message_seq: u(r.get(6)),
     }
 }
 
@@ -77,9 +79,11 @@ pub fn member_at(r: &Row, at: usize) -> MemberRecord {
     }
 }
 
-pub const MESSAGE_COLS: &str =
-    "x.id, x.conversation_id, x.seq, x.sender_id, x.client_msg_id, x.kind, x.body, x.created_at";
+pub const MESSAGE_COLS: &str = "x.id, x.conversation_id, x.seq, x.sender_id, x.client_msg_id, \
+     x.kind, x.body, x.created_at, x.target_seq, x.reply_to, x.mentions, x.edited_at, \
+     x.deleted_at, x.changed_seq";
 
+/// Reads a message row starting at column `at` (reactions are read apart).
 pub fn message_at(r: &Row, at: usize) -> Message {
     Message {
         id: MessageId(r.get(at)),
@@ -87,12 +91,20 @@ pub fn message_at(r: &Row, at: usize) -> Message {
         seq: u(r.get(at + 2)),
         sender_id: UserId(r.get(at + 3)),
         client_msg_id: r.get(at + 4),
-        kind: if r.get::<_, &str>(at + 5) == "system" {
-            MessageKind::System
-        } else {
-            MessageKind::Text
-        },
+        kind: MessageKind::named(r.get(at + 5)).unwrap_or_default(),
         body: r.get(at + 6),
         created_at: Timestamp(r.get(at + 7)),
+        target_seq: r.get::<_, Option<i64>>(at + 8).map(u),
+        reply_to: r.get::<_, Option<i64>>(at + 9).map(u),
+        mentions: r
+            .get::<_, Option<Vec<i64>>>(at + 10)
+            .unwrap_or_default()
+            .into_iter()
+            .map(UserId)
+            .collect(),
+        edited_at: r.get::<_, Option<i64>>(at + 11).map(Timestamp),
+        deleted_at: r.get::<_, Option<i64>>(at + 12).map(Timestamp),
+        reactions: Vec::new(),
+        changed_seq: u(r.get(at + 13)),
     }
 }

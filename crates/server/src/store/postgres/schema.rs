@@ -175,6 +175,47 @@ const MIGRATIONS: &[&str] = &[
         until    BIGINT NOT NULL
     );
     CREATE INDEX login_failures_by_until ON login_failures (until);",
+    // 7: messages that change. The log also holds changes to earlier messages (edits,
+    // deletes, reactions) as entries of their own kinds, and a message's row keeps its
+    // present state. `nth` counts the messages (text, system) up to each entry, so unread
+    // counts are a difference of two whatever changes lie between; NULL (no rewrite of the
+    // table) in entries from before, all messages, where it equals `seq`.
+    "ALTER TABLE messages DROP CONSTRAINT messages_kind_check,
+       ADD CONSTRAINT messages_kind_check CHECK (kind IN
+         ('text', 'system', 'edit', 'delete', 'delete_for_me', 'react', 'unreact')) NOT VALID,
+       ADD COLUMN nth BIGINT,
+       ADD COLUMN target_seq BIGINT,
+       ADD COLUMN reply_to BIGINT,
+       ADD COLUMN mentions BIGINT[],
+       ADD COLUMN edited_at BIGINT,
+       ADD COLUMN deleted_at BIGINT,
+       ADD COLUMN changed_seq BIGINT NOT NULL DEFAULT 0;
+     -- The edits of a message, whose text a delete for everyone purges too.
+     CREATE INDEX messages_edits ON messages (conversation_id, target_seq) WHERE kind = 'edit';
+     ALTER TABLE conversations ADD COLUMN message_count BIGINT NOT NULL DEFAULT 0,
+       ADD COLUMN last_message_seq BIGINT NOT NULL DEFAULT 0;
+     UPDATE conversations SET message_count = last_seq, last_message_seq = last_seq;
+     CREATE TABLE reactions (
+         conversation_id BIGINT NOT NULL,
+         seq             BIGINT NOT NULL,
+         emoji           TEXT NOT NULL,
+         user_id         BIGINT NOT NULL,
+         added_seq       BIGINT NOT NULL,
+         PRIMARY KEY (conversation_id, seq, emoji, user_id)
+     );
+     CREATE TABLE hidden (
+         user_id         BIGINT NOT NULL,
+         conversation_id BIGINT NOT NULL,
+         seq             BIGINT NOT NULL,
+         PRIMARY KEY (user_id, conversation_id, seq)
+     );
+     CREATE TABLE mentions (
+         user_id         BIGINT NOT NULL,
+         conversation_id BIGINT NOT NULL,
+         seq             BIGINT NOT NULL,
+         PRIMARY KEY (user_id, conversation_id, seq)
+     );
+     CREATE INDEX mentions_by_message ON mentions (conversation_id, seq);",
 ];
 
 /// The schema version this build knows.

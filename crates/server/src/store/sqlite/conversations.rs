@@ -129,11 +129,11 @@ impl Conversations for SqliteStore {
                 let conversation = rows::conversation(r)?;
                 Ok(Membership {
                     position: ListPosition {
-                        activity: Timestamp(r.get(12)?),
+                        activity: Timestamp(r.get(13)?),
                         id: conversation.id,
                     },
                     conversation,
-                    member: rows::member_at(r, 6)?,
+                    member: rows::member_at(r, 7)?,
                 })
             })?
             .collect::<Result<_, _>>()?)

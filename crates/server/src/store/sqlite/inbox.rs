@@ -50,9 +50,13 @@ impl Inbox for SqliteStore {
                  ORDER BY i.inbox_seq LIMIT ?3"
             ))?
             .query_map(params![user.0, after, limit], |r| {
+                let mut message = rows::message_at(r, 1)?;
+                // An entry carries no reactions: the changes after it in the inbox bring
+                // them, so none of them is to be skipped as already included.
+                message.changed_seq = 0;
                 Ok(SyncEntry {
                     inbox_seq: r.get(0)?,
-                    message: rows::message_at(r, 1)?,
+                    message,
                 })
             })?
             .collect::<Result<_, _>>()?)

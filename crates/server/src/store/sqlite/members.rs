@@ -138,6 +138,31 @@ impl Members for SqliteStore {
         .await
     }
 
+    async fn members_named(
+        &self,
+        id: ConversationId,
+        usernames: &[String],
+    ) -> StoreResult<Vec<UserId>> {
+        let usernames = usernames.to_vec();
+        self.read(move |c| {
+            let mut found = Vec::new();
+            let mut statement = c.prepare_cached(
+                "SELECT u.id FROM users u JOIN members m ON m.user_id = u.id
+                 WHERE m.conversation_id = ?1 AND m.left_seq IS NULL AND u.username = ?2",
+            )?;
+            for name in &usernames {
+                if let Some(user) = statement
+                    .query_row(params![id.0, name], |r| r.get(0))
+                    .optional()?
+                {
+                    found.push(UserId(user));
+                }
+            }
+            Ok(found)
+        })
+        .await
+    }
+
     async fn member(&self, id: ConversationId, user: UserId) -> StoreResult<Option<MemberRecord>> {
         self.read(move |c| {
             Ok(c.prepare_cached(&format!(

@@ -156,6 +156,62 @@ const MIGRATIONS: &[&str] = &[
         until    INTEGER NOT NULL
     );
     CREATE INDEX login_failures_by_until ON login_failures (until);",
+    // 12: messages that change. The log also holds changes to earlier messages (edits,
+    // deletes, reactions) as entries of their own kinds, and a message's row keeps its
+    // present state. `nth` counts the messages (text, system) up to each entry, so unread
+    // counts are a difference of two, whatever changes lie between. SQLite cannot change a
+    // CHECK in place, so the table is rebuilt (existing rows are all messages: nth = seq).
+    "CREATE TABLE messages_new (
+        id              INTEGER PRIMARY KEY,
+        conversation_id INTEGER NOT NULL REFERENCES conversations(id),
+        seq             INTEGER NOT NULL,
+        sender_id       INTEGER NOT NULL REFERENCES users(id),
+        client_msg_id   TEXT NOT NULL,
+        kind            TEXT NOT NULL CHECK (kind IN
+                          ('text', 'system', 'edit', 'delete', 'delete_for_me', 'react', 'unreact')),
+        body            TEXT NOT NULL,
+        created_at      INTEGER NOT NULL,
+        nth             INTEGER NOT NULL,
+        target_seq      INTEGER,
+        reply_to        INTEGER,
+        mentions        TEXT,
+        edited_at       INTEGER,
+        deleted_at      INTEGER,
+        changed_seq     INTEGER NOT NULL DEFAULT 0
+    );
+    INSERT INTO messages_new (id, conversation_id, seq, sender_id, client_msg_id, kind, body, created_at, nth)
+        SELECT id, conversation_id, seq, sender_id, client_msg_id, kind, body, created_at, seq FROM messages;
+    DROP TABLE messages;
+    ALTER TABLE messages_new RENAME TO messages;
+    CREATE UNIQUE INDEX messages_by_seq ON messages(conversation_id, seq);
+    CREATE UNIQUE INDEX messages_dedupe ON messages(sender_id, client_msg_id);
+    CREATE INDEX messages_system ON messages(conversation_id, seq) WHERE kind = 'system';
+    -- The edits of a message, whose text a delete for everyone purges too.
+    CREATE INDEX messages_edits ON messages(conversation_id, target_seq) WHERE kind = 'edit';
+    ALTER TABLE conversations ADD COLUMN message_count INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE conversations ADD COLUMN last_message_seq INTEGER NOT NULL DEFAULT 0;
+    UPDATE conversations SET message_count = last_seq, last_message_seq = last_seq;
+    CREATE TABLE reactions (
+        conversation_id INTEGER NOT NULL,
+        seq             INTEGER NOT NULL,
+        emoji           TEXT NOT NULL,
+        user_id         INTEGER NOT NULL,
+        added_seq       INTEGER NOT NULL,
+        PRIMARY KEY (conversation_id, seq, emoji, user_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE hidden (
+        user_id         INTEGER NOT NULL,
+        conversation_id INTEGER NOT NULL,
+        seq             INTEGER NOT NULL,
+        PRIMARY KEY (user_id, conversation_id, seq)
+    ) WITHOUT ROWID;
+    CREATE TABLE mentions (
+        user_id         INTEGER NOT NULL,
+        conversation_id INTEGER NOT NULL,
+        seq             INTEGER NOT NULL,
+        PRIMARY KEY (user_id, conversation_id, seq)
+    ) WITHOUT ROWID;
+    CREATE INDEX mentions_by_message ON mentions(conversation_id, seq);",
 ];
 
 /// Brings the database to the newest schema, one transaction per step.
