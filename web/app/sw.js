@@ -17,6 +17,7 @@ const SHELL = [
   '/icons/icon-192.png',
   '/js/main.js',
   '/js/api.js',
+  '/js/changes.js',
   '/js/dom.js',
   '/js/format.js',
   '/js/push.js',

@@ -3,16 +3,27 @@
 // beyond the token.
 
 /** @typedef {{id: string, username: string, display_name: string, created_at: string}} User */
+/** @typedef {{emoji: string, count: number, me: boolean, user_ids: string[]}} Reaction */
 /**
+ * A message, or a change to one (`target_seq`): docs/protocol.md, "Messages that change".
  * @typedef {{id: string, conversation_id: string, seq: number, sender_id: string,
- *   client_msg_id: string, kind: 'text' | 'system', body: string, created_at: string}} Message
+ *   client_msg_id: string,
+ *   kind: 'text' | 'system' | 'edit' | 'delete' | 'delete_for_me' | 'react' | 'unreact',
+ *   body: string, created_at: string, target_seq?: number, reply_to?: number,
+ *   mentions?: string[], edited_at?: string, deleted_at?: string, reactions?: Reaction[],
+ *   changed_seq?: number}} Message
  */
 /** @typedef {{user_id: string, role: 'admin' | 'member', delivered_seq: number, read_seq: number}} Member */
 /**
  * @typedef {{id: string, kind: 'direct' | 'group', title: string | null, members: Member[],
- *   last_seq: number, read_seq: number, unread: number, last_message: Message | null,
- *   active?: boolean, _floor?: number}} Conversation `_floor` is the client's own: the
- *   read watermark below which nothing counts as unread (see Store.mergeConversation).
+ *   last_seq: number, read_seq: number, unread: number, unread_mentions?: number,
+ *   last_message: Message | null, active?: boolean, _counted?: Counted}} Conversation
+ *   `_counted` is the client's own (see Store.recount).
+ */
+/**
+ * What the server counted as unread when it last told, and the messages that came since.
+ * @typedef {{read: number, upto: number, unread: number, mentions: number,
+ *   since: {seq: number, mention: boolean}[]}} Counted
  */
 /** @typedef {{user_id: string, status: 'online' | 'offline', last_active_at: string | null}} Presence */
 /** @typedef {{token: string, device_id: string, user: User}} Login */

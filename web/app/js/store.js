@@ -4,16 +4,20 @@
 // user names so the app opens offline. Views read the state and listen for change events;
 // only sync.js (and the views through it) change it.
 
+import { applyChange, isChange } from './changes.js';
+
 /** @typedef {import('./api.js').User} User */
 /** @typedef {import('./api.js').Message} Message */
 /** @typedef {import('./api.js').Conversation} Conversation */
 /** @typedef {import('./api.js').Login} Session */
 /** @typedef {import('./socket.js').ConnectionState} ConnectionState */
 /**
- * A message written here and not yet acknowledged by the server. `client_msg_id` is the
- * idempotency key: a resend after any failure uses the same one, so it is stored once.
+ * A message (or a change to one: `kind` and `target_seq`) written here and not yet
+ * acknowledged by the server. `client_msg_id` is the idempotency key: a resend after any
+ * failure uses the same one, so it is stored once.
  * @typedef {{client_msg_id: string, conversation_id: string, body: string, created_at: string,
- *   failed?: string}} Pending
+ *   kind?: 'edit' | 'delete' | 'delete_for_me' | 'react' | 'unreact', target_seq?: number,
+ *   reply_to?: number, failed?: string}} Pending
  */
 /**
  * A conversation's loaded history: contiguous `items` ascending by seq.
@@ -89,6 +93,9 @@ export class Store extends EventTarget {
     this.typing = new Map();
     /** @type {Map<string, History>} */
     this.histories = new Map();
+    /** Conversations whose unread counts only the server knows now: sync asks again. */
+    /** @type {Set<string>} */
+    this.stale = new Set();
     /** @type {ConnectionState} */
     this.connection = 'offline';
     /** Whether the conversation list came from the server this session (not the snapshot). */
@@ -193,17 +200,41 @@ export class Store extends EventTarget {
         }
       }
     }
-    // The server's unread is last_seq - max(read_seq, joined_seq - 1); keep that floor so
-    // later changes can be counted here.
-    c._floor = fresh.last_seq - fresh.unread;
+    // The server counts messages (not changes) after the watermark; keep its count, and
+    // count here what arrives after it.
+    const since = (old?._counted?.since ?? []).filter((x) => x.seq > fresh.last_seq);
+    c._counted = {
+      read: fresh.read_seq,
+      upto: fresh.last_seq,
+      unread: fresh.unread,
+      mentions: fresh.unread_mentions ?? 0,
+      since,
+    };
     this.recount(c);
     this.conversations.set(c.id, c);
     return c;
   }
 
-  /** @param {Conversation & {_floor?: number}} c */
+  /**
+   * The unread and mention counts from the server's last count and what came since. A
+   * watermark moved to the newest message clears them; one moved partway (read on another
+   * device) leaves the server's part unknown: marked stale, for sync to ask again.
+   * @param {Conversation} c
+   */
   recount(c) {
-    c.unread = Math.max(0, c.last_seq - Math.max(c.read_seq, c._floor ?? 0));
+    const newest = c.last_message?.seq ?? 0;
+    if (c.read_seq >= newest) {
+      c.unread = 0;
+      c.unread_mentions = 0;
+      return;
+    }
+    const counted = c._counted;
+    if (!counted) return; // as the server said (a snapshot from the last session)
+    const later = counted.since.filter((x) => x.seq > c.read_seq);
+    const withServer = c.read_seq <= counted.read;
+    if (!withServer && c.read_seq < counted.upto) this.stale.add(c.id);
+    c.unread = (withServer ? counted.unread : 0) + later.length;
+    c.unread_mentions = (withServer ? counted.mentions : 0) + later.filter((x) => x.mention).length;
   }
 
   /** Conversations, most recent activity first. */
@@ -228,11 +259,15 @@ export class Store extends EventTarget {
    * @param {Message} m
    */
   applyMessage(m) {
+    if (isChange(m)) return this.applyChangeTo(m);
     const c = this.conversations.get(m.conversation_id);
     if (!c) return false;
+    if (m.seq > (c.last_message?.seq ?? 0)) c.last_message = m;
     if (m.seq > c.last_seq) {
       c.last_seq = m.seq;
-      c.last_message = m;
+      if (c._counted && m.seq > c._counted.upto && m.sender_id !== this.me) {
+        c._counted.since.push({ seq: m.seq, mention: (m.mentions ?? []).includes(this.me) });
+      }
     }
     if (m.sender_id === this.me) c.read_seq = Math.max(c.read_seq, m.seq);
     // Sending implies having read what came before (the server moves the sender's read
@@ -250,6 +285,35 @@ export class Store extends EventTarget {
     if (h?.loaded) this.insertIntoHistory(h, [m]);
     this.emit('conversations');
     this.emit('history', m.conversation_id);
+    return true;
+  }
+
+  /**
+   * Applies a change (edit, delete, reaction, delete for me) to the message it names, in the
+   * conversation summary and in loaded history. It is not a message: no unread, no move up
+   * the list. Returns false when the conversation is unknown here (the caller fetches it).
+   * @param {Message} change
+   */
+  applyChangeTo(change) {
+    const c = this.conversations.get(change.conversation_id);
+    if (!c) return false;
+    c.last_seq = Math.max(c.last_seq, change.seq);
+    const target = change.target_seq;
+    if (c.last_message && c.last_message.seq === target && change.kind !== 'delete_for_me') {
+      c.last_message = applyChange(c.last_message, change, this.me);
+    }
+    const h = this.histories.get(change.conversation_id);
+    const i = h?.loaded ? h.items.findIndex((x) => x.seq === target) : -1;
+    if (h && i >= 0) {
+      if (change.kind === 'delete_for_me') h.items.splice(i, 1);
+      else h.items[i] = applyChange(h.items[i], change, this.me);
+    }
+    if (change.kind === 'delete' && c._counted) {
+      // A deleted mention is none: the server counts again.
+      this.stale.add(c.id);
+    }
+    this.emit('conversations');
+    this.emit('history', change.conversation_id);
     return true;
   }
 

@@ -3,6 +3,7 @@
 // message at a time with each message's original client_msg_id, marks what is on screen
 // as read, and sends `typing`. Views call the actions here; they never touch the socket.
 
+import { isChange } from './changes.js';
 import { Api, ApiError } from './api.js';
 import { Socket } from './socket.js';
 import { BODY_MAX_CHARS, Store } from './store.js';
@@ -266,6 +267,7 @@ export class Sync {
         break;
       case 'receipt':
         store.applyReceipt(f);
+        this.refreshStale();
         break;
       case 'typing':
         if (f.user_id !== store.me) store.startTyping(f.conversation_id, f.user_id);
@@ -285,16 +287,21 @@ export class Sync {
       // Our own message came back before its ack (or after a reload): it is stored.
       if (this.inflight === m.client_msg_id) this.sendDone();
     }
+    const hiddenLast =
+      m.kind === 'delete_for_me' && store.conversations.get(m.conversation_id)?.last_message?.seq === m.target_seq;
     if (!store.applyMessage(m)) {
       this.fetchConversation(m.conversation_id).then(() => store.applyMessage(m));
-    } else if (m.kind === 'system') {
-      // Members, roles, title or our own membership changed.
+    } else if (m.kind === 'system' || hiddenLast) {
+      // Members, roles, title or our own membership changed; or the list's preview was
+      // deleted for us, and the message before it is the server's to say.
       this.fetchConversation(m.conversation_id);
     }
     this.ensureUsers([m.sender_id, ...systemUserIds(m)]);
     const h = store.histories.get(m.conversation_id);
     const last = h?.items[h.items.length - 1];
-    if (h?.loaded && last && m.seq > last.seq + 1) this.fillGap(m.conversation_id).catch(() => {});
+    // Changes take seqs that history does not list: only a message can show a gap.
+    if (!isChange(m) && h?.loaded && last && m.seq > last.seq + 1) this.fillGap(m.conversation_id).catch(() => {});
+    this.refreshStale();
     if (m.conversation_id === store.openId) this.markOpenRead();
     // Processed: this device's cursor moves past it.
     store.setCursor(inboxSeq);
@@ -334,6 +341,10 @@ export class Sync {
       this.refusals += 1;
       const wait = (f.retry_after_ms ?? 1000) * 2 ** Math.min(this.refusals - 1, 5);
       this.sendNotBefore = Date.now() + Math.min(wait, 30_000);
+    } else if (this.store.outbox.find((p) => p.client_msg_id === f.req)?.kind) {
+      // A change the server will not apply (the message was deleted meanwhile, ...): the
+      // message stays as the server has it.
+      this.store.removePending(f.req);
     } else {
       // The server will never take this one as it is: show it as not sent.
       this.store.markPending(f.req, failureText(f.code, f.message));
@@ -343,22 +354,46 @@ export class Sync {
 
   // ---- sending ---------------------------------------------------------------------------
 
+  /** Asks the server again for conversations whose unread counts only it knows now. */
+  refreshStale() {
+    for (const id of this.store.stale) {
+      this.store.stale.delete(id);
+      this.fetchConversation(id).catch(() => {});
+    }
+  }
+
+  /**
+   * Puts a change to a message (an edit, a delete, a reaction) in the outbox and sends it
+   * when it can, like a message: with its own client_msg_id, applied once.
+   * @param {string} conversationId
+   * @param {{kind: 'edit' | 'delete' | 'delete_for_me' | 'react' | 'unreact', target_seq: number, body?: string}} change
+   */
+  change(conversationId, change) {
+    this.store.addPending({
+      client_msg_id: newClientMsgId(),
+      conversation_id: conversationId,
+      body: change.body ?? '',
+      kind: change.kind,
+      target_seq: change.target_seq,
+      created_at: new Date().toISOString(),
+    });
+    this.pump();
+  }
+
   /**
    * Puts a message in the outbox (it survives reloads) and sends it when it can.
    * @param {string} conversationId @param {string} body
+   * @param {number} [replyTo] the seq of the message it answers
    * @returns {string | null} why it was refused, or null
    */
-  send(conversationId, body) {
-    if (body.trim() === '') return 'Write something first.';
-    const n = codePoints(body);
-    if (n > BODY_MAX_CHARS) {
-      const over = n - BODY_MAX_CHARS;
-      return `This message is ${over.toLocaleString()} character${over === 1 ? '' : 's'} over the ${BODY_MAX_CHARS.toLocaleString()}-character limit. Shorten it to send it.`;
-    }
+  send(conversationId, body, replyTo) {
+    const refused = refusalOf(body);
+    if (refused) return refused;
     this.store.addPending({
       client_msg_id: newClientMsgId(),
       conversation_id: conversationId,
       body,
+      ...(replyTo ? { reply_to: replyTo } : {}),
       created_at: new Date().toISOString(),
     });
     if (!this.store.outboxSaved) {
@@ -366,6 +401,18 @@ export class Sync {
     }
     this.typingSent.delete(conversationId);
     this.pump();
+    return null;
+  }
+
+  /**
+   * Replaces the text of message `seq` (one of yours), checked like a new message.
+   * @param {string} conversationId @param {number} seq @param {string} body
+   * @returns {string | null} why it was refused, or null
+   */
+  edit(conversationId, seq, body) {
+    const refused = refusalOf(body);
+    if (refused) return refused;
+    this.change(conversationId, { kind: 'edit', target_seq: seq, body });
     return null;
   }
 
@@ -385,6 +432,8 @@ export class Sync {
       req: next.client_msg_id,
       conversation_id: next.conversation_id,
       client_msg_id: next.client_msg_id,
+      ...(next.kind ? { kind: next.kind, target_seq: next.target_seq } : {}),
+      ...(next.reply_to ? { reply_to: next.reply_to } : {}),
       body: next.body,
     });
     if (sent) this.inflight = next.client_msg_id;
@@ -538,4 +587,16 @@ function failureText(code, message) {
     default:
       return message;
   }
+}
+
+/**
+ * Why a text cannot be sent as it is (empty, or over the limit), or null.
+ * @param {string} body
+ */
+function refusalOf(body) {
+  if (body.trim() === '') return 'Write something first.';
+  const n = codePoints(body);
+  if (n <= BODY_MAX_CHARS) return null;
+  const over = n - BODY_MAX_CHARS;
+  return `This message is ${over.toLocaleString()} character${over === 1 ? '' : 's'} over the ${BODY_MAX_CHARS.toLocaleString()}-character limit. Shorten it to send it.`;
 }

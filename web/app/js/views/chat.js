@@ -3,6 +3,9 @@
 // status, system notices, and the composer (Enter sends, Shift+Enter is a new line, a
 // counter near the length limit). Bodies are set with textContent, never parsed as HTML.
 // Rows are keyed and reused, so new messages and status changes touch only what changed.
+// Each message has an actions menu (react, reply, edit, delete for everyone or for me);
+// replies show a quote, mentions of members are highlighted, and typing `@` in the
+// composer offers the members to mention.
 
 import { h, icon, replace, srOnly } from '../dom.js';
 import {
@@ -15,6 +18,7 @@ import {
   timeLabel,
   toneOf,
 } from '../format.js';
+import { QUICK_REACTIONS } from '../changes.js';
 import { BODY_MAX_CHARS } from '../store.js';
 import { avatar } from './list.js';
 
@@ -78,6 +82,16 @@ export class ChatView {
     this.messagesFrame = 0;
     /** @type {ResizeObserver | undefined} */
     this.resizes = undefined;
+    /** @type {Map<number, Message>} */
+    this.bySeq = new Map();
+    /** Replying to or editing a message, from the composer. */
+    /** @type {{kind: 'reply' | 'edit', seq: number} | undefined} */
+    this.mode = undefined;
+    /** @type {{menu: HTMLElement, button: HTMLElement, close: (e: Event) => void} | undefined} */
+    this.actionsMenu = undefined;
+    /** The members offered for `@`, and the one picked by the arrow keys. */
+    /** @type {{users: import('../api.js').User[], active: number}} */
+    this.mentioning = { users: [], active: 0 };
 
     /** @param {string} type @param {(detail: any) => void} fn */
     const on = (type, fn) =>
@@ -108,6 +122,8 @@ export class ChatView {
   /** Shows conversation `id`, or the empty state for null. @param {string | null} id */
   open(id) {
     if (id === this.id) return;
+    if (this.mode) this.endMode();
+    this.closeActions();
     this.saveDraft();
     this.id = id;
     this.store.openId = id;
@@ -188,11 +204,20 @@ export class ChatView {
       rows: '1',
       placeholder: 'Message',
       'aria-describedby': 'composer-count composer-refusal',
+      'aria-autocomplete': 'list',
+      'aria-controls': 'mention-list',
+      'aria-expanded': 'false',
       enterkeyhint: 'send',
     });
     this.text.value = this.drafts.get(id) ?? '';
     this.text.addEventListener('input', () => this.onInput());
     this.text.addEventListener('keydown', (e) => {
+      if (this.mentionKey(e)) return;
+      if (e.key === 'Escape' && this.mode) {
+        e.preventDefault();
+        this.endMode();
+        return;
+      }
       if (e.key === 'Enter' && !e.shiftKey && !e.altKey && !e.ctrlKey && !e.metaKey && !e.isComposing) {
         e.preventDefault();
         this.submit();
@@ -200,9 +225,13 @@ export class ChatView {
     });
     this.count = h('p', { class: 'count', id: 'composer-count', 'aria-live': 'polite' });
     this.refusal = h('p', { class: 'refusal', id: 'composer-refusal', role: 'alert' });
+    this.banner = h('div', { class: 'composer-banner', hidden: true });
+    this.mentionList = h('ul', { class: 'mention-list', id: 'mention-list', role: 'listbox', 'aria-label': 'Mention someone', hidden: true });
     this.composer = h(
       'form',
       { class: 'composer', 'aria-label': 'Write a message' },
+      this.banner,
+      this.mentionList,
       h('label', { for: 'composer-text', class: 'sr-only' }, 'Message'),
       this.text,
       h('button', { type: 'submit', class: 'send', 'aria-label': 'Send', title: 'Send (Enter)' }, icon('send')),
@@ -317,6 +346,8 @@ export class ChatView {
     const others = c ? c.members.filter((m) => m.user_id !== store.me) : [];
     const own = new Set();
     for (const m of hist.items) if (m.sender_id === store.me) own.add(m.client_msg_id);
+    /** The loaded messages by seq, for the quotes of replies. */
+    this.bySeq = new Map(hist.items.map((m) => [m.seq, m]));
     /** @type {{key: string, at: Date, sender: string, system: boolean, m?: Message, p?: Pending}[]} */
     const entries = [];
     for (const m of hist.items) {
@@ -325,7 +356,8 @@ export class ChatView {
     }
     if (hist.loaded || !hist.loading) {
       for (const p of store.pendingIn(id)) {
-        if (own.has(p.client_msg_id)) continue;
+        // A change waiting to go shows once applied, not as a message of its own.
+        if (own.has(p.client_msg_id) || p.kind) continue;
         entries.push({ key: `c:${p.client_msg_id}`, at: new Date(p.created_at), sender: store.me, system: false, p });
       }
     }
@@ -367,7 +399,10 @@ export class ChatView {
       const handle = store.handleOf(e.sender);
       const showName = group && !mine && first;
       const expanded = this.expanded.has(e.key);
-      const sig = JSON.stringify([status, name, handle, showName, first, last, expanded]);
+      const m = e.m;
+      const quoted = m?.reply_to ? this.bySeq.get(m.reply_to) : undefined;
+      const state = m && [m.body, m.edited_at, m.deleted_at, m.reactions, m.mentions, quoted?.body, quoted?.deleted_at];
+      const sig = JSON.stringify([status, name, handle, showName, first, last, expanded, state]);
       rows.push({ key: e.key, sig, make: () => this.messageRow(e, { mine, first, last, showName, name, handle, status, expanded }) });
     }
     return rows;
@@ -398,10 +433,13 @@ export class ChatView {
    *   handle: string, status: {kind: string, label: string} | null, expanded: boolean}} o
    */
   messageRow(e, o) {
-    const body = e.m ? e.m.body : /** @type {Pending} */ (e.p).body;
+    const m = e.m;
+    const body = m ? m.body : /** @type {Pending} */ (e.p).body;
     const long = body.length > LONG_BODY;
-    const bodyEl = h('div', { class: 'body', dir: 'auto' });
-    bodyEl.textContent = long && !o.expanded ? cut(body, CUT_AT) : body;
+    const deleted = !!m?.deleted_at;
+    const bodyEl = h('div', { class: `body${deleted ? ' deleted' : ''}`, dir: 'auto' });
+    if (deleted) bodyEl.textContent = 'This message was deleted';
+    else this.fillBody(bodyEl, long && !o.expanded ? cut(body, CUT_AT) : body, m?.mentions ?? []);
     const statusIcon = { sending: 'clock', failed: 'alert', sent: 'check', delivered: 'checks', read: 'checks' };
     const li = h(
       'li',
@@ -412,6 +450,7 @@ export class ChatView {
         o.showName
           ? h('p', { class: 'sender', dataset: { tone: String(toneOf(e.sender)) } }, o.name, o.handle && h('span', { class: 'handle' }, ` ${o.handle}`))
           : srOnly(`${o.mine ? 'You' : o.name}: `),
+        m?.reply_to && !deleted && this.quote(m.reply_to),
         bodyEl,
         long &&
           h(
@@ -431,6 +470,7 @@ export class ChatView {
         h(
           'span',
           { class: 'meta' },
+          m?.edited_at && !deleted && h('span', { class: 'edited', title: `Edited ${fullLabel(new Date(m.edited_at))}` }, 'edited'),
           h('time', { datetime: e.at.toISOString(), title: fullLabel(e.at) }, timeLabel(e.at)),
           o.status &&
             h(
@@ -448,8 +488,219 @@ export class ChatView {
           h('button', { type: 'button', class: 'link', onclick: () => this.sync.retry(/** @type {Pending} */ (e.p).client_msg_id) }, 'Retry'),
           h('button', { type: 'button', class: 'link', onclick: () => this.sync.discard(/** @type {Pending} */ (e.p).client_msg_id) }, 'Delete'),
         ),
+      m && !deleted && (m.reactions ?? []).length > 0 && this.reactionsRow(m),
+      m && this.actionsButton(m, o.mine),
     );
     return li;
+  }
+
+  /**
+   * The body as text nodes, with `@name`s of the members it mentions highlighted (yours
+   * most). @param {HTMLElement} el @param {string} text @param {string[]} mentions
+   */
+  fillBody(el, text, mentions) {
+    const names = new Map();
+    for (const id of mentions) {
+      const u = this.store.users.get(id);
+      if (u) names.set(u.username.toLowerCase(), id);
+    }
+    if (names.size === 0) {
+      el.textContent = text;
+      return;
+    }
+    let at = 0;
+    for (const match of text.matchAll(/@([A-Za-z0-9_.-]+)/g)) {
+      const name = match[1].replace(/[.-]+$/, '').toLowerCase();
+      const id = names.get(name);
+      if (id === undefined) continue;
+      const start = /** @type {number} */ (match.index);
+      const end = start + 1 + name.length;
+      el.append(text.slice(at, start));
+      el.append(h('span', { class: `mention${id === this.store.me ? ' me' : ''}` }, text.slice(start, end)));
+      at = end;
+    }
+    el.append(text.slice(at));
+  }
+
+  /** The quote of the message a reply answers, or a placeholder. @param {number} seq */
+  quote(seq) {
+    const target = this.bySeq.get(seq);
+    if (!target) return h('div', { class: 'quote missing' }, 'Reply to a message not shown here');
+    if (target.deleted_at) return h('div', { class: 'quote missing' }, 'Reply to a deleted message');
+    const name = target.sender_id === this.store.me ? 'You' : this.store.nameOf(target.sender_id);
+    return h('div', { class: 'quote' }, h('span', { class: 'quote-name' }, name), h('span', { class: 'quote-text' }, cut(target.body, 120)));
+  }
+
+  /** The reactions under a message: each a button that adds or takes back yours. @param {Message} m */
+  reactionsRow(m) {
+    const id = /** @type {string} */ (this.id);
+    return h(
+      'div',
+      { class: 'reactions' },
+      (m.reactions ?? []).map((r) => {
+        const who = r.user_ids.map((u) => (u === this.store.me ? 'you' : this.store.nameOf(u))).join(', ');
+        return h(
+          'button',
+          {
+            type: 'button',
+            class: `reaction${r.me ? ' mine' : ''}`,
+            'aria-pressed': String(r.me),
+            'aria-label': `${r.emoji} ${r.count}: ${who}`,
+            title: who,
+            onclick: () => this.sync.change(id, { kind: r.me ? 'unreact' : 'react', target_seq: m.seq, body: r.emoji }),
+          },
+          r.emoji,
+          ' ',
+          String(r.count),
+        );
+      }),
+    );
+  }
+
+  /**
+   * The button that opens a message's actions: react, reply, edit (yours), delete.
+   * @param {Message} m @param {boolean} mine
+   */
+  actionsButton(m, mine) {
+    const button = h(
+      'button',
+      { type: 'button', class: 'icon-btn msg-actions', 'aria-label': 'Message actions', 'aria-haspopup': 'menu', 'aria-expanded': 'false' },
+      '⋯',
+    );
+    button.addEventListener('click', () => this.openActions(button, m, mine));
+    return button;
+  }
+
+  /** @param {HTMLElement} button @param {Message} m @param {boolean} mine */
+  openActions(button, m, mine) {
+    const toggled = this.actionsMenu?.button === button;
+    this.closeActions();
+    if (toggled) return;
+    const id = /** @type {string} */ (this.id);
+    const deleted = !!m.deleted_at;
+    const c = this.store.conversations.get(id);
+    const admin = c?.kind === 'group' && c.members.some((x) => x.user_id === this.store.me && x.role === 'admin');
+    /** @param {string} label @param {() => void} act @param {Record<string, unknown>} [props] */
+    const item = (label, act, props = {}) =>
+      h('button', { type: 'button', role: 'menuitem', ...props, onclick: () => {
+        this.closeActions();
+        act();
+      } }, label);
+    const text = m.kind === 'text';
+    const menu = h(
+      'div',
+      { class: 'menu', role: 'menu', 'aria-label': 'Message actions' },
+      text && !deleted &&
+        h('div', { class: 'menu-reactions' }, QUICK_REACTIONS.map((emoji) =>
+          item(emoji, () => this.sync.change(id, { kind: 'react', target_seq: m.seq, body: emoji }), { 'aria-label': `React with ${emoji}` }))),
+      text && !deleted && c?.active !== false && item('Reply', () => this.startReply(m)),
+      text && !deleted && mine && c?.active !== false && item('Edit', () => this.startEdit(m)),
+      item('Delete…', () => this.confirmDelete(m, text && (mine || admin) && !deleted)),
+    );
+    button.setAttribute('aria-expanded', 'true');
+    button.after(menu);
+    /** @type {HTMLElement | null} */ (menu.querySelector('[role=menuitem]'))?.focus();
+    const close = (/** @type {Event} */ e) => {
+      const current = this.actionsMenu?.button ?? button;
+      const outside = !menu.contains(/** @type {Node} */ (e.target)) && !current.contains(/** @type {Node} */ (e.target));
+      if (e instanceof KeyboardEvent ? e.key === 'Escape' : outside) {
+        this.closeActions();
+        if (e instanceof KeyboardEvent) current.focus();
+      }
+    };
+    document.addEventListener('pointerdown', close, true);
+    document.addEventListener('keydown', close, true);
+    this.actionsMenu = { menu, button, close };
+  }
+
+  /**
+   * A message redrawn while its actions menu is open (its status or reactions changed)
+   * keeps the menu open. @param {HTMLElement} old @param {HTMLElement} fresh
+   */
+  keepActionsOpen(old, fresh) {
+    const open = this.actionsMenu;
+    const button = fresh.querySelector('.msg-actions');
+    if (!open || !old.contains(open.menu) || !(button instanceof HTMLElement)) return;
+    button.after(open.menu);
+    button.setAttribute('aria-expanded', 'true');
+    open.button = button;
+  }
+
+  closeActions() {
+    const open = this.actionsMenu;
+    if (!open) return;
+    this.actionsMenu = undefined;
+    open.menu.remove();
+    open.button.setAttribute('aria-expanded', 'false');
+    document.removeEventListener('pointerdown', open.close, true);
+    document.removeEventListener('keydown', open.close, true);
+  }
+
+  /** Asks how to delete: for everyone (your message, or any as a group's admin) or for you. @param {Message} m @param {boolean} forEveryone */
+  confirmDelete(m, forEveryone) {
+    const id = /** @type {string} */ (this.id);
+    const dialog = h('dialog', { class: 'sheet', 'aria-labelledby': 'delete-heading' });
+    /** @param {string} label @param {'delete' | 'delete_for_me' | null} kind @param {string} cls */
+    const choice = (label, kind, cls) =>
+      h('button', { type: 'button', class: `btn ${cls}`, onclick: () => {
+        if (kind) this.sync.change(id, { kind, target_seq: m.seq });
+        dialog.close();
+      } }, label);
+    dialog.append(
+      h('div', { class: 'sheet-head' }, h('h2', { id: 'delete-heading' }, 'Delete message?')),
+      h(
+        'div',
+        { class: 'sheet-body delete-choices' },
+        forEveryone && choice('Delete for everyone', 'delete', 'danger'),
+        choice('Delete for me', 'delete_for_me', forEveryone ? 'subtle' : 'danger'),
+        choice('Cancel', null, 'subtle'),
+      ),
+    );
+    dialog.addEventListener('close', () => dialog.remove());
+    document.body.append(dialog);
+    dialog.showModal();
+  }
+
+  /** @param {Message} m */
+  startReply(m) {
+    this.mode = { kind: 'reply', seq: m.seq };
+    const name = m.sender_id === this.store.me ? 'yourself' : this.store.nameOf(m.sender_id);
+    this.showBanner(`Replying to ${name}: ${cut(m.body, 80)}`, 'Cancel reply');
+  }
+
+  /** @param {Message} m */
+  startEdit(m) {
+    const text = /** @type {HTMLTextAreaElement} */ (this.text);
+    if (this.mode?.kind !== 'edit') this.saveDraft();
+    this.mode = { kind: 'edit', seq: m.seq };
+    text.value = m.body;
+    this.onInput();
+    this.showBanner('Editing your message', 'Cancel edit');
+  }
+
+  /** @param {string} text @param {string} cancelLabel */
+  showBanner(text, cancelLabel) {
+    const banner = /** @type {HTMLElement} */ (this.banner);
+    replace(
+      banner,
+      h('span', { class: 'banner-text' }, text),
+      h('button', { type: 'button', class: 'icon-btn', 'aria-label': cancelLabel, onclick: () => this.endMode() }, icon('close')),
+    );
+    banner.hidden = false;
+    /** @type {HTMLTextAreaElement} */ (this.text).focus();
+  }
+
+  /** Leaves reply or edit mode (an edit gives the draft back). */
+  endMode() {
+    const editing = this.mode?.kind === 'edit';
+    this.mode = undefined;
+    const banner = /** @type {HTMLElement} */ (this.banner);
+    banner.hidden = true;
+    banner.replaceChildren();
+    if (editing && this.text) {
+      this.text.value = (this.id && this.drafts.get(this.id)) ?? '';
+      this.onInput();
+    }
   }
 
   /** Redraws the messages once per frame however many changes arrive (a long backlog). */
@@ -488,6 +739,7 @@ export class ChatView {
       let have = this.rows.get(row.key);
       if (have && have.sig !== row.sig) {
         const fresh = row.make();
+        this.keepActionsOpen(have.el, fresh);
         if (have.el === cursor) cursor = fresh;
         have.el.replaceWith(fresh);
         if (anchor === have.el) anchor = fresh;
@@ -581,6 +833,91 @@ export class ChatView {
     if (this.id && text.value.trim() !== '') this.sync.typing(this.id);
     /** @type {HTMLElement} */ (this.refusal).textContent = '';
     this.updateCount();
+    this.updateMentions();
+  }
+
+  /** Offers the members whose username or name starts with the `@word` before the caret. */
+  updateMentions() {
+    const text = /** @type {HTMLTextAreaElement} */ (this.text);
+    const c = this.id ? this.store.conversations.get(this.id) : undefined;
+    const typed = /(^|[^A-Za-z0-9_.-])@([A-Za-z0-9_.-]*)$/.exec(text.value.slice(0, text.selectionStart ?? 0));
+    const prefix = typed ? typed[2].toLowerCase() : null;
+    const users =
+      c && prefix !== null
+        ? c.members
+            .flatMap((m) => {
+              const u = this.store.users.get(m.user_id);
+              return u && u.id !== this.store.me ? [u] : [];
+            })
+            .filter((u) => u.username.startsWith(prefix) || u.display_name.toLowerCase().startsWith(prefix))
+            .slice(0, 8)
+        : [];
+    this.mentioning = { users, active: 0 };
+    this.renderMentions();
+  }
+
+  renderMentions() {
+    const text = /** @type {HTMLTextAreaElement} */ (this.text);
+    const list = /** @type {HTMLElement} */ (this.mentionList);
+    const { users, active } = this.mentioning;
+    list.hidden = users.length === 0;
+    text.setAttribute('aria-expanded', String(users.length > 0));
+    if (users.length === 0) {
+      list.replaceChildren();
+      text.removeAttribute('aria-activedescendant');
+      return;
+    }
+    replace(
+      list,
+      users.map((u, i) =>
+        h(
+          'li',
+          {
+            id: `mention-${u.id}`,
+            role: 'option',
+            'aria-selected': String(i === active),
+            onpointerdown: (/** @type {Event} */ e) => {
+              e.preventDefault(); // keep the focus in the composer
+              this.mention(u);
+            },
+          },
+          u.display_name,
+          ' ',
+          h('span', { class: 'handle' }, `@${u.username}`),
+        ),
+      ),
+    );
+    text.setAttribute('aria-activedescendant', `mention-${users[active].id}`);
+  }
+
+  /** Arrow keys, Enter or Tab and Escape while members are offered; true if it took the key. @param {KeyboardEvent} e */
+  mentionKey(e) {
+    const { users, active } = this.mentioning;
+    if (users.length === 0 || e.isComposing) return false;
+    if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
+      this.mentioning.active = (active + (e.key === 'ArrowDown' ? 1 : users.length - 1)) % users.length;
+      this.renderMentions();
+    } else if (e.key === 'Enter' || e.key === 'Tab') {
+      this.mention(users[active]);
+    } else if (e.key === 'Escape') {
+      this.mentioning = { users: [], active: 0 };
+      this.renderMentions();
+    } else {
+      return false;
+    }
+    e.preventDefault();
+    return true;
+  }
+
+  /** Puts `@username ` in place of the `@word` before the caret. @param {import('../api.js').User} u */
+  mention(u) {
+    const text = /** @type {HTMLTextAreaElement} */ (this.text);
+    const caret = text.selectionStart ?? text.value.length;
+    const before = text.value.slice(0, caret).replace(/@[A-Za-z0-9_.-]*$/, `@${u.username} `);
+    text.value = before + text.value.slice(caret);
+    text.setSelectionRange(before.length, before.length);
+    this.onInput();
+    text.focus();
   }
 
   /** Shows the counter near the limit; past it, says so. */
@@ -605,11 +942,17 @@ export class ChatView {
   submit() {
     if (!this.id) return;
     const text = /** @type {HTMLTextAreaElement} */ (this.text);
-    const refused = this.sync.send(this.id, text.value);
+    const mode = this.mode;
+    const refused =
+      mode?.kind === 'edit'
+        ? this.sync.edit(this.id, mode.seq, text.value)
+        : this.sync.send(this.id, text.value, mode?.kind === 'reply' ? mode.seq : undefined);
     if (refused) {
-      /** @type {HTMLElement} */ (this.refusal).textContent = text.value.trim() === '' ? '' : refused;
+      /** @type {HTMLElement} */ (this.refusal).textContent = text.value.trim() === '' && !mode ? '' : refused;
       return;
     }
+    if (mode) this.endMode();
+    if (mode?.kind === 'edit') return;
     text.value = '';
     if (!GROWS_BY_ITSELF) text.style.height = '';
     this.drafts.delete(this.id);

@@ -329,6 +329,9 @@ pub(super) fn insert_mentions(
     seq: u64,
     users: &[UserId],
 ) -> StoreResult<()> {
+    if users.is_empty() {
+        return Ok(());
+    }
     let mut insert = tx.conn.prepare_cached(
         "INSERT OR IGNORE INTO mentions (user_id, conversation_id, seq) VALUES (?1, ?2, ?3)",
     )?;
