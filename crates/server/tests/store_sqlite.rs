@@ -75,3 +75,61 @@ async fn committed_writes_survive_reopening() {
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0].message.body, "kept");
 }
+
+/// Deleted for everyone means gone from the disk: not in the database file, not in the
+/// WAL, not in free space, for a short text, a long one (overflow pages) and their edits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_deleted_for_everyone_leaves_the_database_files() {
+    use confab_proto::{Action, Body, MessageKind};
+    use confab_server::store::{NewMessage, NewUser};
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path()).await;
+    let mut ids = Vec::new();
+    for name in ["ada", "bob"] {
+        let new = NewUser {
+            username: name.into(),
+            display_name: name.into(),
+            password_hash: "h".into(),
+        };
+        ids.push(store.create_user(new).await.unwrap().id);
+    }
+    let (conv, _) = store.direct(ids[0], ids[1]).await.unwrap();
+    let write = |id: &str, action: Action| NewMessage {
+        conversation_id: conv.id,
+        sender_id: ids[0],
+        client_msg_id: id.into(),
+        action,
+        mentions: Vec::new(),
+        quota_bytes: u64::MAX,
+    };
+    let text = |body: String| Action::Text {
+        body: Body::new(body).unwrap(),
+        reply_to: None,
+    };
+    let short = "a-secret-marker-short";
+    let long = "a-secret-marker-long ".repeat(2000); // 42 KB: overflow pages
+    store.append(write("m1", text(short.into()))).await.unwrap();
+    store.append(write("m2", text(long.clone()))).await.unwrap();
+    store
+        .append(write("kept", text("kept text".into())))
+        .await
+        .unwrap();
+    let edit = Action::parse(MessageKind::Edit, format!("{short} edited"), Some(1), None).unwrap();
+    store.append(write("e1", edit)).await.unwrap();
+    for (id, seq) in [("d1", 1), ("d2", 2)] {
+        let delete = Action::parse(MessageKind::Delete, String::new(), Some(seq), None).unwrap();
+        store.append(write(id, delete)).await.unwrap();
+    }
+    store.close().await;
+    drop(store);
+    let mut seen = Vec::new();
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            seen.extend(std::fs::read(&path).unwrap());
+        }
+    }
+    let holds = |needle: &[u8]| seen.windows(needle.len()).any(|w| w == needle);
+    assert!(holds(b"kept text"), "the scan reads the files");
+    assert!(!holds(b"a-secret-marker"), "deleted text is still on disk");
+}

@@ -139,11 +139,14 @@ fn lock(dir: &Path) -> StoreResult<std::fs::File> {
     }
 }
 
-/// Settings every connection of the writer gets.
+/// Settings every connection of the writer gets. `secure_delete` zeroes what a write frees,
+/// so text deleted for everyone leaves the database file (and the WAL at the next
+/// checkpoint), not only the rows.
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = FULL;
+         PRAGMA secure_delete = ON;
          PRAGMA foreign_keys = ON;
          PRAGMA busy_timeout = 5000;
          PRAGMA journal_size_limit = 67108864;
