@@ -135,6 +135,65 @@ async fn logout_typing_and_receipts_cross_nodes() {
     assert_eq!(bob_ws.closed, Some(4001), "closed as logged out");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn changes_to_messages_cross_nodes_live_once_in_order() {
+    let cluster = Cluster::start(3).await;
+    let ada = cluster.user(0, "ada").await;
+    let bob = cluster.user(1, "bob").await;
+    let bob_tablet = cluster.login(2, "bob").await;
+    let chat = ada.client.direct(bob.id).await.unwrap().id;
+    let mut ada_ws = Device::connect(&cluster.nodes[0].url, &ada.token, None).await;
+    let mut bob_phone = Device::connect(&cluster.nodes[1].url, &bob.token, None).await;
+    let mut bob_tab = Device::connect(&cluster.nodes[2].url, &bob_tablet.token, None).await;
+    let hi = ada_ws.send_in_order(chat, "m1", "hi @bob").await;
+    assert_eq!(
+        hi["message"]["mentions"],
+        serde_json::json!([bob.id.to_string()])
+    );
+    let target = hi["message"]["seq"].clone();
+    // An edit, a reaction and a delete for everyone from node 1; bob's delete for himself
+    // from node 2.
+    let changes = [
+        serde_json::json!({"client_msg_id": "e1", "kind": "edit", "target_seq": target, "body": "hi @bob!"}),
+        serde_json::json!({"client_msg_id": "r1", "kind": "react", "target_seq": target, "body": "👍"}),
+        serde_json::json!({"client_msg_id": "d1", "kind": "delete", "target_seq": target}),
+    ];
+    for change in changes {
+        let mut frame = change.clone();
+        frame["type"] = "send".into();
+        frame["req"] = change["client_msg_id"].clone();
+        frame["conversation_id"] = chat.to_string().into();
+        ada_ws.write(frame).await;
+        ada_ws.acks(1).await;
+    }
+    for device in [&mut bob_phone, &mut bob_tab] {
+        let got = device.messages(4).await;
+        let inbox: Vec<u64> = got.iter().map(|g| g.inbox_seq).collect();
+        assert_eq!(inbox, [1, 2, 3, 4], "gap-free, once");
+        let ids: Vec<&str> = got.iter().map(|g| g.client_msg_id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["m1", "e1", "r1", "d1"],
+            "in order, on both of bob's nodes"
+        );
+        device.no_more_messages().await;
+    }
+    let hide = serde_json::json!({
+        "type": "send", "req": "h1", "conversation_id": chat.to_string(),
+        "client_msg_id": "h1", "kind": "delete_for_me", "target_seq": target,
+    });
+    bob_phone.write(hide).await;
+    bob_phone.acks(1).await;
+    assert_eq!(
+        bob_tab.messages(1).await[0].client_msg_id,
+        "h1",
+        "bob's other device"
+    );
+    // Ada's device got her own four entries, and nothing of bob's delete for himself.
+    ada_ws.messages(4).await;
+    ada_ws.no_more_messages().await;
+}
+
 /// Messages [`send_through`] sends.
 const SENDS_THROUGH: usize = 150;
 
