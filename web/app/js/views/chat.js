@@ -470,6 +470,7 @@ export class ChatView {
         h(
           'span',
           { class: 'meta' },
+          m && this.actionsButton(m, o.mine),
           m?.edited_at && !deleted && h('span', { class: 'edited', title: `Edited ${fullLabel(new Date(m.edited_at))}` }, 'edited'),
           h('time', { datetime: e.at.toISOString(), title: fullLabel(e.at) }, timeLabel(e.at)),
           o.status &&
@@ -489,7 +490,6 @@ export class ChatView {
           h('button', { type: 'button', class: 'link', onclick: () => this.sync.discard(/** @type {Pending} */ (e.p).client_msg_id) }, 'Delete'),
         ),
       m && !deleted && (m.reactions ?? []).length > 0 && this.reactionsRow(m),
-      m && this.actionsButton(m, o.mine),
     );
     return li;
   }
@@ -564,7 +564,7 @@ export class ChatView {
   actionsButton(m, mine) {
     const button = h(
       'button',
-      { type: 'button', class: 'icon-btn msg-actions', 'aria-label': 'Message actions', 'aria-haspopup': 'menu', 'aria-expanded': 'false' },
+      { type: 'button', class: 'msg-actions', 'aria-label': 'Message actions', 'aria-haspopup': 'menu', 'aria-expanded': 'false' },
       '⋯',
     );
     button.addEventListener('click', () => this.openActions(button, m, mine));
@@ -598,7 +598,7 @@ export class ChatView {
       item('Delete…', () => this.confirmDelete(m, text && (mine || admin) && !deleted)),
     );
     button.setAttribute('aria-expanded', 'true');
-    button.after(menu);
+    button.closest('li')?.append(menu);
     /** @type {HTMLElement | null} */ (menu.querySelector('[role=menuitem]'))?.focus();
     const close = (/** @type {Event} */ e) => {
       const current = this.actionsMenu?.button ?? button;
@@ -621,7 +621,7 @@ export class ChatView {
     const open = this.actionsMenu;
     const button = fresh.querySelector('.msg-actions');
     if (!open || !old.contains(open.menu) || !(button instanceof HTMLElement)) return;
-    button.after(open.menu);
+    fresh.append(open.menu);
     button.setAttribute('aria-expanded', 'true');
     open.button = button;
   }
