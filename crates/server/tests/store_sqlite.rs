@@ -40,22 +40,33 @@ async fn sqlite_passes_the_store_suite() {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn committed_writes_survive_reopening() {
-    use confab_proto::{Action, Body};
-    use confab_server::store::{NewMessage, NewUser};
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path()).await;
-    let mut ids = Vec::new();
-    for name in ["ada", "bob"] {
-        let new = NewUser {
+/// Users ada and bob, and their direct conversation.
+async fn ada_and_bob(
+    store: &dyn Store,
+) -> (
+    [confab_proto::UserId; 2],
+    confab_server::store::ConversationRecord,
+) {
+    let mut ids = [confab_proto::UserId(0); 2];
+    for (id, name) in ids.iter_mut().zip(["ada", "bob"]) {
+        let new = confab_server::store::NewUser {
             username: name.into(),
             display_name: name.into(),
             password_hash: "h".into(),
         };
-        ids.push(store.create_user(new).await.unwrap().id);
+        *id = store.create_user(new).await.unwrap().id;
     }
     let (conv, _) = store.direct(ids[0], ids[1]).await.unwrap();
+    (ids, conv)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_writes_survive_reopening() {
+    use confab_proto::{Action, Body};
+    use confab_server::store::NewMessage;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path()).await;
+    let (ids, conv) = ada_and_bob(&*store).await;
     let msg = NewMessage {
         conversation_id: conv.id,
         sender_id: ids[0],
@@ -81,19 +92,10 @@ async fn committed_writes_survive_reopening() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn text_deleted_for_everyone_leaves_the_database_files() {
     use confab_proto::{Action, Body, MessageKind};
-    use confab_server::store::{NewMessage, NewUser};
+    use confab_server::store::NewMessage;
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path()).await;
-    let mut ids = Vec::new();
-    for name in ["ada", "bob"] {
-        let new = NewUser {
-            username: name.into(),
-            display_name: name.into(),
-            password_hash: "h".into(),
-        };
-        ids.push(store.create_user(new).await.unwrap().id);
-    }
-    let (conv, _) = store.direct(ids[0], ids[1]).await.unwrap();
+    let (ids, conv) = ada_and_bob(&*store).await;
     let write = |id: &str, action: Action| NewMessage {
         conversation_id: conv.id,
         sender_id: ids[0],
