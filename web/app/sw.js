@@ -98,12 +98,12 @@ function withTimeout(promise, ms) {
 }
 
 // ---- Push notifications ------------------------------------------------------------------
-// The server pushes only while no device of the user is online; the payload is
-// docs/protocol.md's push payload. One notification per conversation (its tag), so a
-// later push replaces an earlier one, with the unread count.
+// The payload is docs/protocol.md's push payload. One notification per conversation (its
+// tag): `new` shows it and alerts, `update` replaces it quietly (a message in it was edited
+// or deleted), `close` removes it (nothing in it is left to show).
 
 worker.addEventListener('push', (event) => {
-  /** @type {{conversation_id?: string, title?: string, body?: string}} */
+  /** @type {{kind?: string, conversation_id?: string, title?: string, body?: string}} */
   let data = {};
   try {
     data = event.data ? event.data.json() : {};
@@ -111,14 +111,28 @@ worker.addEventListener('push', (event) => {
     // Not ours or garbled: a plain notification still tells the user to look.
   }
   const id = data.conversation_id ?? '';
-  event.waitUntil(
-    worker.registration.showNotification(data.title || 'Confab', {
-      body: data.body || 'New message',
-      tag: `c${id}`,
-      icon: '/icons/icon-192.png',
-      data: { conversation_id: id },
-    }),
-  );
+  const tag = `c${id}`;
+  if (data.kind === 'close') {
+    event.waitUntil(
+      worker.registration
+        .getNotifications({ tag })
+        .then((shown) => shown.forEach((notification) => notification.close())),
+    );
+    return;
+  }
+  // An update replaces the notification without a sound, and shows it quietly if the
+  // user had dismissed it (a browser expects every push to show something).
+  const update = data.kind === 'update';
+  /** @type {NotificationOptions & {renotify?: boolean}} */
+  const options = {
+    body: data.body || 'New message',
+    tag,
+    renotify: !update,
+    silent: update,
+    icon: '/icons/icon-192.png',
+    data: { conversation_id: id },
+  };
+  event.waitUntil(worker.registration.showNotification(data.title || 'Confab', options));
 });
 
 worker.addEventListener('notificationclick', (event) => {

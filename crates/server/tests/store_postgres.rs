@@ -63,13 +63,14 @@ async fn nodes_starting_together_migrate_once() {
             "SELECT count(*) FROM information_schema.tables
              WHERE table_schema = 'public' AND table_name IN
                ('users', 'devices', 'conversations', 'direct_pairs', 'members',
-                'member_periods', 'messages', 'inbox', 'push_subscriptions', 'push_outbox')",
+                'member_periods', 'messages', 'inbox', 'push_subscriptions', 'push_outbox',
+                'push_shown')",
             &[],
         )
         .await
         .unwrap()
         .get(0);
-    assert_eq!(tables, 10);
+    assert_eq!(tables, 11);
     // Starting again changes nothing.
     connect(&url, 1).await.unwrap();
 }

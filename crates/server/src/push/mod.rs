@@ -5,6 +5,8 @@
 //! A row is pushed at once, then held for `push_collapse_ms`: messages arriving meanwhile
 //! become one more notification with the unread count, replacing the first one (Web Push
 //! `Topic`, FCM collapse key, `apns-collapse-id` and the web client's notification tag).
+//! The store remembers what the last push showed; an edit or delete of a message in it
+//! marks the row for a refresh, which replaces the notification quietly or closes it.
 //!
 //! Files: `subscriptions.rs` (what clients register), `worker.rs` (draining the outbox),
 //! `notification.rs` (what a notification says), `providers/` (Web Push, FCM, APNs, their

@@ -7,7 +7,7 @@ use super::Pusher;
 use super::notification::Notification;
 use super::providers::{Delivery, Outcome};
 use crate::presence::Presence;
-use crate::store::{PushJob, StoreResult};
+use crate::store::{PushJob, Shown, StoreResult};
 use confab_proto::{Timestamp, UserId};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
@@ -96,7 +96,11 @@ impl Pusher {
             tracing::warn!(user = %job.user_id, error = %e, "push job failed; will retry");
             let _ = self
                 .store
-                .push_retry(&job, later(self.backoff(job.attempts, None)))
+                .push_retry(
+                    &job,
+                    later(self.backoff(job.attempts, None)),
+                    Shown::Unchanged,
+                )
                 .await;
         }
     }
@@ -106,25 +110,37 @@ impl Pusher {
             // The hold is over and nothing came: the row is done.
             return self.store.push_forget(&job).await;
         }
-        if presence.is_online(job.user_id).await? || self.delivered(&job).await? {
+        // A notification shown on a device (a phone in a pocket) must follow an edit or a
+        // delete even while another device is online; news alone waits for no device to be.
+        let quiet = presence.is_online(job.user_id).await? || self.delivered(&job).await?;
+        if quiet && !job.refreshes_shown() {
             self.metrics.push_skipped.inc();
-            return self.store.push_done(&job, Timestamp::now()).await;
+            return self
+                .store
+                .push_done(&job, Timestamp::now(), Shown::Unchanged)
+                .await;
         }
         let subscriptions = self.store.subscriptions(job.user_id).await?;
         if subscriptions.is_empty() {
             return self.store.push_forget(&job).await;
         }
-        let Some(notification) = Notification::build(&*self.store, &job, self.preview).await?
+        let Some(notification) =
+            Notification::build(&*self.store, &job, quiet, self.preview).await?
         else {
             return self.store.push_forget(&job).await;
         };
         let topic = format!("c{}", job.conversation_id);
         let payload = notification.payload();
+        let (title, body) = notification
+            .content
+            .as_ref()
+            .map_or(("", ""), |c| (c.title.as_str(), c.body.as_str()));
         let delivery = Delivery {
             payload: &payload,
             topic: &topic,
-            title: &notification.title,
-            body: &notification.body,
+            kind: notification.kind,
+            title,
+            body,
         };
         let deadline = Instant::now() + self.timeout;
         let outcomes = futures_util::future::join_all(subscriptions.iter().map(|subscription| {
@@ -140,9 +156,11 @@ impl Pusher {
         }))
         .await;
         let mut retry: Option<Option<Duration>> = None;
+        let mut sent = false;
         for (subscription, outcome) in subscriptions.iter().zip(outcomes) {
             match outcome {
                 Outcome::Sent => {
+                    sent = true;
                     self.metrics.push_sent.inc();
                 }
                 Outcome::Gone => {
@@ -158,19 +176,30 @@ impl Pusher {
                 }
             }
         }
+        let shown = if sent {
+            notification.shown()
+        } else {
+            Shown::Unchanged
+        };
         match retry {
             Some(after) if job.attempts + 1 < self.max_attempts => {
                 self.metrics.push_retries.inc();
                 self.store
-                    .push_retry(&job, later(self.backoff(job.attempts, after)))
+                    .push_retry(&job, later(self.backoff(job.attempts, after)), shown)
                     .await
             }
             Some(_) => {
                 self.metrics.push_failed.inc();
                 tracing::warn!(user = %job.user_id, attempts = job.attempts + 1, "push given up");
-                self.store.push_done(&job, later(self.collapse)).await
+                self.store
+                    .push_done(&job, later(self.collapse), shown)
+                    .await
             }
-            None => self.store.push_done(&job, later(self.collapse)).await,
+            None => {
+                self.store
+                    .push_done(&job, later(self.collapse), shown)
+                    .await
+            }
         }
     }
 

@@ -36,6 +36,7 @@ const TABLES: &[(&str, &str)] = &[
     ("mentions", "*"),
     ("push_subscriptions", "*"),
     ("push_outbox", "*"),
+    ("push_shown", "*"),
     ("shared_secrets", "*"),
 ];
 /// Tables whose ids come from a sequence on PostgreSQL, moved past the copied ids.

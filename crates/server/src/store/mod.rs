@@ -262,9 +262,16 @@ pub trait Push: Send + Sync {
     ) -> StoreResult<Vec<PushJob>>;
     /// Marks `job` pushed (or not needing a push) up to its inbox_seq, and holds the row
     /// until `hold_until`: what comes meanwhile is pushed once then, as one notification.
-    async fn push_done(&self, job: &PushJob, hold_until: Timestamp) -> StoreResult<()>;
-    /// Schedules the next attempt of a job that failed.
-    async fn push_retry(&self, job: &PushJob, at: Timestamp) -> StoreResult<()>;
+    /// `shown` records what the user's devices now show, for later edits and deletes.
+    async fn push_done(
+        &self,
+        job: &PushJob,
+        hold_until: Timestamp,
+        shown: Shown,
+    ) -> StoreResult<()>;
+    /// Schedules the next attempt of a job that failed, recording what the subscriptions
+    /// that did get it now show.
+    async fn push_retry(&self, job: &PushJob, at: Timestamp, shown: Shown) -> StoreResult<()>;
     /// Deletes the row of `job` unless a newer message updated it meanwhile.
     async fn push_forget(&self, job: &PushJob) -> StoreResult<()>;
 }

@@ -81,3 +81,13 @@ pub fn room_for_reaction(mine: usize, already: bool) -> Result<(), Refusal> {
         Err(Refusal::TooManyReactions)
     }
 }
+
+/// Whether `action` changes what a notification of its target shows (its text, or whether
+/// it is there at all), so a notification already shown must be replaced or closed.
+/// Reactions do not: they are not pushed and leave the text as it was.
+pub fn updates_notifications(action: &Action) -> bool {
+    matches!(
+        action,
+        Action::Edit { .. } | Action::Delete { .. } | Action::DeleteForMe { .. }
+    )
+}

@@ -299,6 +299,11 @@ pub struct PushJob {
     pub pushed_inbox_seq: u64,
     /// Failed attempts since the last success.
     pub attempts: u32,
+    /// A message the notification shown covers was edited or deleted since: the
+    /// notification must be replaced or closed, whether or not a device is online.
+    pub refresh: bool,
+    /// The newest seq the notification shown on the user's devices covers, if one is.
+    pub shown_upto: Option<u64>,
 }
 
 impl PushJob {
@@ -306,6 +311,29 @@ impl PushJob {
     pub fn has_news(&self) -> bool {
         self.inbox_seq > self.pushed_inbox_seq
     }
+
+    /// Must a notification shown on the user's devices be replaced or closed?
+    pub fn refreshes_shown(&self) -> bool {
+        self.refresh && self.shown_upto.is_some()
+    }
+}
+
+/// What a push left on a user's devices for one conversation, so that an edit or a delete
+/// of a message it shows can replace or close it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shown {
+    /// Nothing was sent (skipped, or every provider failed): as before.
+    Unchanged,
+    /// A notification covering the messages after `after_seq` (the read watermark then)
+    /// up to `upto_seq`.
+    Notification {
+        /// The user's read watermark when it was built.
+        after_seq: u64,
+        /// The newest message it covers.
+        upto_seq: u64,
+    },
+    /// The notification was closed: nothing is shown.
+    Closed,
 }
 
 /// A node's entry in the registry: what discovery offers clients.

@@ -4,6 +4,7 @@
 
 use crate::harness::{Data, TestServer, test_config};
 use crate::pg::TestDatabase;
+use crate::push::{Browser, Receiver, pushy, subscribe};
 use confab_client::{Action, Client, MessageKind, MessagesQuery};
 use confab_server::store::copy::sqlite_to_postgres;
 use serde_json::Value;
@@ -20,7 +21,10 @@ async fn vapid_key(server: &TestServer) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_embedded_store_moves_to_postgres_and_clients_carry_on() {
     let data = Data::sqlite();
-    let config = test_config(data.path());
+    let mut config = test_config(data.path());
+    pushy(&mut config);
+    // The push below stays held, so its outbox row is copied as it was.
+    config.push_collapse_ms = 600_000;
     let node = TestServer::on(data, config).await;
     let ada = node.user("ada").await;
     let bob = node.user("bob").await;
@@ -48,6 +52,27 @@ async fn an_embedded_store_moves_to_postgres_and_clients_carry_on() {
     }
     let reply = Action::parse(MessageKind::Text, format!("@bob {tricky}"), None, Some(2)).unwrap();
     ada.client.write_http(chat.id, None, reply).await.unwrap();
+    // A notification shown on ada's phone, and an edit it must follow.
+    let (receiver, push_url) = Receiver::start().await;
+    subscribe(
+        &ada,
+        &Browser::new().subscription(&format!("{push_url}/push/ada")),
+    )
+    .await;
+    let ask = bob
+        .client
+        .send_http(chat.id, None, format!("there? {tricky}"))
+        .await
+        .unwrap();
+    receiver.wait("/push/ada", 1).await;
+    let edit = Action::parse(
+        MessageKind::Edit,
+        format!("still there? {tricky}"),
+        Some(ask.message.seq),
+        None,
+    )
+    .unwrap();
+    bob.client.write_http(chat.id, None, edit).await.unwrap();
     let group = ada
         .client
         .create_group("the group", &[bob.id(), carol.id()])
@@ -58,6 +83,8 @@ async fn an_embedded_store_moves_to_postgres_and_clients_carry_on() {
         .send_http(group.id, None, "hello group")
         .await
         .unwrap();
+    // Pushed to ada too; its row and what it showed are recorded right after.
+    receiver.wait("/push/ada", 2).await;
     carol
         .client
         .remove_member(group.id, carol.id())
@@ -98,6 +125,22 @@ async fn an_embedded_store_moves_to_postgres_and_clients_carry_on() {
     let logs: u64 = before_list.iter().map(|c| c.last_seq).sum();
     assert_eq!(count("messages"), logs, "messages and changes");
     assert_eq!((count("reactions"), count("hidden")), (2, 1));
+    // Ada's notifications of the chat and the group, both held.
+    assert_eq!((count("push_outbox"), count("push_shown")), (2, 2));
+    let refresh: Vec<i64> = db
+        .client()
+        .await
+        .query("SELECT conversation_id FROM push_outbox WHERE refresh", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        refresh,
+        [chat.id.0],
+        "the edit's refresh of ada's notification moved too"
+    );
     // Once is all: the target is no longer empty.
     let again = sqlite_to_postgres(data.path(), &db.url())
         .await
@@ -171,7 +214,16 @@ async fn an_embedded_store_moves_to_postgres_and_clients_carry_on() {
         .send_http(chat.id, None, "after the move")
         .await
         .unwrap();
-    assert_eq!(sent.message.seq, before_chat.last().unwrap().seq + 1);
+    let chat_last = before_list
+        .iter()
+        .find(|c| c.id == chat.id)
+        .unwrap()
+        .last_seq;
+    assert_eq!(
+        sent.message.seq,
+        chat_last + 1,
+        "after the last entry, a change"
+    );
     let dave = moved.user("dave").await;
     assert!(dave.id() > carol.id(), "new users get new ids");
     let newer = moved

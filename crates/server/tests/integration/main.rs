@@ -22,5 +22,6 @@ mod overload;
 mod pg;
 mod presence;
 mod push;
+mod push_changes;
 mod receipts;
 mod sync;

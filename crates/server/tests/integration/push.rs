@@ -176,11 +176,46 @@ pub fn pushy(config: &mut Config) {
 }
 
 /// Alice (never connected, so offline) subscribed at the receiver, and Bob to write to her.
-async fn pair(server: &TestServer) -> (TestUser, TestUser, confab_client::ConversationId) {
+pub async fn pair(server: &TestServer) -> (TestUser, TestUser, confab_client::ConversationId) {
     let alice = server.user("alice").await;
     let bob = server.user("bob").await;
     let chat = bob.client.direct(alice.id()).await.unwrap();
     (alice, bob, chat.id)
+}
+
+/// Bob writing to alice, whose browser is subscribed at a local push service, on a server
+/// set up by `pushy` and then `configure`. Keep `server` bound: dropping it stops it.
+pub struct Subscribed {
+    pub receiver: Receiver,
+    pub browser: Browser,
+    pub server: TestServer,
+    pub alice: TestUser,
+    pub bob: TestUser,
+    pub chat: confab_client::ConversationId,
+}
+
+pub async fn subscribed(configure: impl FnOnce(&mut Config)) -> Subscribed {
+    let (receiver, push_url) = Receiver::start().await;
+    let server = TestServer::with(|c| {
+        pushy(c);
+        configure(c);
+    })
+    .await;
+    let (alice, bob, chat) = pair(&server).await;
+    let browser = Browser::new();
+    subscribe(
+        &alice,
+        &browser.subscription(&format!("{push_url}/push/alice")),
+    )
+    .await;
+    Subscribed {
+        receiver,
+        browser,
+        server,
+        alice,
+        bob,
+        chat,
+    }
 }
 
 #[tokio::test]
@@ -261,19 +296,17 @@ async fn web_push_is_signed_with_vapid_and_encrypted_per_rfc_8291() {
 
 #[tokio::test]
 async fn a_burst_becomes_one_more_notification_with_the_count_and_a_preview() {
-    let (receiver, push_url) = Receiver::start().await;
-    let server = TestServer::with(|c| {
-        pushy(c);
+    let Subscribed {
+        receiver,
+        browser,
+        bob,
+        chat,
+        server: _server,
+        ..
+    } = subscribed(|c| {
         c.push_preview = true;
         c.push_collapse_ms = 1_000;
     })
-    .await;
-    let (alice, bob, chat) = pair(&server).await;
-    let browser = Browser::new();
-    subscribe(
-        &alice,
-        &browser.subscription(&format!("{push_url}/push/alice")),
-    )
     .await;
     for i in 1..=5 {
         bob.client
@@ -299,14 +332,14 @@ async fn a_burst_becomes_one_more_notification_with_the_count_and_a_preview() {
 
 #[tokio::test]
 async fn no_push_while_a_device_is_online() {
-    let (receiver, push_url) = Receiver::start().await;
-    let server = TestServer::with(pushy).await;
-    let (alice, bob, chat) = pair(&server).await;
-    subscribe(
-        &alice,
-        &Browser::new().subscription(&format!("{push_url}/push/alice")),
-    )
-    .await;
+    let Subscribed {
+        receiver,
+        server,
+        alice,
+        bob,
+        chat,
+        ..
+    } = subscribed(|_| {}).await;
     let (_conn, mut events) = alice.connect(0).await;
     bob.client
         .send_http(chat, None, "you are here")
@@ -507,11 +540,10 @@ async fn the_vapid_key_is_kept_in_the_store_and_an_older_key_file_is_adopted() {
     assert_ne!(vapid_key(&fresh).await, expected);
 }
 
-#[tokio::test]
-async fn fcm_exchanges_a_service_account_jwt_and_sends_http_v1() {
-    let (receiver, fcm_url) = Receiver::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let account = dir.path().join("service-account.json");
+/// Sends FCM pushes to `fcm_url`, with a service account (written into `dir`) whose
+/// tokens come from there too.
+pub fn fcm(config: &mut Config, dir: &std::path::Path, fcm_url: &str) {
+    let account = dir.join("service-account.json");
     let private_key = std::fs::read_to_string(fixture("fcm-test-key.pem")).unwrap();
     std::fs::write(
         &account,
@@ -526,10 +558,26 @@ async fn fcm_exchanges_a_service_account_jwt_and_sends_http_v1() {
         .to_string(),
     )
     .unwrap();
+    config.push_fcm_service_account = account.display().to_string();
+    config.push_fcm_url = fcm_url.to_owned();
+}
+
+/// Sends APNs pushes to `apns_url`, with the test key.
+pub fn apns(config: &mut Config, apns_url: &str) {
+    config.push_apns_key_file = fixture("apns-test-key.p8");
+    config.push_apns_key_id = "KEYID12345".into();
+    config.push_apns_team_id = "TEAM123456".into();
+    config.push_apns_topic = "chat.confab.ios".into();
+    config.push_apns_url = apns_url.to_owned();
+}
+
+#[tokio::test]
+async fn fcm_exchanges_a_service_account_jwt_and_sends_http_v1() {
+    let (receiver, fcm_url) = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
     let server = TestServer::with(|c| {
         pushy(c);
-        c.push_fcm_service_account = account.display().to_string();
-        c.push_fcm_url = fcm_url.clone();
+        fcm(c, dir.path(), &fcm_url);
     })
     .await;
     let (alice, bob, chat) = pair(&server).await;
@@ -582,6 +630,11 @@ async fn fcm_exchanges_a_service_account_jwt_and_sends_http_v1() {
         body["message"]["android"]["collapse_key"],
         format!("c{chat}")
     );
+    assert_eq!(
+        body["message"]["android"]["notification"]["tag"],
+        format!("c{chat}"),
+        "tagged, so it replaces the conversation's notification in the drawer"
+    );
     let data: Value =
         serde_json::from_str(body["message"]["data"]["confab"].as_str().unwrap()).unwrap();
     assert_eq!(data["conversation_id"], chat.to_string());
@@ -615,11 +668,7 @@ async fn apns_gets_http2_with_a_provider_token() {
     let (receiver, apns_url) = Receiver::start().await;
     let server = TestServer::with(|c| {
         pushy(c);
-        c.push_apns_key_file = fixture("apns-test-key.p8");
-        c.push_apns_key_id = "KEYID12345".into();
-        c.push_apns_team_id = "TEAM123456".into();
-        c.push_apns_topic = "chat.confab.ios".into();
-        c.push_apns_url = apns_url.clone();
+        apns(c, &apns_url);
     })
     .await;
     let (alice, bob, chat) = pair(&server).await;

@@ -6,7 +6,7 @@ use confab_proto::{
 };
 use confab_server::store::{
     CursorMove, ListPage, NewDevice, NewGroup, NewMessage, NewSubscription, NewUser, NodeRecord,
-    PushTarget, Refusal, SeqWindow, Store, StoreError,
+    PushTarget, Refusal, SeqWindow, Shown, Store, StoreError,
 };
 use std::future::Future;
 use std::sync::Arc;
@@ -27,6 +27,7 @@ where
     push_subscriptions(make().await).await;
     groups_per_day(make().await).await;
     push_outbox(make().await).await;
+    changes_refresh_the_notification_shown(make().await).await;
     concurrent_appends_commit_gap_free(make().await).await;
     concurrent_appends_answer_each_send(make().await).await;
     history_windows(make().await).await;
@@ -591,6 +592,18 @@ async fn push_subscriptions(store: Arc<dyn Store>) {
     assert!(store.subscriptions(ada).await.unwrap().is_empty());
 }
 
+/// Subscribes `user`'s `device` to Web Push.
+async fn subscribe(store: &dyn Store, user: UserId, device: DeviceId) {
+    store
+        .add_subscription(NewSubscription {
+            user_id: user,
+            device_id: device,
+            target: webpush(&format!("https://push.example/{user}")),
+        })
+        .await
+        .unwrap();
+}
+
 /// Claims due outbox rows for a minute from `now`.
 async fn claim(store: &dyn Store, now: i64, skip: &[UserId]) -> Vec<confab_server::store::PushJob> {
     store
@@ -612,14 +625,7 @@ async fn push_outbox(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert!(claim(&*store, t, &[]).await.is_empty());
-    store
-        .add_subscription(NewSubscription {
-            user_id: ada,
-            device_id: phone,
-            target: webpush("https://push.example/ada"),
-        })
-        .await
-        .unwrap();
+    subscribe(&*store, ada, phone).await;
     // A message to ada queues one row, in its own transaction; the sender gets none.
     let first = store.append(text(conv.id, bob, "m1", "one")).await.unwrap();
     assert!(first.push_queued);
@@ -642,13 +648,16 @@ async fn push_outbox(store: Arc<dyn Store>) {
     // A burst updates the same row, claimed or not.
     store.append(text(conv.id, bob, "m2", "two")).await.unwrap();
     // Retried: that ends the claim; not due before its time, attempts counted.
-    store.push_retry(&job, Timestamp(t + 1_000)).await.unwrap();
+    store
+        .push_retry(&job, Timestamp(t + 1_000), Shown::Unchanged)
+        .await
+        .unwrap();
     assert!(claim(&*store, t + 999, &[]).await.is_empty());
     let retried = claim(&*store, t + 1_000, &[]).await;
     assert_eq!((retried[0].attempts, retried[0].seq), (1, 3));
     // Pushed: held until later, with nothing new, then forgotten.
     store
-        .push_done(&retried[0], Timestamp(t + 2_000))
+        .push_done(&retried[0], Timestamp(t + 2_000), Shown::Unchanged)
         .await
         .unwrap();
     let held = claim(&*store, t + 2_000, &[]).await;
@@ -695,6 +704,89 @@ async fn push_outbox(store: Arc<dyn Store>) {
     claimed.sort();
     others.sort();
     assert_eq!(claimed, others, "each row claimed once, none left out");
+}
+
+/// An edit or delete of a message the shown notification covers asks for a refresh, in
+/// the change's own transaction; of a message it does not cover, or a reaction, does not.
+async fn changes_refresh_the_notification_shown(store: Arc<dyn Store>) {
+    let ada = user(&*store, "ada").await;
+    let bob = user(&*store, "bob").await;
+    let phone = device(&*store, ada, 1).await;
+    let (conv, _) = store.direct(ada, bob).await.unwrap();
+    let t = Timestamp::now().0 + 10_000;
+    let old = store.append(text(conv.id, bob, "m0", "old")).await.unwrap();
+    subscribe(&*store, ada, phone).await;
+    let shown = store
+        .append(text(conv.id, bob, "m1", "shown"))
+        .await
+        .unwrap();
+    let job = claim(&*store, t, &[]).await[0];
+    assert_eq!((job.refresh, job.shown_upto), (false, None));
+    // Ada read "old" before; the notification shows what came after.
+    store
+        .push_done(
+            &job,
+            Timestamp(t),
+            Shown::Notification {
+                after_seq: old.message.seq,
+                upto_seq: shown.message.seq,
+            },
+        )
+        .await
+        .unwrap();
+    store
+        .push_forget(&claim(&*store, t, &[]).await[0])
+        .await
+        .unwrap();
+    assert!(claim(&*store, t, &[]).await.is_empty());
+
+    let edit = |id: &str, target: u64| change(conv.id, bob, id, MessageKind::Edit, "new", target);
+    let edited = store.append(edit("e0", old.message.seq)).await.unwrap();
+    assert!(!edited.push_queued, "not in the notification");
+    let reacted = store
+        .append(change(
+            conv.id,
+            bob,
+            "r1",
+            MessageKind::React,
+            "👍",
+            shown.message.seq,
+        ))
+        .await
+        .unwrap();
+    assert!(!reacted.push_queued, "reactions leave notifications alone");
+    assert!(claim(&*store, t, &[]).await.is_empty());
+
+    let edited = store.append(edit("e1", shown.message.seq)).await.unwrap();
+    assert!(edited.push_queued);
+    let refresh = claim(&*store, t, &[]).await[0];
+    assert!(refresh.has_news() && refresh.refreshes_shown());
+    assert_eq!(refresh.shown_upto, Some(shown.message.seq));
+    // A delete while that refresh is being pushed asks for another.
+    store
+        .append(change(
+            conv.id,
+            bob,
+            "d1",
+            MessageKind::Delete,
+            "",
+            shown.message.seq,
+        ))
+        .await
+        .unwrap();
+    store
+        .push_done(&refresh, Timestamp(t), Shown::Closed)
+        .await
+        .unwrap();
+    let again = claim(&*store, t, &[]).await[0];
+    assert!(again.has_news() && again.refresh, "{again:?}");
+    assert_eq!(again.shown_upto, None, "closed: nothing shown");
+    store
+        .push_done(&again, Timestamp(t), Shown::Unchanged)
+        .await
+        .unwrap();
+    let held = claim(&*store, t, &[]).await[0];
+    assert!(!held.has_news() && !held.refresh);
 }
 
 async fn users(store: Arc<dyn Store>) {

@@ -3,7 +3,7 @@
 //! tokens older than an hour and ones renewed more often than every 20 minutes).
 
 use super::keys::JwtKey;
-use super::{Delivery, Outcome};
+use super::{Delivery, Kind, Outcome};
 use serde::Serialize;
 use serde_json::json;
 use std::sync::Mutex;
@@ -58,21 +58,32 @@ impl Apns {
         };
         let payload: serde_json::Value =
             serde_json::from_slice(delivery.payload).unwrap_or(serde_json::Value::Null);
-        let body = json!({
-            "aps": {
-                "alert": {"title": delivery.title, "body": delivery.body},
-                "thread-id": delivery.topic,
-                "sound": "default",
-            },
-            "confab": payload,
-        });
+        // An alert replaces the one with the same collapse id; an update is passive.
+        // A close is a background push: the app removes the delivered notification.
+        let (aps, push_type, priority) = match delivery.kind {
+            Kind::New | Kind::Update => {
+                let mut aps = json!({
+                    "alert": {"title": delivery.title, "body": delivery.body},
+                    "thread-id": delivery.topic,
+                });
+                if delivery.kind == Kind::New {
+                    aps["sound"] = json!("default");
+                } else {
+                    // Into the notification list without lighting up the screen.
+                    aps["interruption-level"] = json!("passive");
+                }
+                (aps, "alert", "10")
+            }
+            Kind::Close => (json!({"content-available": 1}), "background", "5"),
+        };
+        let body = json!({"aps": aps, "confab": payload});
         let expiration = confab_proto::Timestamp::now().millis() / 1000 + self.ttl_secs as i64;
         let sent = http
             .post(format!("{}/3/device/{device_token}", self.base_url))
             .header("authorization", format!("bearer {token}"))
             .header("apns-topic", &self.topic)
-            .header("apns-push-type", "alert")
-            .header("apns-priority", "10")
+            .header("apns-push-type", push_type)
+            .header("apns-priority", priority)
             .header("apns-expiration", expiration.to_string())
             .header("apns-collapse-id", delivery.topic)
             .json(&body)

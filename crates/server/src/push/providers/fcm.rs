@@ -3,7 +3,7 @@
 //! `projects/{id}/messages:send`.
 
 use super::keys::JwtKey;
-use super::{Delivery, Outcome};
+use super::{Delivery, Kind, Outcome};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -65,18 +65,25 @@ impl Fcm {
             Ok(access) => access,
             Err(outcome) => return outcome,
         };
-        let body = json!({
-            "message": {
-                "token": token,
-                "notification": {"title": delivery.title, "body": delivery.body},
-                "data": {"confab": String::from_utf8_lossy(delivery.payload)},
-                "android": {
-                    "collapse_key": delivery.topic,
-                    "priority": "HIGH",
-                    "ttl": format!("{}s", self.ttl_secs),
-                },
-            }
+        let mut message = json!({
+            "token": token,
+            "data": {"confab": String::from_utf8_lossy(delivery.payload)},
+            "android": {
+                "collapse_key": delivery.topic,
+                // Android lowers the priority of apps whose high-priority messages show
+                // nothing, as a close does.
+                "priority": if delivery.kind == Kind::Close { "NORMAL" } else { "HIGH" },
+                "ttl": format!("{}s", self.ttl_secs),
+            },
         });
+        // A new message is shown by the system (tagged, so it replaces the conversation's
+        // notification). An update or a close goes as data only: the app replaces the
+        // notification with that tag without alerting again, or cancels it.
+        if delivery.kind == Kind::New {
+            message["notification"] = json!({"title": delivery.title, "body": delivery.body});
+            message["android"]["notification"] = json!({"tag": delivery.topic});
+        }
+        let body = json!({ "message": message });
         let sent = http
             .post(&self.send_url)
             .bearer_auth(access)

@@ -10,6 +10,7 @@ mod webpush;
 
 pub use keys::vapid_pem;
 
+use super::notification::Kind;
 use super::safety::{self, check_endpoint};
 use crate::config::Config;
 use crate::store::{PushTarget, SubscriptionRecord};
@@ -46,9 +47,11 @@ pub enum Outcome {
 pub struct Delivery<'a> {
     /// The JSON payload (`Notification`), within every provider's size limit.
     pub payload: &'a [u8],
-    /// The collapse key: one per conversation.
+    /// The collapse key and notification tag: one per conversation.
     pub topic: &'a str,
-    /// The notification's title, for providers that show it themselves.
+    /// Show and alert, replace quietly, or close the notification under `topic`.
+    pub kind: Kind,
+    /// The notification's title, for providers that show it themselves (empty to close).
     pub title: &'a str,
     /// The notification's text.
     pub body: &'a str,

@@ -100,7 +100,7 @@ pub(super) async fn apply(
         _ => &[],
     };
     // Appending locks the members' users rows (the actor's among them) in the store's order.
-    let appended = append_entry(
+    let mut appended = append_entry(
         tx,
         &ids,
         Entry {
@@ -203,6 +203,10 @@ pub(super) async fn apply(
             changed(tx, conversation, seq, change).await?;
         }
         Action::Text { .. } => {}
+    }
+    if rules::updates_notifications(&new.action) {
+        appended.push_queued =
+            super::push::refresh(tx, &appended.recipients, conversation, seq, actor).await?;
     }
     Ok(appended)
 }

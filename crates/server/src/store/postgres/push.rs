@@ -3,11 +3,13 @@
 
 use super::rows::{n, u};
 use super::{PostgresStore, pg};
-use crate::store::{NewSubscription, Push, PushJob, PushTarget, StoreResult, SubscriptionRecord};
+use crate::store::{
+    NewSubscription, Push, PushJob, PushTarget, Shown, StoreResult, SubscriptionRecord,
+};
 use async_trait::async_trait;
 use confab_proto::limits::PUSH_SUBSCRIPTIONS_PER_DEVICE;
 use confab_proto::{ConversationId, DeviceId, PushSubscriptionId, Timestamp, UserId};
-use tokio_postgres::Row;
+use tokio_postgres::{Row, Transaction};
 
 const SUBSCRIPTION_COLS: &str = "id, user_id, device_id, kind, address, p256dh, auth";
 
@@ -128,7 +130,9 @@ impl Push for PostgresStore {
                    ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) due
                  WHERE o.user_id = due.user_id AND o.conversation_id = due.conversation_id
                  RETURNING o.user_id, o.conversation_id, o.inbox_seq, o.seq, o.sender_id,
-                           o.pushed_inbox_seq, o.attempts",
+                           o.pushed_inbox_seq, o.attempts, o.refresh,
+                           (SELECT upto_seq FROM push_shown s
+                            WHERE s.user_id = o.user_id AND s.conversation_id = o.conversation_id)",
                     &[&now.0, &lease_until.0, &(limit as i64), &skip],
                 )
                 .await
@@ -140,37 +144,44 @@ impl Push for PostgresStore {
         .await
     }
 
-    async fn push_done(&self, job: &PushJob, hold_until: Timestamp) -> StoreResult<()> {
-        self.with_client(|client| async move {
-            client
-            .execute(
-                "UPDATE push_outbox SET pushed_inbox_seq = $3, attempts = 0, next_attempt_at = $4
-                 WHERE user_id = $1 AND conversation_id = $2",
-                &[
-                    &job.user_id.0,
-                    &job.conversation_id.0,
-                    &n(job.inbox_seq),
-                    &hold_until.0,
-                ],
-            )
-            .await
-            .map_err(pg)?;
-            Ok(())
+    async fn push_done(
+        &self,
+        job: &PushJob,
+        hold_until: Timestamp,
+        shown: Shown,
+    ) -> StoreResult<()> {
+        let (user, conversation, pushed) = (job.user_id.0, job.conversation_id.0, n(job.inbox_seq));
+        self.write(move |tx| {
+            Box::pin(async move {
+                // A refresh asked for during the push (the row has a newer entry) stays.
+                tx.execute(
+                    "UPDATE push_outbox SET pushed_inbox_seq = $3, attempts = 0, next_attempt_at = $4,
+                       refresh = refresh AND inbox_seq <> $3
+                     WHERE user_id = $1 AND conversation_id = $2",
+                    &[&user, &conversation, &pushed, &hold_until.0],
+                )
+                .await
+                .map_err(pg)?;
+                write_shown(tx, user, conversation, shown).await?;
+                Ok(())
+            })
         })
         .await
     }
 
-    async fn push_retry(&self, job: &PushJob, at: Timestamp) -> StoreResult<()> {
-        self.with_client(|client| async move {
-            client
-                .execute(
+    async fn push_retry(&self, job: &PushJob, at: Timestamp, shown: Shown) -> StoreResult<()> {
+        let (user, conversation) = (job.user_id.0, job.conversation_id.0);
+        self.write(move |tx| {
+            Box::pin(async move {
+                tx.execute(
                     "UPDATE push_outbox SET attempts = attempts + 1, next_attempt_at = $3
-                 WHERE user_id = $1 AND conversation_id = $2",
-                    &[&job.user_id.0, &job.conversation_id.0, &at.0],
+                     WHERE user_id = $1 AND conversation_id = $2",
+                    &[&user, &conversation, &at.0],
                 )
                 .await
                 .map_err(pg)?;
-            Ok(())
+                write_shown(tx, user, conversation, shown).await
+            })
         })
         .await
     }
@@ -219,5 +230,81 @@ fn job(r: &Row) -> PushJob {
         sender_id: UserId(r.get(4)),
         pushed_inbox_seq: u(r.get(5)),
         attempts: u32::try_from(r.get::<_, i32>(6)).unwrap_or(0),
+        refresh: r.get(7),
+        shown_upto: r.get::<_, Option<i64>>(8).map(u),
     }
+}
+
+/// Records what a push left on the user's devices (`Shown`).
+async fn write_shown(
+    tx: &Transaction<'_>,
+    user: i64,
+    conversation: i64,
+    shown: Shown,
+) -> StoreResult<()> {
+    match shown {
+        Shown::Unchanged => {}
+        Shown::Notification {
+            after_seq,
+            upto_seq,
+        } => {
+            tx.execute(
+                "INSERT INTO push_shown (user_id, conversation_id, after_seq, upto_seq)
+                 VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (user_id, conversation_id) DO UPDATE SET
+                   after_seq = excluded.after_seq, upto_seq = excluded.upto_seq",
+                &[&user, &conversation, &n(after_seq), &n(upto_seq)],
+            )
+            .await
+            .map_err(pg)?;
+        }
+        Shown::Closed => {
+            tx.execute(
+                "DELETE FROM push_shown WHERE user_id = $1 AND conversation_id = $2",
+                &[&user, &conversation],
+            )
+            .await
+            .map_err(pg)?;
+        }
+    }
+    Ok(())
+}
+
+/// Inside the transaction of an edit or delete of the message at `seq`: for each recipient
+/// (user, inbox entry) whose devices show a notification covering it, or who has a push
+/// that may show it pending or being sent, the outbox row asks for a refresh (replace or
+/// close). True if any does.
+pub(super) async fn refresh(
+    tx: &Transaction<'_>,
+    recipients: &[(UserId, u64)],
+    conversation_id: ConversationId,
+    seq: u64,
+    actor: UserId,
+) -> StoreResult<bool> {
+    let users: Vec<i64> = recipients.iter().map(|(user, _)| user.0).collect();
+    let entries: Vec<i64> = recipients.iter().map(|&(_, entry)| n(entry)).collect();
+    let queued = tx
+        .execute(
+            "INSERT INTO push_outbox
+               (user_id, conversation_id, inbox_seq, seq, sender_id, next_attempt_at, refresh)
+             SELECT r.user_id, $3, r.inbox_seq, coalesce(s.upto_seq, $4), $5, $6, true
+             FROM unnest($1::bigint[], $2::bigint[]) AS r(user_id, inbox_seq)
+             LEFT JOIN push_shown s ON s.user_id = r.user_id AND s.conversation_id = $3
+             WHERE (s.after_seq < $4 AND $4 <= s.upto_seq)
+                OR EXISTS (SELECT 1 FROM push_outbox o
+                           WHERE o.user_id = r.user_id AND o.conversation_id = $3 AND o.seq >= $4)
+             ON CONFLICT (user_id, conversation_id) DO UPDATE SET
+               inbox_seq = excluded.inbox_seq, refresh = true",
+            &[
+                &users,
+                &entries,
+                &conversation_id.0,
+                &n(seq),
+                &actor.0,
+                &Timestamp::now().0,
+            ],
+        )
+        .await
+        .map_err(pg)?;
+    Ok(queued > 0)
 }

@@ -216,6 +216,17 @@ const MIGRATIONS: &[&str] = &[
          PRIMARY KEY (user_id, conversation_id, seq)
      );
      CREATE INDEX mentions_by_message ON mentions (conversation_id, seq);",
+    // 8: notifications that follow changes. `push_shown` is what the last push left on a
+    // user's devices for a conversation; an edit or delete of a message it covers sets the
+    // outbox row's `refresh`, and the push replaces or closes that notification.
+    "ALTER TABLE push_outbox ADD COLUMN refresh BOOLEAN NOT NULL DEFAULT false;
+     CREATE TABLE push_shown (
+         user_id         BIGINT NOT NULL,
+         conversation_id BIGINT NOT NULL,
+         after_seq       BIGINT NOT NULL,
+         upto_seq        BIGINT NOT NULL,
+         PRIMARY KEY (user_id, conversation_id)
+     );",
 ];
 
 /// The schema version this build knows.

@@ -46,7 +46,7 @@ pub(super) fn apply(tx: &Tx<'_>, new: &NewMessage) -> StoreResult<Appended> {
         Action::Edit { .. } => &new.mentions,
         _ => &[],
     };
-    let appended = append(
+    let mut appended = append(
         tx,
         Entry {
             conversation_id: conversation,
@@ -92,6 +92,12 @@ pub(super) fn apply(tx: &Tx<'_>, new: &NewMessage) -> StoreResult<Appended> {
             changed(tx, conversation, seq, change)?;
         }
         Action::Text { .. } => {}
+    }
+    if rules::updates_notifications(&new.action) {
+        for &(user, inbox_seq) in &appended.recipients {
+            appended.push_queued |=
+                super::push::refresh(tx, user, conversation, inbox_seq, seq, actor)?;
+        }
     }
     Ok(appended)
 }

@@ -2,15 +2,18 @@
 
 use super::SqliteStore;
 use super::writer::Tx;
-use crate::store::{NewSubscription, Push, PushJob, PushTarget, StoreResult, SubscriptionRecord};
+use crate::store::{
+    NewSubscription, Push, PushJob, PushTarget, Shown, StoreResult, SubscriptionRecord,
+};
 use async_trait::async_trait;
 use confab_proto::limits::PUSH_SUBSCRIPTIONS_PER_DEVICE;
 use confab_proto::{ConversationId, DeviceId, PushSubscriptionId, Timestamp, UserId};
 use deadpool_sqlite::rusqlite::{Row, params};
 
 const SUBSCRIPTION_COLS: &str = "id, user_id, device_id, kind, address, p256dh, auth";
-const JOB_COLS: &str =
-    "user_id, conversation_id, inbox_seq, seq, sender_id, pushed_inbox_seq, attempts";
+const JOB_COLS: &str = "user_id, conversation_id, inbox_seq, seq, sender_id, pushed_inbox_seq,
+    attempts, refresh, (SELECT upto_seq FROM push_shown s
+      WHERE s.user_id = push_outbox.user_id AND s.conversation_id = push_outbox.conversation_id)";
 
 #[async_trait]
 impl Push for SqliteStore {
@@ -132,22 +135,30 @@ impl Push for SqliteStore {
             .await
     }
 
-    async fn push_done(&self, job: &PushJob, hold_until: Timestamp) -> StoreResult<()> {
+    async fn push_done(
+        &self,
+        job: &PushJob,
+        hold_until: Timestamp,
+        shown: Shown,
+    ) -> StoreResult<()> {
         let job = *job;
         self.writer
             .write(move |tx| {
+                // A refresh asked for during the push (the row has a newer entry) stays.
                 tx.conn
                     .prepare_cached(
-                        "UPDATE push_outbox SET pushed_inbox_seq = ?3, attempts = 0, next_attempt_at = ?4
+                        "UPDATE push_outbox SET pushed_inbox_seq = ?3, attempts = 0, next_attempt_at = ?4,
+                           refresh = refresh AND inbox_seq <> ?3
                          WHERE user_id = ?1 AND conversation_id = ?2",
                     )?
                     .execute(params![job.user_id.0, job.conversation_id.0, job.inbox_seq, hold_until.0])?;
+                write_shown(tx, &job, shown)?;
                 Ok(())
             })
             .await
     }
 
-    async fn push_retry(&self, job: &PushJob, at: Timestamp) -> StoreResult<()> {
+    async fn push_retry(&self, job: &PushJob, at: Timestamp, shown: Shown) -> StoreResult<()> {
         let job = *job;
         self.writer
             .write(move |tx| {
@@ -157,6 +168,7 @@ impl Push for SqliteStore {
                          WHERE user_id = ?1 AND conversation_id = ?2",
                     )?
                     .execute(params![job.user_id.0, job.conversation_id.0, at.0])?;
+                write_shown(tx, &job, shown)?;
                 Ok(())
             })
             .await
@@ -199,6 +211,77 @@ pub(super) fn enqueue(
     Ok(())
 }
 
+/// Records what a push left on the user's devices (`Shown`).
+fn write_shown(tx: &Tx<'_>, job: &PushJob, shown: Shown) -> StoreResult<()> {
+    match shown {
+        Shown::Unchanged => {}
+        Shown::Notification {
+            after_seq,
+            upto_seq,
+        } => {
+            tx.conn
+                .prepare_cached(
+                    "INSERT INTO push_shown (user_id, conversation_id, after_seq, upto_seq)
+                     VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (user_id, conversation_id) DO UPDATE SET
+                       after_seq = excluded.after_seq, upto_seq = excluded.upto_seq",
+                )?
+                .execute(params![
+                    job.user_id.0,
+                    job.conversation_id.0,
+                    after_seq,
+                    upto_seq
+                ])?;
+        }
+        Shown::Closed => {
+            tx.conn
+                .prepare_cached(
+                    "DELETE FROM push_shown WHERE user_id = ?1 AND conversation_id = ?2",
+                )?
+                .execute(params![job.user_id.0, job.conversation_id.0])?;
+        }
+    }
+    Ok(())
+}
+
+/// Inside the transaction of an edit or delete of the message at `seq`, entered in `user`'s
+/// inbox at `inbox_seq`: if the notification their devices show covers it, or a push that
+/// may show it is pending or being sent, the outbox row asks for a refresh (replace or
+/// close). True if it does.
+pub(super) fn refresh(
+    tx: &Tx<'_>,
+    user: UserId,
+    conversation_id: ConversationId,
+    inbox_seq: u64,
+    seq: u64,
+    actor: UserId,
+) -> StoreResult<bool> {
+    let queued = tx
+        .conn
+        .prepare_cached(
+            "INSERT INTO push_outbox
+               (user_id, conversation_id, inbox_seq, seq, sender_id, next_attempt_at, refresh)
+             SELECT ?1, ?2, ?3, coalesce((SELECT upto_seq FROM push_shown
+                                          WHERE user_id = ?1 AND conversation_id = ?2), ?4),
+               ?5, ?6, 1
+             WHERE EXISTS (SELECT 1 FROM push_shown WHERE user_id = ?1 AND conversation_id = ?2
+                             AND after_seq < ?4 AND ?4 <= upto_seq)
+                OR EXISTS (SELECT 1 FROM push_outbox WHERE user_id = ?1 AND conversation_id = ?2
+                             AND seq >= ?4)
+             ON CONFLICT (user_id, conversation_id) DO UPDATE SET
+               inbox_seq = excluded.inbox_seq, refresh = 1",
+        )?
+        .execute(params![
+            user.0,
+            conversation_id.0,
+            inbox_seq,
+            seq,
+            actor.0,
+            Timestamp::now().0
+        ])?;
+    Ok(queued > 0)
+}
+
 fn subscription(r: &Row<'_>) -> deadpool_sqlite::rusqlite::Result<SubscriptionRecord> {
     let kind: String = r.get(3)?;
     let address: String = r.get(4)?;
@@ -228,5 +311,7 @@ fn job(r: &Row<'_>) -> deadpool_sqlite::rusqlite::Result<PushJob> {
         sender_id: UserId(r.get(4)?),
         pushed_inbox_seq: r.get(5)?,
         attempts: r.get(6)?,
+        refresh: r.get(7)?,
+        shown_upto: r.get(8)?,
     })
 }

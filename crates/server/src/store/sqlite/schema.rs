@@ -212,6 +212,17 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (user_id, conversation_id, seq)
     ) WITHOUT ROWID;
     CREATE INDEX mentions_by_message ON mentions(conversation_id, seq);",
+    // 13: notifications that follow changes. `push_shown` is what the last push left on a
+    // user's devices for a conversation; an edit or delete of a message it covers sets the
+    // outbox row's `refresh`, and the push replaces or closes that notification.
+    "ALTER TABLE push_outbox ADD COLUMN refresh INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE push_shown (
+        user_id         INTEGER NOT NULL,
+        conversation_id INTEGER NOT NULL,
+        after_seq       INTEGER NOT NULL,
+        upto_seq        INTEGER NOT NULL,
+        PRIMARY KEY (user_id, conversation_id)
+    ) WITHOUT ROWID;",
 ];
 
 /// Brings the database to the newest schema, one transaction per step.
