@@ -785,7 +785,7 @@ impl Client {
     // ---- plumbing --------------------------------------------------------------------
 
     /// A request to `path` (starting with `/`) with the token, if any.
-    fn request(&self, method: Method, path: &str) -> RequestBuilder {
+    pub(crate) fn request(&self, method: Method, path: &str) -> RequestBuilder {
         let rb = self.http.request(method, format!("{}{path}", self.base));
         match &self.token {
             Some(token) => rb.bearer_auth(token),
@@ -804,7 +804,7 @@ impl Client {
     }
 
     /// Sends the request and decodes a JSON answer.
-    async fn json<T: DeserializeOwned>(&self, rb: RequestBuilder) -> Result<T> {
+    pub(crate) async fn json<T: DeserializeOwned>(&self, rb: RequestBuilder) -> Result<T> {
         decode(self.execute(rb).await?).await
     }
 

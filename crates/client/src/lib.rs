@@ -53,6 +53,7 @@ mod endpoint;
 mod error;
 mod http;
 mod nodes;
+mod search;
 mod worker;
 
 pub use builder::{
@@ -66,12 +67,13 @@ pub use error::{Error, Result};
 pub use http::{
     Client, DEFAULT_HTTP_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, MessagesQuery, Sent,
 };
+pub use search::SearchQuery;
 
 /// The wire contract crate, for the types not re-exported here.
 pub use confab_proto as proto;
 pub use confab_proto::{
     Action, Body, Conversation, ConversationId, ConversationKind, Device, DeviceId, Emoji,
     ErrorCode, FrameError, LoginResponse, Member, Message, MessageId, MessageKind, Presence,
-    PresenceStatus, Reaction, ReceiptKind, Role, ServerInfo, SyncEntry, SyncResponse, Timestamp,
-    User, UserId,
+    PresenceStatus, Reaction, ReceiptKind, Role, SearchResponse, SearchResult, ServerInfo,
+    SnippetPart, SyncEntry, SyncResponse, Timestamp, User, UserId,
 };

@@ -408,6 +408,35 @@ pub struct MessagesResponse {
     pub messages: Vec<Message>,
 }
 
+/// `GET /v1/search`: messages the caller may see that match, with where they matched.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SearchResponse {
+    /// The page, in the order asked for.
+    pub results: Vec<SearchResult>,
+    /// Pass as `cursor` for the next page; absent after the last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// One message found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchResult {
+    /// The message as it stands now (its conversation is `message.conversation_id`).
+    pub message: Message,
+    /// A passage around the first match, cut into plain and matched parts.
+    pub snippet: Vec<SnippetPart>,
+}
+
+/// A piece of a snippet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnippetPart {
+    /// The text, as written (`…` where the passage was cut).
+    pub text: String,
+    /// Whether it matched the query (to highlight).
+    #[serde(rename = "match", default, skip_serializing_if = "std::ops::Not::not")]
+    pub matched: bool,
+}
+
 /// `POST /v1/conversations/{id}/read`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReadRequest {

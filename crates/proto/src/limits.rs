@@ -41,6 +41,13 @@ const _: () = assert!(FRAME_MAX_BYTES >= 12 * BODY_MAX_CHARS + 16 * 1024);
 pub const PAGE_DEFAULT: usize = 50;
 /// History and sync pages hold at most 200 entries.
 pub const PAGE_MAX: usize = 200;
+/// Search results per page when the client does not say.
+pub const SEARCH_PAGE_DEFAULT: usize = 20;
+/// Search results per page, at most.
+pub const SEARCH_PAGE_MAX: usize = 50;
+/// Results a search by relevance pages through, at most (deeper pages cost every match's
+/// score again; newest-first pages have no such end).
+pub const SEARCH_RELEVANCE_MAX: usize = 500;
 /// Conversation list pages hold 100 conversations unless asked otherwise (at most
 /// [`PAGE_MAX`]).
 pub const CONVERSATIONS_PAGE_DEFAULT: usize = 100;

@@ -63,6 +63,9 @@ pub struct Config {
     /// with before added to groups, per user per minute (bursts up to the same number):
     /// what keeps the user directory from being harvested.
     pub lookup_rate_per_min: u32,
+    /// Searches per user per minute (bursts up to the same number): a search of a common
+    /// word costs the store more than a page of history.
+    pub search_rate_per_min: u32,
     /// Where to serve `/metrics` on its own (for example `127.0.0.1:9100`, or a private
     /// interface the monitoring reaches). Unset: `/metrics` is on `listen`, answered only to
     /// clients connecting from `trusted_proxies` themselves (loopback by default).
@@ -178,6 +181,7 @@ impl Default for Config {
             auth_rate_per_min: 60,
             user_quota_mb: 1024,
             lookup_rate_per_min: 60,
+            search_rate_per_min: 60,
             metrics_listen: None,
             groups_per_day: 100,
             // Loopback: a proxy on the same machine, or local tools.
@@ -376,6 +380,11 @@ impl Config {
         check(
             self.lookup_rate_per_min >= 1,
             "lookup_rate_per_min",
+            "must be at least 1",
+        )?;
+        check(
+            self.search_rate_per_min >= 1,
+            "search_rate_per_min",
             "must be at least 1",
         )?;
         check(

@@ -20,6 +20,7 @@ use crate::push::vapid_pem;
 use crate::ratelimit::RateLimiter;
 use crate::receipts::Receipts;
 use crate::registry::Registry;
+use crate::search::Searching;
 use crate::store::NodeRecord;
 use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
@@ -65,6 +66,10 @@ pub struct App {
     pub auth_limiter: RateLimiter<IpAddr>,
     /// User lookups by username and new direct conversations, per user.
     pub lookups: RateLimiter<UserId>,
+    /// Full-text search.
+    pub search: Searching,
+    /// Searches, per user.
+    pub searches: RateLimiter<UserId>,
     /// This node's id, leased in the store.
     pub node: NodeLease,
     /// The nodes discovery offers, this one among them.
@@ -200,6 +205,8 @@ impl App {
             ),
             auth_limiter: RateLimiter::per_minute(config.auth_rate_per_min),
             lookups: RateLimiter::per_minute(config.lookup_rate_per_min),
+            search: Searching::new(store.clone()),
+            searches: RateLimiter::per_minute(config.search_rate_per_min),
             proxies: TrustedProxies::new(config.trusted_proxies.clone()),
             hellos_pending: PerAddress::new(config.hello_pending_per_ip),
             cursors: CursorBook::default(),
@@ -232,6 +239,7 @@ impl App {
         self.sends.forget_idle();
         self.auth_limiter.forget_idle();
         self.lookups.forget_idle();
+        self.searches.forget_idle();
     }
 
     /// Saves pending device cursors and sends the delivered receipts they imply.

@@ -64,13 +64,13 @@ async fn nodes_starting_together_migrate_once() {
              WHERE table_schema = 'public' AND table_name IN
                ('users', 'devices', 'conversations', 'direct_pairs', 'members',
                 'member_periods', 'messages', 'inbox', 'push_subscriptions', 'push_outbox',
-                'push_shown')",
+                'push_shown', 'message_search')",
             &[],
         )
         .await
         .unwrap()
         .get(0);
-    assert_eq!(tables, 11);
+    assert_eq!(tables, 12);
     // Starting again changes nothing.
     connect(&url, 1).await.unwrap();
 }
@@ -107,4 +107,22 @@ async fn an_unreachable_database_is_a_clear_error() {
         panic!("took a MySQL URL");
     };
     assert!(e.to_string().contains("not a PostgreSQL URL"), "{e}");
+}
+
+/// The first start on a database from before search indexes the history already there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_from_before_search_is_indexed_on_upgrade() {
+    let db = TestDatabase::new().await;
+    let store: Arc<dyn Store> = Arc::new(connect(&db.url(), 2).await.unwrap());
+    let bob = store::suite::history_to_search(&*store).await;
+    store.close().await;
+    drop(store);
+    // Back to the schema before search (step 8), as an older confab left it.
+    db.client()
+        .await
+        .batch_execute("DROP TABLE message_search; UPDATE confab_schema SET version = 8;")
+        .await
+        .unwrap();
+    let store: Arc<dyn Store> = Arc::new(connect(&db.url(), 2).await.unwrap());
+    store::suite::history_is_found(&*store, bob).await;
 }

@@ -108,7 +108,8 @@ async fn text_deleted_for_everyone_leaves_the_database_files() {
         body: Body::new(body).unwrap(),
         reply_to: None,
     };
-    let short = "a-secret-marker-short";
+    // `zqxjvgone` is also one word of the search index, which must lose it too.
+    let short = "a-secret-marker-short zqxjvgone";
     let long = "a-secret-marker-long ".repeat(2000); // 42 KB: overflow pages
     store.append(write("m1", text(short.into()))).await.unwrap();
     store.append(write("m2", text(long.clone()))).await.unwrap();
@@ -134,4 +135,24 @@ async fn text_deleted_for_everyone_leaves_the_database_files() {
     let holds = |needle: &[u8]| seen.windows(needle.len()).any(|w| w == needle);
     assert!(holds(b"kept text"), "the scan reads the files");
     assert!(!holds(b"a-secret-marker"), "deleted text is still on disk");
+    assert!(
+        !holds(b"zqxjvgone"),
+        "a deleted word is still in the search index"
+    );
+}
+
+/// The first start on a store from before search indexes the history already there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_from_before_search_is_indexed_on_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path()).await;
+    let bob = store::suite::history_to_search(&*store).await;
+    store.close().await;
+    drop(store);
+    // Back to the schema before search (step 13), as an older confab left it.
+    let db = deadpool_sqlite::rusqlite::Connection::open(dir.path().join("confab.db")).unwrap();
+    db.execute_batch("DROP TABLE message_search; PRAGMA user_version = 13;")
+        .unwrap();
+    drop(db);
+    store::suite::history_is_found(&*open(dir.path()).await, bob).await;
 }

@@ -7,6 +7,7 @@ mod extract;
 mod messages;
 mod ops;
 mod push;
+mod search;
 
 use crate::error::ApiError;
 use crate::gateway;
@@ -63,6 +64,7 @@ pub fn routes(app: AppState) -> Router {
         )
         .route("/v1/conversations/{id}/read", post(messages::read))
         .route("/v1/sync", get(messages::sync))
+        .route("/v1/search", get(search::search))
         .route("/v1/presence", get(ops::presence))
         .route("/v1/discovery", get(ops::discovery))
         .route("/v1/push/vapid-public-key", get(push::vapid_public_key))

@@ -120,6 +120,10 @@ pub async fn sqlite_to_postgres(data_dir: &Path, url: &str) -> Result<Copied, St
     )
     .await
     .map_err(pg)?;
+    // The search index is made from the copied messages (SQLite's is an FTS5 table).
+    super::postgres::search::backfill(&tx)
+        .await
+        .map_err(|e| format!("cannot index the copied messages for search: {e}"))?;
     for table in SEQUENCED {
         tx.execute(
             &format!(

@@ -10,6 +10,7 @@ pub mod copy;
 pub mod postgres;
 mod refusal;
 pub mod rules;
+pub mod search;
 pub mod sqlite;
 mod types;
 
@@ -276,6 +277,15 @@ pub trait Push: Send + Sync {
     async fn push_forget(&self, job: &PushJob) -> StoreResult<()>;
 }
 
+/// Full-text search over the messages a user may see.
+#[async_trait]
+pub trait Search: Send + Sync {
+    /// The text messages `request.user` may see that match the query: inside their
+    /// membership windows, not deleted for everyone, not deleted for them, by their text
+    /// as it stands now.
+    async fn search(&self, request: SearchRequest) -> StoreResult<Vec<Message>>;
+}
+
 /// What the nodes sharing a store must agree on: secrets, and which node has which
 /// Snowflake node id.
 #[async_trait]
@@ -359,7 +369,17 @@ pub trait Logins: Send + Sync {
 /// The whole store, as the rest of the server sees it.
 #[async_trait]
 pub trait Store:
-    Users + Devices + Conversations + Members + Messages + Inbox + Push + Nodes + Online + Logins
+    Users
+    + Devices
+    + Conversations
+    + Members
+    + Messages
+    + Search
+    + Inbox
+    + Push
+    + Nodes
+    + Online
+    + Logins
 {
     /// Finishes the writes in flight and stops accepting new ones.
     async fn close(&self);

@@ -1,8 +1,8 @@
 //! Records that cross the store seam.
 
 use confab_proto::{
-    Action, ConversationId, ConversationKind, DeviceId, Message, MessageKind, PushSubscriptionId,
-    Reaction, Role, Timestamp, User, UserId,
+    Action, ConversationId, ConversationKind, DeviceId, Message, MessageId, MessageKind,
+    PushSubscriptionId, Reaction, Role, Timestamp, User, UserId,
 };
 
 /// A user to create.
@@ -353,4 +353,34 @@ pub struct NodeRecord {
     pub draining: bool,
     /// When the node last renewed the entry.
     pub renewed_at: Timestamp,
+}
+
+/// A search: what to find, for whom (only what they may see), where, and which page.
+#[derive(Debug, Clone)]
+pub struct SearchRequest {
+    /// Whose search: only messages inside their membership windows, not hidden by them.
+    pub user: UserId,
+    /// What to find.
+    pub query: super::search::Query,
+    /// Within one conversation only.
+    pub conversation: Option<ConversationId>,
+    /// Which page, in which order.
+    pub order: SearchOrder,
+    /// Results per page, at most.
+    pub limit: usize,
+}
+
+/// The order of search results, and where a page starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SearchOrder {
+    /// Newest first, older than the message with this id.
+    Newest {
+        /// The last message of the page before; `None` for the first page.
+        before: Option<MessageId>,
+    },
+    /// Best match first, skipping this many.
+    Relevance {
+        /// Results of earlier pages.
+        offset: usize,
+    },
 }

@@ -24,4 +24,5 @@ mod presence;
 mod push;
 mod push_changes;
 mod receipts;
+mod search;
 mod sync;

@@ -1791,3 +1791,36 @@ async fn login_failures(store: Arc<dyn Store>) {
     store.login_failed("dan", t(1)).await.unwrap();
     assert_eq!(store.login_failures("cyd").await.unwrap(), None);
 }
+
+/// Before an upgrade test takes search away: three messages from ada to bob; bob's id.
+pub async fn history_to_search(store: &dyn Store) -> UserId {
+    let ada = user(store, "ada").await;
+    let bob = user(store, "bob").await;
+    let (conv, _) = store.direct(ada, bob).await.unwrap();
+    for (i, body) in ["an old lantern", "nothing here", "the lantern again"]
+        .into_iter()
+        .enumerate()
+    {
+        store
+            .append(text(conv.id, ada, &format!("m{i}"), body))
+            .await
+            .unwrap();
+    }
+    bob
+}
+
+/// After the upgrade: bob finds the history [`history_to_search`] wrote.
+pub async fn history_is_found(store: &dyn Store, bob: UserId) {
+    let found = store
+        .search(confab_server::store::SearchRequest {
+            user: bob,
+            query: confab_server::store::search::parse("lantern").unwrap(),
+            conversation: None,
+            order: confab_server::store::SearchOrder::Newest { before: None },
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    let bodies: Vec<&str> = found.iter().map(|m| m.body.as_str()).collect();
+    assert_eq!(bodies, ["the lantern again", "an old lantern"]);
+}

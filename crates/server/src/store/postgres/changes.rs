@@ -146,8 +146,10 @@ pub(super) async fn apply(
             .await
             .map_err(pg)?;
             insert_mentions(tx, conversation, seq, mentions).await?;
+            super::search::reindex(tx, conversation, seq, Some(body.as_str())).await?;
         }
         Action::Delete { .. } => {
+            super::search::reindex(tx, conversation, seq, None).await?;
             // The text goes from the store: the message's, and that of its edits.
             tx.execute(
                 "UPDATE messages SET body = '', mentions = NULL, edited_at = NULL,

@@ -10,7 +10,7 @@
 //! member, over quota, ...) refuses only itself.
 
 use super::rows::{self, MESSAGE_COLS, n, u};
-use super::{ATTEMPTS, WRITE_DEADLINE, pg, pg_raced};
+use super::{ATTEMPTS, WRITE_DEADLINE, pg, pg_raced, search};
 use crate::ids::Snowflake;
 use crate::metrics::StoreMetrics;
 use crate::store::{Appended, NewMessage, Refusal, StoreError, StoreResult};
@@ -623,7 +623,13 @@ impl Rows {
         let o = &outbox;
         let c = &conversations;
         let mentioned = &self.mentions;
-        let (_, _, _, _, pushed, _, _) = futures_util::try_join!(
+        let documents: Vec<String> = m
+            .conversations
+            .iter()
+            .zip(&m.bodies)
+            .map(|(&conversation, body)| search::document(conversation, body))
+            .collect();
+        let (_, _, _, _, pushed, _, _, _) = futures_util::try_join!(
             async { execute(tx, BUMP_CONVERSATIONS, &[&c[0], &c[1], &c[2], &now.0]).await },
             async { execute(tx, MOVE_USERS, &[&users[0], &users[1], &users[2]]).await },
             // A unique key taken meanwhile (another node stored this client_msg_id): the
@@ -656,6 +662,11 @@ impl Rows {
                 let columns: [&(dyn ToSql + Sync); 3] =
                     [&mentioned[0], &mentioned[1], &mentioned[2]];
                 execute(tx, INSERT_MENTIONS, &columns).await
+            },
+            async {
+                let columns: [&(dyn ToSql + Sync); 4] =
+                    [&m.conversations, &m.seqs, &m.ids, &documents];
+                execute(tx, search::INSERT, &columns).await
             },
         )?;
         self.pushed = pushed.iter().map(|r| r.get(0)).collect();

@@ -21,6 +21,7 @@ mod online;
 mod push;
 mod rows;
 pub mod schema;
+pub(crate) mod search;
 
 use crate::ids::Snowflake;
 use crate::metrics::StoreMetrics;

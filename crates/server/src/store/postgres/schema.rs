@@ -227,7 +227,21 @@ const MIGRATIONS: &[&str] = &[
          upto_seq        BIGINT NOT NULL,
          PRIMARY KEY (user_id, conversation_id)
      );",
+    // 9: full-text search (postgres/search.rs): a tsvector of each text message, made from
+    // the words store/search.rs cuts, with its conversation as the lexeme '#<id>'. History
+    // is indexed by `search::backfill` in the migration's transaction.
+    "CREATE TABLE message_search (
+         conversation_id BIGINT NOT NULL,
+         seq             BIGINT NOT NULL,
+         id              BIGINT NOT NULL,
+         doc             TSVECTOR NOT NULL,
+         PRIMARY KEY (conversation_id, seq)
+     );
+     CREATE INDEX message_search_doc ON message_search USING GIN (doc);",
 ];
+
+/// The step that adds search: history is indexed right after it.
+const SEARCH_STEP: usize = 9;
 
 /// The schema version this build knows.
 pub const VERSION: i64 = MIGRATIONS.len() as i64;
@@ -262,6 +276,9 @@ pub async fn migrate(client: &mut Client) -> StoreResult<()> {
         tx.batch_execute(step)
             .await
             .map_err(|e| StoreError::Backend(format!("schema step {} failed: {e}", i + 1)))?;
+        if i + 1 == SEARCH_STEP {
+            super::search::backfill(&tx).await?;
+        }
     }
     tx.execute("UPDATE confab_schema SET version = $1", &[&VERSION])
         .await

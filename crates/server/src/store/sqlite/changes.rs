@@ -63,9 +63,13 @@ pub(super) fn apply(tx: &Tx<'_>, new: &NewMessage) -> StoreResult<Appended> {
     let now = appended.message.created_at;
     match &new.action {
         Action::Edit { body, .. } => {
-            edit(tx, conversation, seq, body.as_str(), mentions, change, now)?
+            edit(tx, conversation, seq, body.as_str(), mentions, change, now)?;
+            super::search::reindex(tx, conversation, seq, Some(body.as_str()))?;
         }
-        Action::Delete { .. } => delete(tx, conversation, seq, change, now)?,
+        Action::Delete { .. } => {
+            delete(tx, conversation, seq, change, now)?;
+            super::search::reindex(tx, conversation, seq, None)?;
+        }
         Action::DeleteForMe { .. } => {
             tx.conn
                 .prepare_cached(

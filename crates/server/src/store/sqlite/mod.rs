@@ -15,6 +15,7 @@ mod online;
 mod push;
 mod rows;
 mod schema;
+mod search;
 mod users;
 mod writer;
 
@@ -54,7 +55,7 @@ impl SqliteStore {
             .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", path.display())))?;
         let mut conn = Connection::open(&path).map_err(backend)?;
         configure(&conn).map_err(backend)?;
-        schema::migrate(&mut conn).map_err(backend)?;
+        schema::migrate(&mut conn)?;
         let writer = Writer::start(conn, commit_batch_max, snowflake, metrics)?;
 
         let readers = deadpool_sqlite::Config::new(&path)
@@ -95,7 +96,7 @@ impl SqliteStore {
         let lock = lock(dir)?;
         let mut conn = Connection::open(&path).map_err(backend)?;
         configure(&conn).map_err(backend)?;
-        schema::migrate(&mut conn).map_err(backend)?;
+        schema::migrate(&mut conn)?;
         Ok((conn, lock))
     }
 

@@ -1,7 +1,8 @@
 //! Schema migrations, tracked in `PRAGMA user_version`. Append new steps; never edit one
 //! that has shipped.
 
-use deadpool_sqlite::rusqlite::{Connection, Result};
+use crate::store::StoreResult;
+use deadpool_sqlite::rusqlite::Connection;
 
 const MIGRATIONS: &[&str] = &[
     // 1: the v1 data model (docs/architecture.md, section 3).
@@ -223,14 +224,26 @@ const MIGRATIONS: &[&str] = &[
         upto_seq        INTEGER NOT NULL,
         PRIMARY KEY (user_id, conversation_id)
     ) WITHOUT ROWID;",
+    // 14: full-text search (sqlite/search.rs): the words of each text message as
+    // store/search.rs cuts them, the conversation as a token of its own column, keyed by
+    // the message id. Filled from history by `search::backfill` in the same transaction.
+    "CREATE VIRTUAL TABLE message_search USING fts5(
+        conversation, words, tokenize = 'unicode61 remove_diacritics 0');
+    INSERT INTO message_search (message_search, rank) VALUES ('secure-delete', 1);",
 ];
 
+/// The step that adds search: history is indexed right after it.
+const SEARCH_STEP: usize = 14;
+
 /// Brings the database to the newest schema, one transaction per step.
-pub fn migrate(conn: &mut Connection) -> Result<()> {
+pub fn migrate(conn: &mut Connection) -> StoreResult<()> {
     let current: usize = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     for (i, step) in MIGRATIONS.iter().enumerate().skip(current) {
         let tx = conn.transaction()?;
         tx.execute_batch(step)?;
+        if i + 1 == SEARCH_STEP {
+            super::search::backfill(&tx)?;
+        }
         tx.pragma_update(None, "user_version", i + 1)?;
         tx.commit()?;
     }

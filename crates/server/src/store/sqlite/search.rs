@@ -1,0 +1,180 @@
+//! Full-text search on FTS5. `message_search` keeps the words it indexed (FTS5 needs them
+//! to take a message's entries out of the index; a contentless table can only mark them
+//! deleted, leaving the words on disk) with secure delete (a message's old words leave the
+//! index's pages when it is edited or deleted), keyed by the message id, which sorts by
+//! time. It holds the words
+//! `store::search` makes and, in a column of its own, the conversation as a token `c<id>`,
+//! so a search over a user's conversations is an intersection in the index, not a scan of
+//! everyone's matches. Visibility (membership windows, hidden, deleted) is checked per hit.
+
+use super::SqliteStore;
+use super::rows::{self, MESSAGE_COLS};
+use super::writer::Tx;
+use crate::store::search::{self, Query};
+use crate::store::{Search, SearchOrder, SearchRequest, StoreResult};
+use async_trait::async_trait;
+use confab_proto::{ConversationId, Message, MessageId, UserId};
+use deadpool_sqlite::rusqlite::{Connection, Transaction, params};
+
+/// Conversations a search names in its index query, at most; a user in more is searched
+/// across all conversations, their own picked out per hit.
+const NAMED_CONVERSATIONS_MAX: usize = 500;
+
+/// Indexes a new text message (inside its transaction).
+pub(super) fn index(
+    tx: &Tx<'_>,
+    id: MessageId,
+    conversation: ConversationId,
+    body: &str,
+) -> StoreResult<()> {
+    insert(tx.conn, id, conversation, body)
+}
+
+/// Takes the message at `seq` out of the index (edited: `then` its new text goes in).
+pub(super) fn reindex(
+    tx: &Tx<'_>,
+    conversation: ConversationId,
+    seq: u64,
+    then: Option<&str>,
+) -> StoreResult<()> {
+    let id: i64 = tx
+        .conn
+        .prepare_cached("SELECT id FROM messages WHERE conversation_id = ?1 AND seq = ?2")?
+        .query_row(params![conversation.0, seq], |r| r.get(0))?;
+    tx.conn
+        .prepare_cached("DELETE FROM message_search WHERE rowid = ?1")?
+        .execute([id])?;
+    if let Some(body) = then {
+        insert(tx.conn, MessageId(id), conversation, body)?;
+    }
+    Ok(())
+}
+
+fn insert(
+    conn: &Connection,
+    id: MessageId,
+    conversation: ConversationId,
+    body: &str,
+) -> StoreResult<()> {
+    conn.prepare_cached(
+        "INSERT INTO message_search (rowid, conversation, words) VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![
+        id.0,
+        format!("c{}", conversation.0),
+        search::document(body).join(" ")
+    ])?;
+    Ok(())
+}
+
+/// Indexes every text message there is (the migration that adds search).
+pub(super) fn backfill(tx: &Transaction<'_>) -> StoreResult<()> {
+    let mut read = tx.prepare(
+        "SELECT id, conversation_id, body FROM messages
+         WHERE kind = 'text' AND deleted_at IS NULL",
+    )?;
+    let mut rows = read.query([])?;
+    while let Some(row) = rows.next()? {
+        let body: String = row.get(2)?;
+        insert(
+            tx,
+            MessageId(row.get(0)?),
+            ConversationId(row.get(1)?),
+            &body,
+        )?;
+    }
+    Ok(())
+}
+
+/// The FTS5 query for `query`, within `conversations` if given. Words are letters and
+/// digits only, so quoting them is all the escaping there is.
+fn fts_query(query: &Query, conversations: Option<&[i64]>) -> String {
+    let terms: Vec<String> = query
+        .terms
+        .iter()
+        .map(|t| {
+            let star = if t.prefix { "*" } else { "" };
+            format!("\"{}\"{star}", t.words.join(" "))
+        })
+        .collect();
+    let mut fts = format!("words : ({})", terms.join(" AND "));
+    if let Some(ids) = conversations {
+        let named: Vec<String> = ids.iter().map(|id| format!("\"c{id}\"")).collect();
+        fts.push_str(&format!(" AND conversation : ({})", named.join(" OR ")));
+    }
+    fts
+}
+
+#[async_trait]
+impl Search for SqliteStore {
+    async fn search(&self, request: SearchRequest) -> StoreResult<Vec<Message>> {
+        self.read(move |c| {
+            let user = request.user;
+            let conversations: Vec<i64> = match request.conversation {
+                Some(id) => vec![id.0],
+                None => theirs(c, user)?,
+            };
+            if conversations.is_empty() {
+                return Ok(Vec::new());
+            }
+            let named =
+                (conversations.len() <= NAMED_CONVERSATIONS_MAX).then_some(&conversations[..]);
+            let fts = fts_query(&request.query, named);
+            let (order, before, offset) = match request.order {
+                SearchOrder::Newest { before } => {
+                    ("s.rowid DESC", before.map_or(i64::MAX, |id| id.0), 0)
+                }
+                SearchOrder::Relevance { offset } => ("s.rank", i64::MAX, offset),
+            };
+            let sql = format!(
+                "SELECT {MESSAGE_COLS} FROM message_search s JOIN messages m ON m.id = s.rowid
+                 WHERE message_search MATCH ?1 AND s.rowid < ?2
+                   AND m.kind = 'text' AND m.deleted_at IS NULL
+                   AND (EXISTS (SELECT 1 FROM members w WHERE w.conversation_id = m.conversation_id
+                                  AND w.user_id = ?3 AND w.joined_seq <= m.seq
+                                  AND (w.left_seq IS NULL OR w.left_seq >= m.seq))
+                        OR EXISTS (SELECT 1 FROM member_periods w
+                                   WHERE w.conversation_id = m.conversation_id AND w.user_id = ?3
+                                     AND w.joined_seq <= m.seq AND w.left_seq >= m.seq))
+                   AND NOT EXISTS (SELECT 1 FROM hidden h WHERE h.user_id = ?3
+                                   AND h.conversation_id = m.conversation_id AND h.seq = m.seq)
+                 ORDER BY {order} LIMIT ?4 OFFSET ?5"
+            );
+            Ok(c.prepare_cached(&sql)?
+                .query_map(
+                    params![fts, before, user.0, request.limit, offset],
+                    rows::message,
+                )?
+                .collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+}
+
+/// The conversations `user` is or was in.
+fn theirs(c: &Connection, user: UserId) -> StoreResult<Vec<i64>> {
+    Ok(c.prepare_cached(
+        "SELECT conversation_id FROM members WHERE user_id = ?1
+         UNION SELECT conversation_id FROM member_periods WHERE user_id = ?1",
+    )?
+    .query_map([user.0], |r| r.get(0))?
+    .collect::<Result<_, _>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_quote_every_word_and_name_conversations_in_their_column() {
+        let query = search::parse(r#"meet "north gate" cha*"#).unwrap();
+        assert_eq!(
+            fts_query(&query, Some(&[3, 42])),
+            r#"words : ("meet" AND "north gate" AND "cha"*) AND conversation : ("c3" OR "c42")"#
+        );
+        assert_eq!(
+            fts_query(&query, None),
+            r#"words : ("meet" AND "north gate" AND "cha"*)"#
+        );
+    }
+}
