@@ -28,6 +28,7 @@ const SHELL = [
   '/js/views/chat.js',
   '/js/views/dialogs.js',
   '/js/views/list.js',
+  '/js/views/search.js',
   '/js/views/shell.js',
 ];
 /** Past this, a slow network loses to the cached shell. */

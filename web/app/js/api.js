@@ -27,6 +27,9 @@
  */
 /** @typedef {{user_id: string, status: 'online' | 'offline', last_active_at: string | null}} Presence */
 /** @typedef {{token: string, device_id: string, user: User}} Login */
+/** @typedef {{text: string, match?: boolean}} SnippetPart */
+/** @typedef {{message: Message, snippet: SnippetPart[]}} SearchResult */
+/** @typedef {{results: SearchResult[], next_cursor?: string}} SearchPage */
 
 /** An error answer from the server, or `network` when there was no answer at all. */
 export class ApiError extends Error {
@@ -188,6 +191,18 @@ export class Api {
     const qs = query.toString();
     return (await this.request('GET', `/v1/conversations/${id}/messages${qs ? `?${qs}` : ''}`))
       .messages;
+  }
+
+  /**
+   * Messages the caller may see that match `q` (docs/protocol.md, "Search"), newest first.
+   * @param {string} q
+   * @param {{cursor?: string, limit?: number, conversation_id?: string}} [page]
+   * @returns {Promise<SearchPage>}
+   */
+  async search(q, page = {}) {
+    const query = new URLSearchParams({ q });
+    for (const [k, v] of Object.entries(page)) if (v !== undefined) query.set(k, String(v));
+    return this.request('GET', `/v1/search?${query}`);
   }
 
   /** @param {string[]} userIds at most 200 @returns {Promise<Presence[]>} */

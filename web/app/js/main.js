@@ -1,4 +1,5 @@
-// Entry point: shows the sign-in screen or the app, routes #/ and #/c/<id>, and registers
+// Entry point: shows the sign-in screen or the app, routes #/, #/c/<id> and
+// #/c/<id>/m/<seq> (a message found by search), and registers
 // the service worker that lets the app open offline.
 
 import { startPush } from './push.js';
@@ -14,10 +15,14 @@ const root = /** @type {HTMLElement} */ (document.getElementById('app'));
 /** @type {{store: Store, sync: Sync, shell: Shell} | null} */
 let running = null;
 
-/** The conversation id in the address (#/c/<id>), or null for the list. */
-function routeId() {
-  const m = /^#\/c\/(\d+)$/.exec(location.hash);
-  return m ? m[1] : null;
+/**
+ * The conversation in the address (#/c/<id>, or #/c/<id>/m/<seq> at a message), or null
+ * for the list.
+ * @returns {[string | null, number | null]}
+ */
+function route() {
+  const m = /^#\/c\/(\d+)(?:\/m\/(\d+))?$/.exec(location.hash);
+  return m ? [m[1], m[2] ? Number(m[2]) : null] : [null, null];
 }
 
 /** @param {string} [notice] shown on the sign-in screen */
@@ -67,11 +72,11 @@ function signedIn(session) {
   store.addEventListener('conversations', title);
   sync.start();
   startPush(sync.api, root);
-  shell.route(routeId());
+  shell.route(...route());
   title();
 }
 
-window.addEventListener('hashchange', () => running?.shell.route(routeId()));
+window.addEventListener('hashchange', () => running?.shell.route(...route()));
 document.addEventListener('visibilitychange', () => {
   if (document.visibilityState === 'visible') running?.sync.markOpenRead();
   else {

@@ -41,6 +41,8 @@ const COUNT_FROM = 90_000;
 const RUN_MS = 5 * 60_000;
 /** Pixels from the top that trigger loading older messages. */
 const LOAD_OLDER_PX = 400;
+/** Pages of history loaded, at most, to reach a message opened from search. */
+const REVEAL_PAGES_MAX = 50;
 
 /** Whether the composer sizes itself to its text (CSS `field-sizing`). */
 const GROWS_BY_ITSELF = CSS.supports('field-sizing', 'content');
@@ -76,6 +78,8 @@ export class ChatView {
     /** @type {Set<string>} */
     this.expanded = new Set();
     this.stickToBottom = true;
+    /** A message to scroll to once it is loaded (opened from search). @type {{seq: number, pages: number} | undefined} */
+    this.reveal = undefined;
     /** True while a scroll we made ourselves may still report. */
     this.autoScrolled = false;
     this.autoScrollFrame = 0;
@@ -119,8 +123,20 @@ export class ChatView {
     this.empty();
   }
 
-  /** Shows conversation `id`, or the empty state for null. @param {string | null} id */
-  open(id) {
+  /**
+   * Shows conversation `id`, or the empty state for null; at the message `seq` if given
+   * (older pages load until it is there, then it is scrolled to and marked).
+   * @param {string | null} id @param {number | null} [seq]
+   */
+  open(id, seq = null) {
+    if (id !== null && seq !== null) {
+      this.reveal = { seq, pages: 0 };
+      if (id === this.id) {
+        this.stickToBottom = false;
+        this.scheduleMessages();
+        return;
+      }
+    }
     if (id === this.id) return;
     if (this.mode) this.endMode();
     this.closeActions();
@@ -128,7 +144,8 @@ export class ChatView {
     this.id = id;
     this.store.openId = id;
     this.rows = new Map();
-    this.stickToBottom = true;
+    this.stickToBottom = seq === null;
+    if (seq === null) this.reveal = undefined;
     if (!id) {
       this.resizes?.disconnect();
       this.empty();
@@ -443,7 +460,10 @@ export class ChatView {
     const statusIcon = { sending: 'clock', failed: 'alert', sent: 'check', delivered: 'checks', read: 'checks' };
     const li = h(
       'li',
-      { class: `msg ${o.mine ? 'mine' : 'theirs'}${o.first ? ' first' : ''}${o.last ? ' last' : ''}` },
+      {
+        class: `msg ${o.mine ? 'mine' : 'theirs'}${o.first ? ' first' : ''}${o.last ? ' last' : ''}`,
+        dataset: m ? { seq: String(m.seq) } : undefined,
+      },
       h(
         'div',
         { class: 'bubble' },
@@ -779,11 +799,42 @@ export class ChatView {
     }
     /** @type {HTMLElement} */ (this.emptyNote).hidden = !(hist.loaded && rows.length === 0);
 
-    if (atBottom) this.scrollToBottom(false);
+    if (this.reveal && hist.loaded) this.revealMessage(hist);
+    else if (atBottom) this.scrollToBottom(false);
     else if (anchor) scroller.scrollTop += anchor.getBoundingClientRect().top - anchorTop;
     // A short history may not fill the view: keep loading until it scrolls or ends.
     if (hist.loaded && hist.hasOlder && !hist.loading && scroller.scrollTop < LOAD_OLDER_PX) {
       queueMicrotask(() => this.id && this.sync.loadOlder(this.id));
+    }
+  }
+
+  /**
+   * Scrolls to the message a search found and marks it, once it is loaded; until then
+   * loads older pages (at most REVEAL_PAGES_MAX of them).
+   * @param {{items: Message[], loading: boolean, hasOlder: boolean}} hist
+   */
+  revealMessage(hist) {
+    const reveal = /** @type {{seq: number, pages: number}} */ (this.reveal);
+    const row = /** @type {HTMLElement | null} */ (this.list?.querySelector(`li[data-seq="${reveal.seq}"]`) ?? null);
+    if (row) {
+      this.reveal = undefined;
+      this.stickToBottom = false;
+      row.classList.add('found');
+      row.tabIndex = -1;
+      row.scrollIntoView({ block: 'center', behavior: 'instant' });
+      row.focus({ preventScroll: true });
+      setTimeout(() => row.classList.remove('found'), 4000);
+      return;
+    }
+    const first = hist.items[0];
+    if (hist.loading) return;
+    if (first && first.seq > reveal.seq && hist.hasOlder && reveal.pages < REVEAL_PAGES_MAX) {
+      reveal.pages++;
+      queueMicrotask(() => this.id && this.sync.loadOlder(this.id));
+    } else {
+      // Not in this history (deleted since, or too far back): the newest messages, then.
+      this.reveal = undefined;
+      this.scrollToBottom(false);
     }
   }
 

@@ -6,6 +6,7 @@ import { h, icon } from '../dom.js';
 import { ChatView } from './chat.js';
 import { groupInfoDialog, newChatDialog, newGroupDialog } from './dialogs.js';
 import { ConversationList, avatar } from './list.js';
+import { SearchPanel } from './search.js';
 
 /** @typedef {import('../store.js').Store} Store */
 /** @typedef {import('../sync.js').Sync} Sync */
@@ -42,6 +43,11 @@ export class Shell {
       h('p', {}, 'Start a chat with someone by their username, or create a group.'),
     );
     this.list = new ConversationList(ul, empty, store);
+    const nav = h('nav', { class: 'conv-nav', 'aria-label': 'Conversation list' }, ul, empty);
+    // While a search shows results, they take the list's place.
+    this.search = new SearchPanel(store, sync, (searching) => {
+      nav.hidden = searching;
+    });
     this.pane = h('main', { class: 'chat-pane', id: 'chat-pane' });
     this.shell = h(
       'div',
@@ -67,7 +73,9 @@ export class Shell {
           ),
         ),
         this.offlineNote,
-        h('nav', { class: 'conv-nav', 'aria-label': 'Conversation list' }, ul, empty),
+        this.search.form,
+        nav,
+        this.search.section,
         h(
           'footer',
           { class: 'me' },
@@ -98,11 +106,14 @@ export class Shell {
     this.list.render();
   }
 
-  /** Shows conversation `id` (or none). @param {string | null} id */
-  route(id) {
+  /**
+   * Shows conversation `id` (or none), at the message `seq` if given (a search result).
+   * @param {string | null} id @param {number | null} [seq]
+   */
+  route(id, seq = null) {
     const was = this.chat.id;
     this.shell.dataset.view = id ? 'chat' : 'list';
-    this.chat.open(id);
+    this.chat.open(id, seq);
     this.list.render();
     // Back to the list on a phone: focus the conversation we came from, not the page top.
     if (!id && was && this.shell.contains(document.activeElement) === false) {
