@@ -29,6 +29,8 @@ use std::time::{Duration, Instant};
 
 /// Words in the vocabulary; their frequencies follow Zipf's law (s = 1).
 const VOCABULARY: usize = 30_000;
+/// Messages per indexing round, as the server's indexer takes them.
+const INDEX_BATCH: usize = 1_000;
 /// Sends in flight while filling, so group commit batches them.
 const IN_FLIGHT: usize = 256;
 
@@ -306,6 +308,11 @@ async fn main() {
     let convs = conversations(&*store, args.conversations, &mut rng).await;
     let took = fill(store.clone(), &convs, &vocabulary, args.messages, &mut rng).await;
     eprintln!("filled in {took:?}");
+    // What the indexer does behind the sends, here all at once.
+    let started = std::time::Instant::now();
+    while store.index_queued(INDEX_BATCH).await.unwrap().messages > 0 {}
+    let indexing = started.elapsed();
+    eprintln!("indexed in {indexing:?}");
 
     // Searchers: users by how many conversations they are in.
     let mut count: std::collections::HashMap<UserId, usize> = Default::default();
@@ -343,12 +350,15 @@ async fn main() {
     };
 
     println!(
-        "{} store, {} messages in {} conversations, filled in {:.0} s ({:.0} messages/s)",
+        "{} store, {} messages in {} conversations, filled in {:.0} s ({:.0} messages/s), \
+         indexed in {:.0} s ({:.0} messages/s, batches of {INDEX_BATCH})",
         args.store,
         args.messages,
         args.conversations,
         took.as_secs_f64(),
-        args.messages as f64 / took.as_secs_f64()
+        args.messages as f64 / took.as_secs_f64(),
+        indexing.as_secs_f64(),
+        args.messages as f64 / indexing.as_secs_f64()
     );
     println!(
         "searchers: {} users from the upper half by conversations (3rd quartile: {median_convs}), and the busiest user ({} conversations)\n",

@@ -64,6 +64,10 @@ pub struct Metrics {
     pub push_subscriptions_dropped: Counter,
     /// Seconds per request to a push provider.
     pub push_send_seconds: Histogram,
+    /// Messages this node's indexer took into the search index.
+    pub search_indexed: Counter,
+    /// Seconds from sending to indexing, of the oldest message of each indexing round.
+    pub search_lag_seconds: Histogram,
     /// Events written to the cluster bus.
     pub bus_published: Counter,
     /// Events received from the cluster bus.
@@ -111,6 +115,8 @@ impl Metrics {
             push_skipped: Counter::default(),
             push_subscriptions_dropped: Counter::default(),
             push_send_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            search_indexed: Counter::default(),
+            search_lag_seconds: Histogram::new(exponential_buckets(0.05, 2.0, 12)),
             bus_published: Counter::default(),
             bus_received: Counter::default(),
             bus_dropped: Counter::default(),
@@ -239,6 +245,16 @@ impl Metrics {
             "push_send_seconds",
             "Seconds per request to a push provider",
             m.push_send_seconds.clone(),
+        );
+        confab.register(
+            "search_indexed",
+            "Messages this node took into the search index",
+            m.search_indexed.clone(),
+        );
+        confab.register(
+            "search_lag_seconds",
+            "Seconds from sending to indexing, of the oldest message of each indexing round",
+            m.search_lag_seconds.clone(),
         );
         confab.register(
             "bus_published",

@@ -56,6 +56,11 @@ pub async fn run(
         let shutdown = shutdown.clone();
         async move { app.push.run(&app.presence, shutdown).await }
     });
+    let indexer = tokio::spawn(crate::search::indexer::run(
+        app.store.clone(),
+        app.metrics.clone(),
+        shutdown.clone(),
+    ));
     let registry = tokio::spawn({
         let app = app.clone();
         let shutdown = shutdown.clone();
@@ -92,6 +97,7 @@ pub async fn run(
     let _ = upkeep.await;
     let _ = presence.await;
     let _ = push.await;
+    let _ = indexer.await;
     let _ = registry.await;
     app.flush_cursors().await;
     // Before the bus stops: the offline of users who did not move must reach the others.

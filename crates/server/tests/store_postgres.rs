@@ -64,13 +64,13 @@ async fn nodes_starting_together_migrate_once() {
              WHERE table_schema = 'public' AND table_name IN
                ('users', 'devices', 'conversations', 'direct_pairs', 'members',
                 'member_periods', 'messages', 'inbox', 'push_subscriptions', 'push_outbox',
-                'push_shown', 'message_search')",
+                'push_shown', 'message_search', 'search_queue')",
             &[],
         )
         .await
         .unwrap()
         .get(0);
-    assert_eq!(tables, 12);
+    assert_eq!(tables, 13);
     // Starting again changes nothing.
     connect(&url, 1).await.unwrap();
 }
@@ -120,7 +120,9 @@ async fn history_from_before_search_is_indexed_on_upgrade() {
     // Back to the schema before search (step 8), as an older confab left it.
     db.client()
         .await
-        .batch_execute("DROP TABLE message_search; UPDATE confab_schema SET version = 8;")
+        .batch_execute(
+            "DROP TABLE message_search, search_queue; UPDATE confab_schema SET version = 8;",
+        )
         .await
         .unwrap();
     let store: Arc<dyn Store> = Arc::new(connect(&db.url(), 2).await.unwrap());

@@ -117,6 +117,7 @@ async fn text_deleted_for_everyone_leaves_the_database_files() {
         .append(write("kept", text("kept text".into())))
         .await
         .unwrap();
+    store.index_queued(100).await.unwrap();
     let edit = Action::parse(MessageKind::Edit, format!("{short} edited"), Some(1), None).unwrap();
     store.append(write("e1", edit)).await.unwrap();
     for (id, seq) in [("d1", 1), ("d2", 2)] {
@@ -151,8 +152,10 @@ async fn history_from_before_search_is_indexed_on_upgrade() {
     drop(store);
     // Back to the schema before search (step 13), as an older confab left it.
     let db = deadpool_sqlite::rusqlite::Connection::open(dir.path().join("confab.db")).unwrap();
-    db.execute_batch("DROP TABLE message_search; PRAGMA user_version = 13;")
-        .unwrap();
+    db.execute_batch(
+        "DROP TABLE message_search; DROP TABLE search_queue; PRAGMA user_version = 13;",
+    )
+    .unwrap();
     drop(db);
     store::suite::history_is_found(&*open(dir.path()).await, bob).await;
 }

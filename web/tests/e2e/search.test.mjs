@@ -38,6 +38,22 @@ function searchBox(page) {
   return page.getByRole('searchbox', { name: 'Search messages' });
 }
 
+/**
+ * Waits until the server's index has what `q` finds (the index follows the messages by
+ * up to a second; docs/protocol.md, "Search").
+ * @param {string} token @param {string} q
+ */
+async function indexed(token, q) {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const { status, json } = await api(server, token, 'GET', `/v1/search?q=${encodeURIComponent(q)}`);
+    assert.equal(status, 200);
+    if (json.results.length > 0) return;
+    assert.ok(Date.now() < deadline, `the index never took “${q}”`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 /** @param {import('playwright-core').Page} page */
 function results(page) {
   return page.getByRole('list', { name: 'Search results' }).getByRole('link');
@@ -59,6 +75,7 @@ test('search finds a message, marks the words and opens the conversation at it',
     });
     assert.equal(sent.status, 201);
   }
+  await indexed(token, 'lighthouse stone');
 
   const page = bob.page;
   await searchBox(page).fill('lighthouse stone');
@@ -104,6 +121,7 @@ test('on a phone: search, open a result, and come back to the results', async ()
   await startChat(desk.page, 'pia');
   await send(desk.page, 'Café at seven, by the harbour');
   await send(desk.page, 'bring an umbrella');
+  await indexed((await sessionOf(desk.page)).token, 'cafe');
 
   const page = pia.page;
   await searchBox(page).fill('cafe');

@@ -370,6 +370,15 @@ pub struct SearchRequest {
     pub limit: usize,
 }
 
+/// What one round of indexing did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Indexed {
+    /// Messages taken off the queue (into the index, unless changed meanwhile).
+    pub messages: usize,
+    /// When the oldest of them was sent: how far behind the index was.
+    pub oldest: Option<Timestamp>,
+}
+
 /// The order of search results, and where a page starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SearchOrder {

@@ -1,13 +1,17 @@
 //! Search finds exactly what the searcher may see: never a message from before they joined
 //! or after they left, deleted for everyone or for them, or in a conversation they were
 //! never in; an edited message by its new words only. Pages, order, snippets and the query
-//! language, and the errors of bad queries.
+//! language, and the errors of bad queries. The index follows the messages (a message is
+//! found once the indexer's next round took it), so each test waits for it with
+//! [`indexed`] before it asserts what is found and, above all, what is not.
 
 use crate::harness::{TestServer, TestUser};
 use confab_client::{
     Action, Body, ConversationId, ErrorCode, MessageId, SearchQuery, SearchResponse,
 };
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 async fn say(user: &TestUser, chat: ConversationId, text: &str) -> u64 {
     user.client
@@ -29,6 +33,20 @@ async fn found(user: &TestUser, query: SearchQuery) -> Vec<String> {
 
 async fn bodies(user: &TestUser, q: &str) -> BTreeSet<String> {
     found(user, SearchQuery::new(q)).await.into_iter().collect()
+}
+
+/// Waits until the index holds everything sent so far: sends a marker word into `chat`
+/// and waits until `user` finds it. The indexer takes messages oldest first, so once the
+/// marker is found, so is everything sent before it.
+async fn indexed(user: &TestUser, chat: ConversationId) {
+    static MARKERS: AtomicU64 = AtomicU64::new(0);
+    let marker = format!("indexmarker{}", MARKERS.fetch_add(1, Ordering::Relaxed));
+    say(user, chat, &marker).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while found(user, SearchQuery::new(&marker)).await.is_empty() {
+        assert!(Instant::now() < deadline, "the index never took {marker}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 fn set(items: &[&str]) -> BTreeSet<String> {
@@ -73,6 +91,7 @@ async fn search_finds_only_what_the_searcher_may_see() {
         },
     )
     .await;
+    indexed(&ada, direct).await;
 
     assert_eq!(
         bodies(&carol, "alpha").await,
@@ -127,6 +146,7 @@ async fn pages_order_snippets_and_the_query_language() {
     for i in 0..25 {
         say(&ada, chat, &format!("lantern number {i}")).await;
     }
+    indexed(&bob, chat).await;
     // Newest first, paged by cursor, each message once.
     let first = bob
         .client
@@ -162,6 +182,7 @@ async fn pages_order_snippets_and_the_query_language() {
     )
     .await;
     say(&ada, chat, "zephyr zephyr zephyr").await;
+    indexed(&bob, chat).await;
     assert_eq!(
         found(&bob, SearchQuery::new("zephyr").by_relevance()).await[0],
         "zephyr zephyr zephyr"
@@ -174,6 +195,7 @@ async fn pages_order_snippets_and_the_query_language() {
         "Meet at the North Gate of the Café, bring the ropes",
     )
     .await;
+    indexed(&bob, chat).await;
     let hit = bob
         .client
         .search(SearchQuery::new(r#""north gate" cafe rope*"#))
@@ -197,6 +219,7 @@ async fn pages_order_snippets_and_the_query_language() {
             .is_empty()
     );
     say(&ada, chat, "明日は東京都で会いましょう").await;
+    indexed(&bob, chat).await;
     assert_eq!(
         found(&bob, SearchQuery::new("東京")).await,
         ["明日は東京都で会いましょう"]

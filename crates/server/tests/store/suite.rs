@@ -45,6 +45,7 @@ where
     changes_follow_the_rules(make().await).await;
     delete_for_me_is_the_deleters_alone(make().await).await;
     unread_counts_messages_and_mentions_not_changes(make().await).await;
+    the_index_follows_the_queue_and_changes_win(make().await).await;
 }
 
 /// A change to the message at `target`.
@@ -1792,6 +1793,117 @@ async fn login_failures(store: Arc<dyn Store>) {
     assert_eq!(store.login_failures("cyd").await.unwrap(), None);
 }
 
+/// What `user` finds for `q`, newest first.
+async fn found(store: &dyn Store, user: UserId, q: &str) -> Vec<String> {
+    store
+        .search(confab_server::store::SearchRequest {
+            user,
+            query: confab_server::store::search::parse(q).unwrap(),
+            conversation: None,
+            order: confab_server::store::SearchOrder::Newest { before: None },
+            limit: 10,
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.body)
+        .collect()
+}
+
+/// A text message waits for the indexer, which takes the oldest first and says how far
+/// behind it was; an edit or delete of a message still waiting updates the index itself,
+/// and the indexer never puts back the words it replaced.
+async fn the_index_follows_the_queue_and_changes_win(store: Arc<dyn Store>) {
+    let ada = user(&*store, "ada").await;
+    let bob = user(&*store, "bob").await;
+    let (conv, _) = store.direct(ada, bob).await.unwrap();
+    let before = Timestamp::now();
+    let mut sent = Vec::new();
+    for (i, body) in [
+        "lantern one",
+        "lantern two",
+        "lantern three",
+        "lantern four",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let m = store
+            .append(text(conv.id, ada, &format!("m{i}"), body))
+            .await
+            .unwrap();
+        sent.push(m.message.seq);
+    }
+    assert!(
+        found(&*store, bob, "lantern").await.is_empty(),
+        "queued, not indexed"
+    );
+    // Changes of messages still queued: an edit is found by its new words at once.
+    store
+        .append(change(
+            conv.id,
+            ada,
+            "e",
+            MessageKind::Edit,
+            "lamp two",
+            sent[1],
+        ))
+        .await
+        .unwrap();
+    store
+        .append(change(conv.id, ada, "d", MessageKind::Delete, "", sent[2]))
+        .await
+        .unwrap();
+    assert_eq!(found(&*store, bob, "lamp").await, ["lamp two"]);
+
+    let round = store.index_queued(1).await.unwrap();
+    assert_eq!(round.messages, 1, "a round takes at most what it is asked");
+    assert!(
+        round
+            .oldest
+            .is_some_and(|at| at >= before && at <= Timestamp::now())
+    );
+    assert_eq!(
+        found(&*store, bob, "lantern").await,
+        ["lantern one"],
+        "oldest first"
+    );
+    let round = store.index_queued(100).await.unwrap();
+    assert_eq!(
+        round.messages, 1,
+        "the edited and deleted ones left the queue"
+    );
+    assert_eq!(
+        found(&*store, bob, "lantern").await,
+        ["lantern four", "lantern one"]
+    );
+    assert_eq!(found(&*store, bob, "lamp").await, ["lamp two"]);
+    assert_eq!(
+        store.index_queued(100).await.unwrap(),
+        confab_server::store::Indexed::default(),
+        "nothing left"
+    );
+    // An indexed message edited and deleted afterwards: its own transactions see to it.
+    store
+        .append(change(
+            conv.id,
+            ada,
+            "e4",
+            MessageKind::Edit,
+            "torch four",
+            sent[3],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(found(&*store, bob, "lantern").await, ["lantern one"]);
+    assert_eq!(found(&*store, bob, "torch").await, ["torch four"]);
+    store
+        .append(change(conv.id, ada, "d4", MessageKind::Delete, "", sent[3]))
+        .await
+        .unwrap();
+    assert!(found(&*store, bob, "torch").await.is_empty());
+}
+
 /// Before an upgrade test takes search away: three messages from ada to bob; bob's id.
 pub async fn history_to_search(store: &dyn Store) -> UserId {
     let ada = user(store, "ada").await;
@@ -1811,16 +1923,8 @@ pub async fn history_to_search(store: &dyn Store) -> UserId {
 
 /// After the upgrade: bob finds the history [`history_to_search`] wrote.
 pub async fn history_is_found(store: &dyn Store, bob: UserId) {
-    let found = store
-        .search(confab_server::store::SearchRequest {
-            user: bob,
-            query: confab_server::store::search::parse("lantern").unwrap(),
-            conversation: None,
-            order: confab_server::store::SearchOrder::Newest { before: None },
-            limit: 10,
-        })
-        .await
-        .unwrap();
-    let bodies: Vec<&str> = found.iter().map(|m| m.body.as_str()).collect();
-    assert_eq!(bodies, ["the lantern again", "an old lantern"]);
+    assert_eq!(
+        found(store, bob, "lantern").await,
+        ["the lantern again", "an old lantern"]
+    );
 }

@@ -623,12 +623,6 @@ impl Rows {
         let o = &outbox;
         let c = &conversations;
         let mentioned = &self.mentions;
-        let documents: Vec<String> = m
-            .conversations
-            .iter()
-            .zip(&m.bodies)
-            .map(|(&conversation, body)| search::document(conversation, body))
-            .collect();
         let (_, _, _, _, pushed, _, _, _) = futures_util::try_join!(
             async { execute(tx, BUMP_CONVERSATIONS, &[&c[0], &c[1], &c[2], &now.0]).await },
             async { execute(tx, MOVE_USERS, &[&users[0], &users[1], &users[2]]).await },
@@ -664,9 +658,8 @@ impl Rows {
                 execute(tx, INSERT_MENTIONS, &columns).await
             },
             async {
-                let columns: [&(dyn ToSql + Sync); 4] =
-                    [&m.conversations, &m.seqs, &m.ids, &documents];
-                execute(tx, search::INSERT, &columns).await
+                let columns: [&(dyn ToSql + Sync); 3] = [&m.ids, &m.conversations, &m.seqs];
+                execute(tx, search::QUEUE, &columns).await
             },
         )?;
         self.pushed = pushed.iter().map(|r| r.get(0)).collect();

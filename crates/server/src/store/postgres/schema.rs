@@ -238,6 +238,14 @@ const MIGRATIONS: &[&str] = &[
          PRIMARY KEY (conversation_id, seq)
      );
      CREATE INDEX message_search_doc ON message_search USING GIN (doc);",
+    // 10: the index follows the messages rather than joining their transaction: a text
+    // message waits here until an indexer (postgres/search.rs) takes a batch. Rows come and
+    // go all the time: vacuumed by dead rows, not by a fraction of a small table.
+    "CREATE TABLE search_queue (
+         id              BIGINT PRIMARY KEY,
+         conversation_id BIGINT NOT NULL,
+         seq             BIGINT NOT NULL
+     ) WITH (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 10000);",
 ];
 
 /// The step that adds search: history is indexed right after it.

@@ -5,15 +5,19 @@
 //! as the lexeme `#<id>` (no word has a `#`), so a search over a user's conversations is
 //! an intersection in the index, not a scan of everyone's matches. Visibility (membership
 //! windows, hidden, deleted) is checked per hit.
+//!
+//! A text message is only queued in its own transaction (`search_queue`); an indexer on
+//! each node takes batches off the queue, so the send path pays for one row, not for the
+//! index.
 
 use super::rows::{self, MESSAGE_COLS, n};
 use super::{PostgresStore, pg};
 use crate::store::search::{self, Query};
-use crate::store::{Search, SearchOrder, SearchRequest, StoreResult};
+use crate::store::{Indexed, Search, SearchOrder, SearchRequest, StoreResult};
 use async_trait::async_trait;
-use confab_proto::{ConversationId, Message, UserId};
+use confab_proto::{ConversationId, Message, Timestamp, UserId};
 use std::fmt::Write as _;
-use tokio_postgres::{Client, Transaction};
+use tokio_postgres::{Client, Row, Transaction};
 
 /// Conversations a search names in its index query, at most; a user in more is searched
 /// across all conversations, their own picked out per hit.
@@ -23,9 +27,13 @@ const POSITION_MAX: usize = 16_383;
 /// Messages indexed per statement when indexing history.
 const BACKFILL_BATCH: i64 = 5_000;
 
-/// Indexes new text messages (columns: conversation, seq, id, `tsvector` literal); group
-/// commit runs it with the batch's messages.
-pub(super) const INSERT: &str = "INSERT INTO message_search (conversation_id, seq, id, doc)
+/// Queues new text messages for the index (columns: id, conversation, seq); group commit
+/// runs it with the batch's messages.
+pub(super) const QUEUE: &str = "INSERT INTO search_queue (id, conversation_id, seq)
+     SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[])";
+
+/// Indexes messages (columns: conversation, seq, id, `tsvector` literal).
+const INSERT: &str = "INSERT INTO message_search (conversation_id, seq, id, doc)
      SELECT c, s, i, d::tsvector FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[])
        AS r(c, s, i, d)";
 
@@ -66,7 +74,9 @@ fn tsquery(query: &Query, conversations: Option<&[i64]>) -> String {
     q
 }
 
-/// Takes the message at `seq` out of the index, or (edited) gives it `then`'s words.
+/// Takes the message at `seq` off the queue and out of the index, or (edited) gives it
+/// `then`'s words. Taking it off the queue first waits for an indexer holding it, so no
+/// indexer can put back words it read before the change.
 pub(super) async fn reindex(
     tx: &Transaction<'_>,
     conversation: ConversationId,
@@ -74,12 +84,20 @@ pub(super) async fn reindex(
     then: Option<&str>,
 ) -> StoreResult<()> {
     let (c, s) = (conversation.0, n(seq));
+    tx.execute(
+        "DELETE FROM search_queue WHERE conversation_id = $1 AND seq = $2",
+        &[&c, &s],
+    )
+    .await
+    .map_err(pg)?;
     match then {
         Some(body) => {
             let doc = document(c, body);
             tx.execute(
-                "UPDATE message_search SET doc = $3::text::tsvector
-                 WHERE conversation_id = $1 AND seq = $2",
+                "INSERT INTO message_search (conversation_id, seq, id, doc)
+                 SELECT conversation_id, seq, id, $3::text::tsvector FROM messages
+                 WHERE conversation_id = $1 AND seq = $2
+                 ON CONFLICT (conversation_id, seq) DO UPDATE SET doc = excluded.doc",
                 &[&c, &s, &doc],
             )
             .await
@@ -114,25 +132,62 @@ pub(crate) async fn backfill(tx: &Transaction<'_>) -> StoreResult<()> {
             return Ok(());
         };
         (conversation, seq) = (last.get(0), last.get(1));
-        let mut columns: (Vec<i64>, Vec<i64>, Vec<i64>, Vec<String>) = Default::default();
-        for row in &rows {
-            let c: i64 = row.get(0);
-            columns.0.push(c);
-            columns.1.push(row.get(1));
-            columns.2.push(row.get(2));
-            columns.3.push(document(c, row.get(3)));
-        }
-        tx.execute(
-            &format!("{INSERT} ON CONFLICT DO NOTHING"),
-            &[&columns.0, &columns.1, &columns.2, &columns.3],
+        insert(tx, &rows).await?;
+    }
+}
+
+/// Indexes `rows` (conversation, seq, id, body), unless indexed already; their ids.
+async fn insert(tx: &Transaction<'_>, rows: &[Row]) -> StoreResult<Vec<i64>> {
+    let mut columns: (Vec<i64>, Vec<i64>, Vec<i64>, Vec<String>) = Default::default();
+    for row in rows {
+        let c: i64 = row.get(0);
+        columns.0.push(c);
+        columns.1.push(row.get(1));
+        columns.2.push(row.get(2));
+        columns.3.push(document(c, row.get(3)));
+    }
+    tx.execute(
+        &format!("{INSERT} ON CONFLICT DO NOTHING"),
+        &[&columns.0, &columns.1, &columns.2, &columns.3],
+    )
+    .await
+    .map_err(pg)?;
+    Ok(columns.2)
+}
+
+/// Indexes up to `max` queued messages, oldest first. The rows are locked, skipping those
+/// another node's indexer holds; an edit or delete waits for them (see `reindex`).
+async fn index_queued(tx: &Transaction<'_>, max: i64) -> StoreResult<Indexed> {
+    let rows = tx
+        .query(
+            "SELECT q.conversation_id, q.seq, q.id, m.body, m.created_at
+             FROM search_queue q JOIN messages m ON m.conversation_id = q.conversation_id
+               AND m.seq = q.seq
+             ORDER BY q.id LIMIT $1 FOR UPDATE OF q SKIP LOCKED",
+            &[&max],
         )
         .await
         .map_err(pg)?;
+    if rows.is_empty() {
+        return Ok(Indexed::default());
     }
+    let ids = insert(tx, &rows).await?;
+    tx.execute("DELETE FROM search_queue WHERE id = ANY($1)", &[&ids])
+        .await
+        .map_err(pg)?;
+    Ok(Indexed {
+        messages: rows.len(),
+        oldest: rows.iter().map(|r| Timestamp(r.get(4))).min(),
+    })
 }
 
 #[async_trait]
 impl Search for PostgresStore {
+    async fn index_queued(&self, max: usize) -> StoreResult<Indexed> {
+        let max = i64::try_from(max).unwrap_or(i64::MAX);
+        self.write(move |tx| Box::pin(index_queued(tx, max))).await
+    }
+
     async fn search(&self, request: SearchRequest) -> StoreResult<Vec<Message>> {
         self.with_client(|client| async move {
             let user = request.user;

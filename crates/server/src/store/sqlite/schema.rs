@@ -230,6 +230,9 @@ const MIGRATIONS: &[&str] = &[
     "CREATE VIRTUAL TABLE message_search USING fts5(
         conversation, words, tokenize = 'unicode61 remove_diacritics 0');
     INSERT INTO message_search (message_search, rank) VALUES ('secure-delete', 1);",
+    // 15: the index follows the messages rather than joining their transaction: a text
+    // message's id waits here until the indexer (sqlite/search.rs) takes a batch.
+    "CREATE TABLE search_queue (id INTEGER PRIMARY KEY);",
 ];
 
 /// The step that adds search: history is indexed right after it.

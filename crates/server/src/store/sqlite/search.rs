@@ -2,35 +2,37 @@
 //! to take a message's entries out of the index; a contentless table can only mark them
 //! deleted, leaving the words on disk) with secure delete (a message's old words leave the
 //! index's pages when it is edited or deleted), keyed by the message id, which sorts by
-//! time. It holds the words
-//! `store::search` makes and, in a column of its own, the conversation as a token `c<id>`,
-//! so a search over a user's conversations is an intersection in the index, not a scan of
-//! everyone's matches. Visibility (membership windows, hidden, deleted) is checked per hit.
+//! time. It holds the words `store::search` makes and, in a column of its own, the
+//! conversation as a token `c<id>`, so a search over a user's conversations is an
+//! intersection in the index, not a scan of everyone's matches. Visibility (membership
+//! windows, hidden, deleted) is checked per hit.
+//!
+//! A text message is only queued in its own transaction (`search_queue`); the indexer's
+//! next round indexes it in a batch, so the send path pays for one row, not for the index.
 
 use super::SqliteStore;
 use super::rows::{self, MESSAGE_COLS};
 use super::writer::Tx;
 use crate::store::search::{self, Query};
-use crate::store::{Search, SearchOrder, SearchRequest, StoreResult};
+use crate::store::{Indexed, Search, SearchOrder, SearchRequest, StoreResult};
 use async_trait::async_trait;
-use confab_proto::{ConversationId, Message, MessageId, UserId};
+use confab_proto::{ConversationId, Message, MessageId, Timestamp, UserId};
 use deadpool_sqlite::rusqlite::{Connection, Transaction, params};
 
 /// Conversations a search names in its index query, at most; a user in more is searched
 /// across all conversations, their own picked out per hit.
 const NAMED_CONVERSATIONS_MAX: usize = 500;
 
-/// Indexes a new text message (inside its transaction).
-pub(super) fn index(
-    tx: &Tx<'_>,
-    id: MessageId,
-    conversation: ConversationId,
-    body: &str,
-) -> StoreResult<()> {
-    insert(tx.conn, id, conversation, body)
+/// Queues a new text message for the index (inside its transaction).
+pub(super) fn queue(tx: &Tx<'_>, id: MessageId) -> StoreResult<()> {
+    tx.conn
+        .prepare_cached("INSERT INTO search_queue (id) VALUES (?1)")?
+        .execute([id.0])?;
+    Ok(())
 }
 
-/// Takes the message at `seq` out of the index (edited: `then` its new text goes in).
+/// Takes the message at `seq` off the queue and out of the index (edited: `then` its new
+/// text goes in), so the indexer cannot put back words read before the change.
 pub(super) fn reindex(
     tx: &Tx<'_>,
     conversation: ConversationId,
@@ -41,6 +43,9 @@ pub(super) fn reindex(
         .conn
         .prepare_cached("SELECT id FROM messages WHERE conversation_id = ?1 AND seq = ?2")?
         .query_row(params![conversation.0, seq], |r| r.get(0))?;
+    tx.conn
+        .prepare_cached("DELETE FROM search_queue WHERE id = ?1")?
+        .execute([id])?;
     tx.conn
         .prepare_cached("DELETE FROM message_search WHERE rowid = ?1")?
         .execute([id])?;
@@ -56,15 +61,72 @@ fn insert(
     conversation: ConversationId,
     body: &str,
 ) -> StoreResult<()> {
+    insert_words(conn, id, conversation, &words(body))
+}
+
+fn insert_words(
+    conn: &Connection,
+    id: MessageId,
+    conversation: ConversationId,
+    words: &str,
+) -> StoreResult<()> {
     conn.prepare_cached(
         "INSERT INTO message_search (rowid, conversation, words) VALUES (?1, ?2, ?3)",
     )?
-    .execute(params![
-        id.0,
-        format!("c{}", conversation.0),
-        search::document(body).join(" ")
-    ])?;
+    .execute(params![id.0, format!("c{}", conversation.0), words])?;
     Ok(())
+}
+
+fn words(body: &str) -> String {
+    search::document(body).join(" ")
+}
+
+/// Indexes up to `max` queued messages. The words are cut on a reader, off the writer;
+/// the writer then indexes each message still queued (an edit or delete meanwhile took it
+/// off the queue and saw to the index itself).
+async fn index_queued(store: &SqliteStore, max: usize) -> StoreResult<Indexed> {
+    let limit = i64::try_from(max).unwrap_or(i64::MAX);
+    let batch: Vec<(MessageId, ConversationId, String, Timestamp)> = store
+        .read(move |c| {
+            let mut read = c.prepare_cached(
+                "SELECT m.id, m.conversation_id, m.body, m.created_at
+                 FROM search_queue q JOIN messages m ON m.id = q.id
+                 ORDER BY q.id LIMIT ?1",
+            )?;
+            let rows = read.query_map([limit], |r| {
+                let body: String = r.get(2)?;
+                Ok((
+                    MessageId(r.get(0)?),
+                    ConversationId(r.get(1)?),
+                    words(&body),
+                    Timestamp(r.get(3)?),
+                ))
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await?;
+    let indexed = Indexed {
+        messages: batch.len(),
+        oldest: batch.iter().map(|b| b.3).min(),
+    };
+    if batch.is_empty() {
+        return Ok(indexed);
+    }
+    store
+        .writer
+        .write(move |tx| {
+            let mut take = tx
+                .conn
+                .prepare_cached("DELETE FROM search_queue WHERE id = ?1")?;
+            for (id, conversation, words, _) in &batch {
+                if take.execute([id.0])? == 1 {
+                    insert_words(tx.conn, *id, *conversation, words)?;
+                }
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(indexed)
 }
 
 /// Indexes every text message there is (the migration that adds search).
@@ -107,6 +169,10 @@ fn fts_query(query: &Query, conversations: Option<&[i64]>) -> String {
 
 #[async_trait]
 impl Search for SqliteStore {
+    async fn index_queued(&self, max: usize) -> StoreResult<Indexed> {
+        index_queued(self, max).await
+    }
+
     async fn search(&self, request: SearchRequest) -> StoreResult<Vec<Message>> {
         self.read(move |c| {
             let user = request.user;

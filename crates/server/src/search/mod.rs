@@ -1,5 +1,7 @@
 //! Searching the messages a user may see: the query read (`store::search`), the page and
-//! its cursor, the store's hits, and a snippet of each.
+//! its cursor, the store's hits, and a snippet of each. `indexer` keeps the index up.
+
+pub mod indexer;
 
 use crate::conversations::Conversations;
 use crate::error::{ApiError, ApiResult};

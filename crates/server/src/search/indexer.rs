@@ -1,0 +1,50 @@
+//! The indexer: follows the messages into the search index. A text message is queued in
+//! the transaction that stores it; each round takes a batch off the queue, so the send
+//! path pays for a queue row and the index is written in big batches, at most a round
+//! (plus the batch's time) behind. Every node runs one; on PostgreSQL they share the queue.
+
+use crate::metrics::Metrics;
+use crate::store::Store;
+use confab_proto::Timestamp;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Messages per round, at most: big enough to keep up with a saturated node, small enough
+/// that the embedded store's writer is not held long.
+const BATCH: usize = 1_000;
+/// How long an idle indexer waits before looking again: what a message waits at most
+/// before it can be found, when the node keeps up.
+const POLL: Duration = Duration::from_millis(200);
+/// How long it waits after the store failed.
+const BACKOFF: Duration = Duration::from_secs(1);
+
+/// Indexes queued messages until `shutdown`. What is still queued then stays queued, for
+/// the next start (or another node).
+pub async fn run(store: Arc<dyn Store>, metrics: Arc<Metrics>, shutdown: CancellationToken) {
+    while !shutdown.is_cancelled() {
+        let wait = match store.index_queued(BATCH).await {
+            Ok(round) => {
+                metrics.search_indexed.inc_by(round.messages as u64);
+                if let Some(oldest) = round.oldest {
+                    let behind = Timestamp::now().0.saturating_sub(oldest.0).max(0);
+                    metrics.search_lag_seconds.observe(behind as f64 / 1000.0);
+                }
+                // A full batch: more may be waiting right now.
+                if round.messages == BATCH {
+                    tokio::task::yield_now().await;
+                    continue;
+                }
+                POLL
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "search indexing failed; will retry");
+                BACKOFF
+            }
+        };
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
