@@ -6,7 +6,8 @@ use crate::builder::ConnectionBuilder;
 use crate::error::{Error, Result};
 use crate::worker::{Command, SharedCursor};
 use confab_proto::{
-    Action, Body, ConversationId, DeviceId, FrameError, Message, Presence, ReceiptKind, UserId,
+    Action, Body, ConversationId, ConversationSettings, DeviceId, FrameError, Message, Presence,
+    ReceiptKind, UserId,
 };
 use std::pin::Pin;
 use std::sync::Arc;
@@ -330,6 +331,13 @@ pub enum Event {
         conversation_id: ConversationId,
         /// Who.
         user_id: UserId,
+    },
+    /// The user changed their settings for a conversation, on this device or another.
+    Settings {
+        /// The conversation.
+        conversation_id: ConversationId,
+        /// Its settings now.
+        settings: ConversationSettings,
     },
     /// A contact's status changed.
     Presence(Presence),

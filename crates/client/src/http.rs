@@ -7,11 +7,11 @@ use crate::error::{Error, Result, parse_retry_after_secs};
 use confab_proto::limits::PRESENCE_QUERY_MAX;
 use confab_proto::{
     Action, AddMemberRequest, Body, ChangePasswordRequest, Conversation, ConversationId,
-    ConversationResponse, ConversationsResponse, CreateGroupRequest, Device, DeviceId,
-    DevicesResponse, DirectRequest, DiscoveryResponse, LoginRequest, LoginResponse, Message,
-    MessageResponse, MessagesResponse, Presence, PresenceResponse, ReadRequest, RenameGroupRequest,
-    SendRequest, ServerInfo, SignupRequest, SyncResponse, UpdateMeRequest, User, UserId,
-    UserResponse,
+    ConversationResponse, ConversationSettings, ConversationsResponse, CreateGroupRequest, Device,
+    DeviceId, DevicesResponse, DirectRequest, DiscoveryResponse, LoginRequest, LoginResponse,
+    Message, MessageResponse, MessagesResponse, Presence, PresenceResponse, ReadRequest,
+    RenameGroupRequest, SendRequest, ServerInfo, SettingsChange, SettingsResponse, SignupRequest,
+    SyncResponse, UpdateMeRequest, User, UserId, UserResponse,
 };
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
@@ -444,6 +444,40 @@ impl Client {
             .json(self.request(Method::POST, "/v1/groups").json(&req))
             .await?;
         Ok(resp.conversation)
+    }
+
+    /// `PATCH /v1/conversations/{id}/settings`: changes the caller's own settings for a
+    /// conversation (the fields given; the rest stay) and answers them as they now are.
+    /// Each of the user's connections gets [`Event::Settings`](crate::Event::Settings).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: confab_client::Client, group: confab_client::ConversationId)
+    /// # -> confab_client::Result<()> {
+    /// use confab_client::{NotifyLevel, SettingsChange, Timestamp};
+    /// let tomorrow = Timestamp(Timestamp::now().0 + 24 * 3600 * 1000);
+    /// let change = SettingsChange {
+    ///     notify: Some(NotifyLevel::Mentions),
+    ///     notify_until: Some(tomorrow),
+    ///     archived: Some(true),
+    ///     ..Default::default()
+    /// };
+    /// let settings = client.change_settings(group, change).await?;
+    /// assert!(settings.archived);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn change_settings(
+        &self,
+        id: ConversationId,
+        change: SettingsChange,
+    ) -> Result<ConversationSettings> {
+        let resp: SettingsResponse = self
+            .json(
+                self.request(Method::PATCH, &format!("/v1/conversations/{id}/settings"))
+                    .json(&change),
+            )
+            .await?;
+        Ok(resp.settings)
     }
 
     /// `PATCH /v1/groups/{id}`: renames a group (admin only).

@@ -539,6 +539,13 @@ impl Worker {
                 conversation_id,
                 user_id,
             }),
+            ServerFrame::Settings {
+                conversation_id,
+                settings,
+            } => Some(Event::Settings {
+                conversation_id,
+                settings,
+            }),
             ServerFrame::Presence(presence) => Some(Event::Presence(presence)),
             ServerFrame::Reconnect { servers } => {
                 // The server closes with 1001 next; go to the best node it named.

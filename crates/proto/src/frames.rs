@@ -114,6 +114,13 @@ pub enum ServerFrame {
         /// Its new value.
         seq: u64,
     },
+    /// The user changed their settings for a conversation (on any of their devices).
+    Settings {
+        /// The conversation.
+        conversation_id: ConversationId,
+        /// Its settings now.
+        settings: crate::ConversationSettings,
+    },
     /// Someone is typing.
     Typing {
         /// The conversation.

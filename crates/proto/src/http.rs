@@ -159,6 +159,106 @@ pub struct Conversation {
     /// False once the caller has left or was removed; the history up to then stays readable.
     #[serde(default = "yes")]
     pub active: bool,
+    /// The caller's own settings for it, the same on each of their devices.
+    #[serde(default)]
+    pub settings: ConversationSettings,
+}
+
+/// How much a conversation notifies a member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotifyLevel {
+    /// Every message.
+    #[default]
+    All,
+    /// Only messages that mention the member.
+    Mentions,
+    /// Nothing, mentions included.
+    None,
+}
+
+impl NotifyLevel {
+    /// The level as it appears on the wire (and in the stores).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::All => "all",
+            Self::Mentions => "mentions",
+            Self::None => "none",
+        }
+    }
+
+    /// The level spelled `name` on the wire.
+    pub fn named(name: &str) -> Option<Self> {
+        [Self::All, Self::Mentions, Self::None]
+            .into_iter()
+            .find(|l| l.as_str() == name)
+    }
+}
+
+/// A member's settings for a conversation, kept by the server for all their devices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ConversationSettings {
+    /// What notifies them.
+    pub notify: NotifyLevel,
+    /// When `notify` goes back to `all` by itself; absent: when they change it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_until: Option<Timestamp>,
+    /// Out of the main list. It comes back by itself when a message arrives that would
+    /// notify at `notify` (any message at `all`, a mention at `mentions`, never at `none`).
+    pub archived: bool,
+    /// Shown at the top of their list.
+    pub pinned: bool,
+}
+
+/// `PATCH /v1/conversations/{id}/settings`: what to change; absent fields stay (`null` is
+/// refused rather than read as either).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsChange {
+    /// The new level, until `notify_until` if given.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub notify: Option<NotifyLevel>,
+    /// With `notify` only: when it goes back to `all`; in the future, within a year.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub notify_until: Option<Timestamp>,
+    /// Archive or bring back.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub archived: Option<bool>,
+    /// Pin or unpin.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub pinned: Option<bool>,
+}
+
+/// A field that may be absent but not `null`.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
+
+/// `{settings}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SettingsResponse {
+    /// The conversation's settings after the change.
+    pub settings: ConversationSettings,
 }
 
 fn yes() -> bool {
@@ -601,5 +701,21 @@ mod tests {
         assert!(seq(r#"{"seq": 4.5}"#).is_err());
         assert!(seq(r#"{"seq": -1}"#).is_err());
         assert!(seq(r#"{"seq": "4"}"#).is_err());
+    }
+
+    #[test]
+    fn a_settings_change_names_only_what_it_changes() {
+        let change = |json: &str| serde_json::from_str::<SettingsChange>(json);
+        assert_eq!(
+            change(r#"{"pinned": true}"#).unwrap(),
+            SettingsChange {
+                pinned: Some(true),
+                ..Default::default()
+            }
+        );
+        assert_eq!(change("{}").unwrap(), SettingsChange::default());
+        assert!(change(r#"{"pinned": null}"#).is_err(), "null is neither");
+        assert!(change(r#"{"archive": true}"#).is_err(), "a misspelt field");
+        assert!(change(r#"{"notify": "muted"}"#).is_err());
     }
 }

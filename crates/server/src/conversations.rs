@@ -227,6 +227,8 @@ impl Conversations {
         record: ConversationRecord,
         me: MemberRecord,
     ) -> ApiResult<Conversation> {
+        let settings = self.store.settings(record.id, me.user_id).await?;
+        let settings = crate::settings::view(&*self.store, &record, &me, settings).await?;
         let (title, members) = match me.left_seq {
             None => (
                 record.title,
@@ -289,6 +291,7 @@ impl Conversations {
             unread_mentions: unread.mentions,
             last_message,
             active: me.is_active(),
+            settings,
         })
     }
 }

@@ -3,8 +3,8 @@
 //! Layout, one responsibility per module:
 //! - `config`: settings; `state`: the node's parts; `server`: `router` and `run`.
 //! - `api`: HTTP handlers; `gateway`: WebSocket sessions and the node-local hub.
-//! - `accounts`, `conversations`, `messaging`, `search`: the services behind both
-//!   transports.
+//! - `accounts`, `conversations`, `messaging`, `search`, `settings`: the services behind
+//!   both transports.
 //! - `store`: the storage seam and its backends; `bus`: the event seam and its backends.
 //! - `web`: the embedded web client, served at `/`.
 //! - `ids`, `metrics`, `ratelimit`, `error`, `names`: shared pieces (`names` and
@@ -33,6 +33,7 @@ mod receipts;
 pub mod registry;
 mod search;
 mod server;
+mod settings;
 mod state;
 pub mod store;
 mod typing;

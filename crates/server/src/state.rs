@@ -21,6 +21,7 @@ use crate::ratelimit::RateLimiter;
 use crate::receipts::Receipts;
 use crate::registry::Registry;
 use crate::search::Searching;
+use crate::settings::Settings;
 use crate::store::NodeRecord;
 use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
@@ -68,6 +69,8 @@ pub struct App {
     pub lookups: RateLimiter<UserId>,
     /// Full-text search.
     pub search: Searching,
+    /// Each member's settings for their conversations.
+    pub settings: Settings,
     /// Searches, per user.
     pub searches: RateLimiter<UserId>,
     /// This node's id, leased in the store.
@@ -206,6 +209,7 @@ impl App {
             auth_limiter: RateLimiter::per_minute(config.auth_rate_per_min),
             lookups: RateLimiter::per_minute(config.lookup_rate_per_min),
             search: Searching::new(store.clone()),
+            settings: Settings::new(store.clone(), bus.clone()),
             searches: RateLimiter::per_minute(config.search_rate_per_min),
             proxies: TrustedProxies::new(config.trusted_proxies.clone()),
             hellos_pending: PerAddress::new(config.hello_pending_per_ip),

@@ -64,13 +64,13 @@ async fn nodes_starting_together_migrate_once() {
              WHERE table_schema = 'public' AND table_name IN
                ('users', 'devices', 'conversations', 'direct_pairs', 'members',
                 'member_periods', 'messages', 'inbox', 'push_subscriptions', 'push_outbox',
-                'push_shown', 'message_search', 'search_queue')",
+                'push_shown', 'message_search', 'search_queue', 'conversation_settings')",
             &[],
         )
         .await
         .unwrap()
         .get(0);
-    assert_eq!(tables, 13);
+    assert_eq!(tables, 14);
     // Starting again changes nothing.
     connect(&url, 1).await.unwrap();
 }
@@ -121,7 +121,7 @@ async fn history_from_before_search_is_indexed_on_upgrade() {
     db.client()
         .await
         .batch_execute(
-            "DROP TABLE message_search, search_queue; UPDATE confab_schema SET version = 8;",
+            "DROP TABLE message_search, search_queue, conversation_settings; UPDATE confab_schema SET version = 8;",
         )
         .await
         .unwrap();

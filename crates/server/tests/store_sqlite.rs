@@ -153,7 +153,8 @@ async fn history_from_before_search_is_indexed_on_upgrade() {
     // Back to the schema before search (step 13), as an older confab left it.
     let db = deadpool_sqlite::rusqlite::Connection::open(dir.path().join("confab.db")).unwrap();
     db.execute_batch(
-        "DROP TABLE message_search; DROP TABLE search_queue; PRAGMA user_version = 13;",
+        "DROP TABLE message_search; DROP TABLE search_queue; DROP TABLE conversation_settings;
+         PRAGMA user_version = 13;",
     )
     .unwrap();
     drop(db);

@@ -9,7 +9,8 @@ use axum::http::StatusCode;
 use confab_proto::limits::{CONVERSATIONS_PAGE_DEFAULT, GROUP_MAX_MEMBERS, PAGE_MAX};
 use confab_proto::{
     AddMemberRequest, ConversationId, ConversationResponse, ConversationsResponse,
-    CreateGroupRequest, DirectRequest, RenameGroupRequest, Timestamp, UserId,
+    CreateGroupRequest, DirectRequest, RenameGroupRequest, SettingsChange, SettingsResponse,
+    Timestamp, UserId,
 };
 use serde::Deserialize;
 
@@ -146,6 +147,19 @@ fn parse_cursor(cursor: &str) -> ApiResult<ListPosition> {
         activity: Timestamp(part(activity)?),
         id: ConversationId(part(id)?),
     })
+}
+
+pub async fn change_settings(
+    State(app): State<AppState>,
+    me: Authed,
+    Path(id): Path<ConversationId>,
+    Json(change): Json<SettingsChange>,
+) -> ApiResult<axum::Json<SettingsResponse>> {
+    let settings = app
+        .settings
+        .change(me.user_id, id, change, &app.conversations)
+        .await?;
+    Ok(axum::Json(SettingsResponse { settings }))
 }
 
 pub async fn get(

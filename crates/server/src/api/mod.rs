@@ -47,6 +47,10 @@ pub fn routes(app: AppState) -> Router {
         .route("/v1/conversations", get(conversations::list))
         .route("/v1/conversations/direct", post(conversations::direct))
         .route("/v1/conversations/{id}", get(conversations::get))
+        .route(
+            "/v1/conversations/{id}/settings",
+            patch(conversations::change_settings),
+        )
         .route("/v1/groups", post(conversations::create_group))
         .route("/v1/groups/{id}", patch(conversations::rename_group))
         .route("/v1/groups/{id}/members", post(conversations::add_member))

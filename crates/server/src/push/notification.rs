@@ -1,10 +1,11 @@
 //! What a notification says: its title and text, the unread count, the optional preview,
 //! and the JSON payload every provider carries (the web client's service worker shows it).
 //! It is built from the conversation as it stands when it is sent, so an edit shows its
-//! new text and a message deleted for everyone (or for the user) is never in it.
+//! new text and a message deleted for everyone (or for the user) is never in it, and by
+//! the member's notification level as it stands then (`settings.rs`).
 
 use crate::store::{PushJob, SeqWindow, Shown, Store, StoreResult};
-use confab_proto::MessageKind;
+use confab_proto::{MessageKind, NotifyLevel, Timestamp};
 use serde::Serialize;
 
 /// Characters of message text in a preview.
@@ -45,7 +46,7 @@ pub struct Content {
     /// The group's title; absent for a direct conversation.
     #[serde(skip_serializing_if = "Option::is_none")]
     group_title: Option<String>,
-    /// Unread messages in the conversation.
+    /// Unread messages in the conversation (unread mentions, at the `mentions` level).
     count: u64,
     /// The title providers show.
     pub title: String,
@@ -92,6 +93,15 @@ impl Notification {
         let Some(member) = store.member(job.conversation_id, job.user_id).await? else {
             return Ok(close);
         };
+        // The member's level: at `none` nothing is shown; at `mentions` only mentions.
+        let settings = store.settings(job.conversation_id, job.user_id).await?;
+        let level = settings.level_at(Timestamp::now());
+        if level == NotifyLevel::None {
+            return Ok(close);
+        }
+        let mentions_only = level == NotifyLevel::Mentions;
+        // Mentions from before the level was set were for the level before.
+        let mentions_after = settings.notify_since;
         let unread = store
             .messages(
                 job.conversation_id,
@@ -106,11 +116,19 @@ impl Notification {
             .await?;
         // History leaves out what the user deleted for themselves; a tombstone has no text.
         let Some(newest) = unread.into_iter().rev().find(|m| {
-            m.kind == MessageKind::Text && m.deleted_at.is_none() && m.sender_id != job.user_id
+            m.kind == MessageKind::Text
+                && m.deleted_at.is_none()
+                && m.sender_id != job.user_id
+                && (!mentions_only || (m.seq > mentions_after && m.mentions.contains(&job.user_id)))
         }) else {
             return Ok(close);
         };
         let told = job.shown_upto.is_some_and(|upto| newest.seq <= upto);
+        if told && !job.refreshes_shown() {
+            // What came is nothing to show at this level (or gone already): the one shown
+            // stays as it is, without alerting again.
+            return Ok(None);
+        }
         let kind = if job.refreshes_shown() && (quiet || told) {
             Kind::Update
         } else {
@@ -120,17 +138,22 @@ impl Notification {
             .user(newest.sender_id)
             .await?
             .map_or_else(|| "Someone".to_owned(), |u| u.display_name);
-        let count = store
+        let unread = store
             .unread(job.conversation_id, job.user_id, member.read_seq, job.seq)
-            .await?
-            .messages
-            .max(1);
+            .await?;
+        let count = match mentions_only {
+            true => unread.mentions,
+            false => unread.messages,
+        }
+        .max(1);
         let preview: String = newest.body.as_str().chars().take(PREVIEW_CHARS).collect();
         let group_title = conversation.title.clone();
         let title = group_title.clone().unwrap_or_else(|| sender_name.clone());
         let body = match with_preview {
             true if group_title.is_some() => format!("{sender_name}: {preview}"),
             true => preview.clone(),
+            false if mentions_only && count == 1 => format!("{sender_name} mentioned you"),
+            false if mentions_only => format!("{count} new mentions"),
             false if count == 1 => format!("New message from {sender_name}"),
             false => format!("{count} new messages"),
         };

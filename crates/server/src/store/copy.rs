@@ -37,6 +37,7 @@ const TABLES: &[(&str, &str)] = &[
     ("push_subscriptions", "*"),
     ("push_outbox", "*"),
     ("push_shown", "*"),
+    ("conversation_settings", "*"),
     ("shared_secrets", "*"),
 ];
 /// Tables whose ids come from a sequence on PostgreSQL, moved past the copied ids.

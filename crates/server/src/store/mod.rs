@@ -19,7 +19,8 @@ pub use types::*;
 
 use async_trait::async_trait;
 use confab_proto::{
-    ConversationId, DeviceId, Message, PushSubscriptionId, SyncEntry, Timestamp, User, UserId,
+    ConversationId, DeviceId, Message, PushSubscriptionId, SettingsChange, SyncEntry, Timestamp,
+    User, UserId,
 };
 
 /// What a store call can fail with. Domain refusals carry enough to answer the client;
@@ -277,6 +278,26 @@ pub trait Push: Send + Sync {
     async fn push_forget(&self, job: &PushJob) -> StoreResult<()>;
 }
 
+/// Each member's own settings for a conversation.
+#[async_trait]
+pub trait MemberSettings: Send + Sync {
+    /// `user`'s settings for `conversation`: the defaults until they change one.
+    async fn settings(
+        &self,
+        conversation: ConversationId,
+        user: UserId,
+    ) -> StoreResult<SettingsRecord>;
+    /// Applies `change` in one write (two devices changing different settings at once
+    /// both land): a level replaces the level and its end; archiving records the
+    /// conversation's newest message seq.
+    async fn change_settings(
+        &self,
+        conversation: ConversationId,
+        user: UserId,
+        change: SettingsChange,
+    ) -> StoreResult<SettingsRecord>;
+}
+
 /// Full-text search over the messages a user may see.
 #[async_trait]
 pub trait Search: Send + Sync {
@@ -378,6 +399,7 @@ pub trait Store:
     + Conversations
     + Members
     + Messages
+    + MemberSettings
     + Search
     + Inbox
     + Push

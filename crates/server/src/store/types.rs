@@ -2,7 +2,7 @@
 
 use confab_proto::{
     Action, ConversationId, ConversationKind, DeviceId, Message, MessageId, MessageKind,
-    PushSubscriptionId, Reaction, Role, Timestamp, User, UserId,
+    NotifyLevel, PushSubscriptionId, Reaction, Role, Timestamp, User, UserId,
 };
 
 /// A user to create.
@@ -368,6 +368,33 @@ pub struct SearchRequest {
     pub order: SearchOrder,
     /// Results per page, at most.
     pub limit: usize,
+}
+
+/// A member's settings for a conversation, as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SettingsRecord {
+    /// The level they chose.
+    pub notify: NotifyLevel,
+    /// When it goes back to `all`.
+    pub notify_until: Option<Timestamp>,
+    /// The conversation's newest seq when the level was set: at `mentions`, only mentions
+    /// after it push (earlier ones were for the level before).
+    pub notify_since: u64,
+    /// Archived when the conversation's newest message was this seq: what comes after may
+    /// bring it back (`settings.rs`).
+    pub archived_upto: Option<u64>,
+    /// Pinned.
+    pub pinned: bool,
+}
+
+impl SettingsRecord {
+    /// The level in force at `now`.
+    pub fn level_at(&self, now: Timestamp) -> NotifyLevel {
+        match self.notify_until {
+            Some(until) if until <= now => NotifyLevel::All,
+            _ => self.notify,
+        }
+    }
 }
 
 /// What one round of indexing did.

@@ -5,7 +5,9 @@
 use crate::harness::{Data, TestServer, test_config};
 use crate::pg::TestDatabase;
 use crate::push::{Browser, Receiver, pushy, subscribe};
-use confab_client::{Action, Client, MessageKind, MessagesQuery};
+use confab_client::{
+    Action, Client, MessageKind, MessagesQuery, NotifyLevel, SettingsChange, Timestamp,
+};
 use confab_server::store::copy::sqlite_to_postgres;
 use serde_json::Value;
 
@@ -91,6 +93,17 @@ async fn an_embedded_store_moves_to_postgres_and_clients_carry_on() {
         .await
         .unwrap();
     bob.client.read(chat.id, 20).await.unwrap();
+    // Bob's settings: muted to mentions for a day, archived, pinned.
+    let settings = SettingsChange {
+        notify: Some(NotifyLevel::Mentions),
+        notify_until: Some(Timestamp(Timestamp::now().0 + 86_400_000)),
+        archived: Some(true),
+        pinned: Some(true),
+    };
+    bob.client
+        .change_settings(group.id, settings)
+        .await
+        .unwrap();
     let key = vapid_key(&node).await;
     let before_chat = ada
         .client
@@ -125,6 +138,7 @@ async fn an_embedded_store_moves_to_postgres_and_clients_carry_on() {
     let logs: u64 = before_list.iter().map(|c| c.last_seq).sum();
     assert_eq!(count("messages"), logs, "messages and changes");
     assert_eq!((count("reactions"), count("hidden")), (2, 1));
+    assert_eq!(count("conversation_settings"), 1);
     // Ada's notifications of the chat and the group, both held.
     assert_eq!((count("push_outbox"), count("push_shown")), (2, 2));
     let refresh: Vec<i64> = db

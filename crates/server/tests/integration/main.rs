@@ -25,4 +25,5 @@ mod push;
 mod push_changes;
 mod receipts;
 mod search;
+mod settings;
 mod sync;

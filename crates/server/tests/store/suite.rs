@@ -46,6 +46,7 @@ where
     delete_for_me_is_the_deleters_alone(make().await).await;
     unread_counts_messages_and_mentions_not_changes(make().await).await;
     the_index_follows_the_queue_and_changes_win(make().await).await;
+    settings_are_each_members_own_and_changes_merge(make().await).await;
 }
 
 /// A change to the message at `target`.
@@ -1791,6 +1792,83 @@ async fn login_failures(store: Arc<dyn Store>) {
     store.login_wait("cyd", t(0)).await.unwrap();
     store.login_failed("dan", t(1)).await.unwrap();
     assert_eq!(store.login_failures("cyd").await.unwrap(), None);
+}
+
+/// Defaults until changed; each change touches only its fields; a level comes with its
+/// end; archiving records the newest message; one member's settings are theirs alone.
+async fn settings_are_each_members_own_and_changes_merge(store: Arc<dyn Store>) {
+    use confab_proto::{NotifyLevel, SettingsChange};
+    use confab_server::store::SettingsRecord;
+    let ada = user(&*store, "ada").await;
+    let bob = user(&*store, "bob").await;
+    let (conv, _) = store.direct(ada, bob).await.unwrap();
+    assert_eq!(
+        store.settings(conv.id, ada).await.unwrap(),
+        SettingsRecord::default()
+    );
+    for i in 0..3 {
+        store
+            .append(text(conv.id, bob, &format!("m{i}"), "hi"))
+            .await
+            .unwrap();
+    }
+    let until = Timestamp(Timestamp::now().0 + 3_600_000);
+    let muted = store
+        .change_settings(
+            conv.id,
+            ada,
+            SettingsChange {
+                notify: Some(NotifyLevel::Mentions),
+                notify_until: Some(until),
+                archived: Some(true),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let expected = SettingsRecord {
+        notify: NotifyLevel::Mentions,
+        notify_until: Some(until),
+        notify_since: 3,
+        archived_upto: Some(3),
+        pinned: false,
+    };
+    assert_eq!(muted, expected);
+    // Another device pins: the level and the archive stay.
+    let pin = SettingsChange {
+        pinned: Some(true),
+        ..Default::default()
+    };
+    let pinned = store.change_settings(conv.id, ada, pin).await.unwrap();
+    assert_eq!(
+        pinned,
+        SettingsRecord {
+            pinned: true,
+            ..expected
+        }
+    );
+    assert_eq!(store.settings(conv.id, ada).await.unwrap(), pinned);
+    // A level without an end replaces the end too; un-archiving forgets the seq.
+    let change = SettingsChange {
+        notify: Some(NotifyLevel::None),
+        archived: Some(false),
+        ..Default::default()
+    };
+    assert_eq!(
+        store.change_settings(conv.id, ada, change).await.unwrap(),
+        SettingsRecord {
+            notify: NotifyLevel::None,
+            notify_until: None,
+            notify_since: 3,
+            archived_upto: None,
+            pinned: true,
+        }
+    );
+    assert_eq!(
+        store.settings(conv.id, bob).await.unwrap(),
+        SettingsRecord::default(),
+        "bob's are his own"
+    );
 }
 
 /// What `user` finds for `q`, newest first.

@@ -22,6 +22,7 @@ mod push;
 mod rows;
 pub mod schema;
 pub(crate) mod search;
+mod settings;
 
 use crate::ids::Snowflake;
 use crate::metrics::StoreMetrics;

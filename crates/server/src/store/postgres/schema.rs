@@ -246,6 +246,18 @@ const MIGRATIONS: &[&str] = &[
          conversation_id BIGINT NOT NULL,
          seq             BIGINT NOT NULL
      ) WITH (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 10000);",
+    // 11: each member's own settings for a conversation (postgres/settings.rs); a row only
+    // once they change one.
+    "CREATE TABLE conversation_settings (
+         user_id         BIGINT NOT NULL,
+         conversation_id BIGINT NOT NULL,
+         notify          TEXT NOT NULL DEFAULT 'all' CHECK (notify IN ('all', 'mentions', 'none')),
+         notify_until    BIGINT,
+         notify_since    BIGINT NOT NULL DEFAULT 0,
+         archived_upto   BIGINT,
+         pinned          BOOLEAN NOT NULL DEFAULT FALSE,
+         PRIMARY KEY (user_id, conversation_id)
+     );",
 ];
 
 /// The step that adds search: history is indexed right after it.

@@ -16,6 +16,7 @@ mod push;
 mod rows;
 mod schema;
 mod search;
+mod settings;
 mod users;
 mod writer;
 

@@ -233,6 +233,18 @@ const MIGRATIONS: &[&str] = &[
     // 15: the index follows the messages rather than joining their transaction: a text
     // message's id waits here until the indexer (sqlite/search.rs) takes a batch.
     "CREATE TABLE search_queue (id INTEGER PRIMARY KEY);",
+    // 16: each member's own settings for a conversation (sqlite/settings.rs); a row only
+    // once they change one.
+    "CREATE TABLE conversation_settings (
+        user_id         INTEGER NOT NULL,
+        conversation_id INTEGER NOT NULL,
+        notify          TEXT NOT NULL DEFAULT 'all' CHECK (notify IN ('all', 'mentions', 'none')),
+        notify_until    INTEGER,
+        notify_since    INTEGER NOT NULL DEFAULT 0,
+        archived_upto   INTEGER,
+        pinned          INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (user_id, conversation_id)
+    ) WITHOUT ROWID;",
 ];
 
 /// The step that adds search: history is indexed right after it.
