@@ -39,12 +39,24 @@ impl Settings {
     ) -> ApiResult<ConversationSettings> {
         check(&change, Timestamp::now())?;
         let member = conversations.membership(me, id).await?;
-        let record = self.store.change_settings(id, me, change).await?;
         let conversation = self
             .store
             .conversation(id)
             .await?
             .ok_or_else(|| ApiError::not_found("conversation"))?;
+        let mut change = change;
+        if change.notify.is_some() && change.archived.is_none() {
+            // Archived stays archived across a new level: what came while it was quieter
+            // must not bring it back now.
+            let before = self.store.settings(id, me).await?;
+            if view(&*self.store, &conversation, &member, before)
+                .await?
+                .archived
+            {
+                change.archived = Some(true);
+            }
+        }
+        let record = self.store.change_settings(id, me, change).await?;
         let settings = view(&*self.store, &conversation, &member, record).await?;
         let frame = ServerFrame::Settings {
             conversation_id: id,

@@ -15,9 +15,21 @@
  */
 /** @typedef {{user_id: string, role: 'admin' | 'member', delivered_seq: number, read_seq: number}} Member */
 /**
+ * The caller's own settings for a conversation (docs/protocol.md, "Your settings for a
+ * conversation").
+ * @typedef {{notify: 'all' | 'mentions' | 'none', notify_until?: string, archived: boolean,
+ *   pinned: boolean}} Settings
+ */
+/**
+ * What to change of them; absent fields stay.
+ * @typedef {{notify?: Settings['notify'], notify_until?: string, archived?: boolean,
+ *   pinned?: boolean}} SettingsChange
+ */
+/**
  * @typedef {{id: string, kind: 'direct' | 'group', title: string | null, members: Member[],
  *   last_seq: number, read_seq: number, unread: number, unread_mentions?: number,
- *   last_message: Message | null, active?: boolean, _counted?: Counted}} Conversation
+ *   last_message: Message | null, active?: boolean, settings?: Settings,
+ *   _counted?: Counted}} Conversation
  *   `_counted` is the client's own (see Store.recount).
  */
 /**
@@ -149,6 +161,11 @@ export class Api {
   /** @param {string} id @returns {Promise<Conversation>} */
   async conversation(id) {
     return (await this.request('GET', `/v1/conversations/${id}`)).conversation;
+  }
+
+  /** @param {string} id @param {SettingsChange} change @returns {Promise<Settings>} */
+  async changeSettings(id, change) {
+    return (await this.request('PATCH', `/v1/conversations/${id}/settings`, change)).settings;
   }
 
   /** @param {string} userId @returns {Promise<Conversation>} */

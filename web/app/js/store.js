@@ -237,7 +237,7 @@ export class Store extends EventTarget {
     c.unread_mentions = (withServer ? counted.mentions : 0) + later.filter((x) => x.mention).length;
   }
 
-  /** Conversations, most recent activity first. */
+  /** Conversations: pinned ones first, then by most recent activity. */
   sortedConversations() {
     /** @param {Conversation} c */
     const key = (c) => {
@@ -246,10 +246,33 @@ export class Store extends EventTarget {
       return last > touched ? last : touched;
     };
     return [...this.conversations.values()].sort((a, b) => {
+      const pinned = Number(!!b.settings?.pinned) - Number(!!a.settings?.pinned);
+      if (pinned) return pinned;
       const ka = key(a);
       const kb = key(b);
       return ka === kb ? Number(b.id) - Number(a.id) : ka < kb ? 1 : -1;
     });
+  }
+
+  /**
+   * What notifies the user in `c` now: a level past its `notify_until` is `all` again.
+   * @param {Conversation} c @returns {'all' | 'mentions' | 'none'}
+   */
+  levelOf(c) {
+    const s = c.settings;
+    if (!s || (s.notify_until && Date.parse(s.notify_until) <= Date.now())) return 'all';
+    return s.notify;
+  }
+
+  /**
+   * The user's settings for a conversation changed (here, or on another device).
+   * @param {string} id @param {import('./api.js').Settings} settings
+   */
+  applySettings(id, settings) {
+    const c = this.conversations.get(id);
+    if (!c) return;
+    c.settings = settings;
+    this.emit('conversations');
   }
 
   /**
@@ -262,7 +285,16 @@ export class Store extends EventTarget {
     if (isChange(m)) return this.applyChangeTo(m);
     const c = this.conversations.get(m.conversation_id);
     if (!c) return false;
-    if (m.seq > (c.last_message?.seq ?? 0)) c.last_message = m;
+    if (m.seq > (c.last_message?.seq ?? 0)) {
+      c.last_message = m;
+      // An archived conversation comes back with a message that would notify at its level,
+      // as the server decides it too (docs/protocol.md, "Your settings for a conversation").
+      const level = this.levelOf(c);
+      const mentioned = (m.mentions ?? []).includes(this.me);
+      if (c.settings?.archived && (level === 'all' || (level === 'mentions' && mentioned))) {
+        c.settings = { ...c.settings, archived: false };
+      }
+    }
     if (m.seq > c.last_seq) {
       c.last_seq = m.seq;
       if (c._counted && m.seq > c._counted.upto && m.sender_id !== this.me) {

@@ -275,6 +275,9 @@ export class Sync {
       case 'presence':
         store.setPresence(f);
         break;
+      case 'settings':
+        store.applySettings(f.conversation_id, f.settings);
+        break;
       default:
         break;
     }
@@ -547,6 +550,14 @@ export class Sync {
   async removeMember(id, userId) {
     await this.api.removeMember(id, userId);
     await this.fetchConversation(id);
+  }
+
+  /**
+   * Changes the user's settings for a conversation; every device of theirs hears of it.
+   * @param {string} id @param {import('./api.js').SettingsChange} change
+   */
+  async changeSettings(id, change) {
+    this.store.applySettings(id, await this.api.changeSettings(id, change));
   }
 
   /** @param {string} id @param {string} title */

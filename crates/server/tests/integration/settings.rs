@@ -125,6 +125,18 @@ async fn archived_comes_back_when_a_message_would_notify() {
     let now = settings(&ada, chat).await;
     assert!(!now.archived);
     assert_eq!(now.notify, NotifyLevel::Mentions);
+
+    // Back to `all` while archived: what came while it was muted does not bring it back.
+    change(&ada, chat, level(NotifyLevel::None)).await;
+    change(&ada, chat, archive()).await;
+    bob.client
+        .send_http(chat, None, "quiet news")
+        .await
+        .unwrap();
+    change(&ada, chat, level(NotifyLevel::All)).await;
+    assert!(settings(&ada, chat).await.archived, "unmuting is no news");
+    bob.client.send_http(chat, None, "loud news").await.unwrap();
+    assert!(!settings(&ada, chat).await.archived);
 }
 
 #[tokio::test]

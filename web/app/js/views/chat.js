@@ -60,7 +60,8 @@ export class ChatView {
    * @param {HTMLElement} root the chat pane
    * @param {Store} store
    * @param {Sync} sync
-   * @param {{onBack: () => void, onInfo: (id: string) => void, onNewChat: () => void}} hooks
+   * @param {{onBack: () => void, onInfo: (id: string) => void, onSettings: (id: string) => void,
+   *   onNewChat: () => void}} hooks
    */
   constructor(root, store, sync, hooks) {
     this.root = root;
@@ -188,6 +189,11 @@ export class ChatView {
       { type: 'button', class: 'icon-btn', 'aria-label': 'Group info', title: 'Group info', onclick: () => this.hooks.onInfo(id) },
       icon('info'),
     );
+    this.settingsBtn = h(
+      'button',
+      { type: 'button', class: 'icon-btn', 'aria-label': 'Conversation settings', title: 'Notifications, pin, archive', 'aria-haspopup': 'dialog', onclick: () => this.hooks.onSettings(id) },
+      icon('bell'),
+    );
     this.list = h('ul', { class: 'messages', 'aria-label': 'Messages' });
     this.top = h('div', { class: 'history-top' });
     this.emptyNote = h('p', { class: 'no-messages', hidden: true }, 'No messages yet. Say hello!');
@@ -271,6 +277,7 @@ export class ChatView {
           this.backBtn,
           this.avatarSlot,
           h('div', { class: 'chat-heading' }, this.titleEl, this.subEl),
+          this.settingsBtn,
           this.infoBtn,
         ),
         h('div', { class: 'scroll-wrap' }, this.scroller, this.jumpBtn),
@@ -311,6 +318,7 @@ export class ChatView {
       peer && h('span', { class: `dot${store.presence.get(peer)?.status === 'online' ? ' online' : ''}` }),
     );
     infoBtn.hidden = c.kind !== 'group';
+    this.settingsBtn?.replaceChildren(icon(store.levelOf(c) === 'all' ? 'bell' : 'bellOff'));
     let sub = '';
     if (c.kind === 'direct' && peer) {
       const p = store.presence.get(peer);

@@ -1,6 +1,6 @@
 // Modal dialogs (<dialog>, so focus stays inside and Escape closes): start a direct chat by
-// username, create a group, and a group's info: rename, members with presence, add,
-// remove, leave.
+// username, create a group, a group's info (rename, members with presence, add, remove,
+// leave), and the user's own settings for a conversation (notifications, pin, archive).
 
 import { ApiError } from '../api.js';
 import { h, icon, replace } from '../dom.js';
@@ -311,5 +311,105 @@ export function groupInfoDialog(store, sync, id) {
   draw();
   body.append(renameForm, h('section', { class: 'members' }, heading, list), addForm, error, leaveArea);
   sync.refreshPresence(c0.members.map((m) => m.user_id));
+  el.showModal();
+}
+
+/** How long a lower notification level may last, in the settings dialog. */
+const MUTE_FOR = [
+  ['', 'Until I change it'],
+  ['3600000', '1 hour'],
+  ['28800000', '8 hours'],
+  ['86400000', '1 day'],
+  ['604800000', '1 week'],
+];
+
+/**
+ * The user's own settings for a conversation: what notifies them (and for how long),
+ * pinned, archived. Each change goes to the server at once and shows on all their devices.
+ * @param {Store} store @param {Sync} sync @param {string} id
+ */
+export function settingsDialog(store, sync, id) {
+  const c0 = store.conversations.get(id);
+  if (!c0) return;
+  const listeners = /** @type {[string, EventListener][]} */ ([]);
+  const { el, body } = dialog('Conversation settings', 'conversation-settings', () => {
+    for (const [type, fn] of listeners) store.removeEventListener(type, fn);
+  });
+  const error = h('p', { class: 'form-error', role: 'alert' });
+  /** @param {import('../api.js').SettingsChange} change */
+  const save = async (change) => {
+    error.textContent = '';
+    try {
+      await sync.changeSettings(id, change);
+    } catch (err) {
+      error.textContent = message(err);
+      draw();
+    }
+  };
+
+  const levels = /** @type {const} */ ([
+    ['all', 'All messages'],
+    ['mentions', 'Only mentions of me'],
+    ['none', 'Nothing'],
+  ]);
+  const radios = levels.map(([value, label]) => {
+    const input = h('input', { type: 'radio', name: 'notify', value, id: `notify-${value}` });
+    input.addEventListener('change', () => {
+      if (input.checked) save(levelChange(value));
+    });
+    return { value, input, row: h('div', { class: 'choice' }, input, h('label', { for: `notify-${value}` }, label)) };
+  });
+  const duration = h(
+    'select',
+    { id: 'notify-for', name: 'for' },
+    MUTE_FOR.map(([value, label]) => h('option', { value }, label)),
+  );
+  /** @param {'all' | 'mentions' | 'none'} level @returns {import('../api.js').SettingsChange} */
+  const levelChange = (level) => {
+    if (level === 'all' || !duration.value) return { notify: level };
+    return { notify: level, notify_until: new Date(Date.now() + Number(duration.value)).toISOString() };
+  };
+  duration.addEventListener('change', () => {
+    const level = store.levelOf(/** @type {import('../api.js').Conversation} */ (store.conversations.get(id)));
+    if (level !== 'all') save(levelChange(level));
+  });
+  const until = h('p', { class: 'hint', id: 'notify-until' });
+  const pinned = h('input', { type: 'checkbox', id: 'setting-pinned' });
+  pinned.addEventListener('change', () => save({ pinned: pinned.checked }));
+  const archived = h('input', { type: 'checkbox', id: 'setting-archived' });
+  archived.addEventListener('change', () => save({ archived: archived.checked }));
+
+  const draw = () => {
+    const c = store.conversations.get(id);
+    if (!c) return;
+    const level = store.levelOf(c);
+    for (const r of radios) r.input.checked = r.value === level;
+    const end = c.settings?.notify_until;
+    until.textContent =
+      level !== 'all' && end
+        ? `Until ${new Date(end).toLocaleString([], { weekday: 'short', hour: '2-digit', minute: '2-digit' })}`
+        : level !== 'all'
+          ? 'Until you change it'
+          : '';
+    pinned.checked = !!c.settings?.pinned;
+    archived.checked = !!c.settings?.archived;
+  };
+  const fn = () => draw();
+  store.addEventListener('conversations', fn);
+  listeners.push(['conversations', fn]);
+  draw();
+  body.append(
+    h(
+      'fieldset',
+      { class: 'stack' },
+      h('legend', {}, 'Notifications'),
+      radios.map((r) => r.row),
+      h('div', { class: 'field' }, h('label', { for: 'notify-for' }, 'For how long'), duration),
+      until,
+    ),
+    h('div', { class: 'choice' }, pinned, h('label', { for: 'setting-pinned' }, 'Pin to the top of the list')),
+    h('div', { class: 'choice' }, archived, h('label', { for: 'setting-archived' }, 'Archive (back when a message would notify you)')),
+    error,
+  );
   el.showModal();
 }

@@ -1,8 +1,10 @@
-// The conversation list: most recent first, each with an avatar (a presence dot for direct
-// chats), the title, the time and a preview of the last message, and an unread badge.
-// Entries are links to #/c/<id>; rows are updated in place so focus survives updates.
+// The conversation list: pinned first, then most recent first, each with an avatar (a
+// presence dot for direct chats), the title, the time and a preview of the last message, an
+// unread badge, and marks for muted and pinned. Archived conversations are listed apart,
+// behind a button under the list. Entries are links to #/c/<id>; rows are updated in place
+// so focus survives updates.
 
-import { h, replace } from '../dom.js';
+import { h, icon, replace } from '../dom.js';
 import { initials, listTime, systemText, toneOf } from '../format.js';
 
 /** @typedef {import('../store.js').Store} Store */
@@ -30,6 +32,16 @@ export class ConversationList {
     this.ul = ul;
     this.empty = empty;
     this.store = store;
+    /** Whether the archived conversations are shown (instead of the others). */
+    this.showArchived = false;
+    this.archivedBtn = h('button', {
+      type: 'button',
+      class: 'btn subtle small archived-toggle',
+      onclick: () => {
+        this.showArchived = !this.showArchived;
+        this.render();
+      },
+    });
     /** @type {Map<string, {li: HTMLLIElement, sig: string}>} */
     this.rows = new Map();
     /** A backlog of many messages redraws once per frame, not once per message. */
@@ -46,8 +58,14 @@ export class ConversationList {
     cancelAnimationFrame(this.frame);
     this.frame = 0;
     const store = this.store;
-    const list = store.sortedConversations();
-    this.empty.hidden = list.length > 0 || !store.listLoaded;
+    const all = store.sortedConversations();
+    const archived = all.filter((c) => c.settings?.archived).length;
+    if (archived === 0) this.showArchived = false;
+    const list = all.filter((c) => !!c.settings?.archived === this.showArchived);
+    this.ul.setAttribute('aria-label', this.showArchived ? 'Archived conversations' : 'Conversations');
+    this.archivedBtn.hidden = archived === 0;
+    this.archivedBtn.textContent = this.showArchived ? 'Back to all chats' : `Archived (${archived})`;
+    this.empty.hidden = all.length > 0 || !store.listLoaded;
     /** @type {Map<string, {li: HTMLLIElement, sig: string}>} */
     const next = new Map();
     let cursor = this.ul.firstElementChild;
@@ -102,8 +120,10 @@ export class ConversationList {
       preview = from + body;
     }
     const current = store.openId === c.id;
-    const sig = JSON.stringify([title, online, peer, preview, when && listTime(new Date(when)), c.unread, current, typers.length > 0, c.active]);
-    return { title, online, peer, preview, when, current, typing: typers.length > 0, sig };
+    const muted = store.levelOf(c) !== 'all';
+    const pinned = !!c.settings?.pinned;
+    const sig = JSON.stringify([title, online, peer, preview, when && listTime(new Date(when)), c.unread, current, typers.length > 0, c.active, muted, pinned]);
+    return { title, online, peer, preview, when, current, typing: typers.length > 0, muted, pinned, sig };
   }
 
   /**
@@ -116,6 +136,8 @@ export class ConversationList {
       v.title,
       c.kind === 'group' ? 'group' : v.online ? 'online' : null,
       unread ? `${c.unread} unread` : null,
+      v.muted ? 'muted' : null,
+      v.pinned ? 'pinned' : null,
     ]
       .filter(Boolean)
       .join(', ');
@@ -144,6 +166,8 @@ export class ConversationList {
             'span',
             { class: 'conv-top' },
             h('span', { class: 'conv-title' }, v.title),
+            v.muted && h('span', { class: 'conv-mark', title: 'Muted' }, icon('bellOff')),
+            v.pinned && h('span', { class: 'conv-mark', title: 'Pinned' }, icon('pin')),
             v.when && h('time', { class: 'conv-time', datetime: v.when }, listTime(new Date(v.when))),
           ),
           h(

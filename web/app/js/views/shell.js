@@ -4,7 +4,7 @@
 
 import { h, icon } from '../dom.js';
 import { ChatView } from './chat.js';
-import { groupInfoDialog, newChatDialog, newGroupDialog } from './dialogs.js';
+import { groupInfoDialog, newChatDialog, newGroupDialog, settingsDialog } from './dialogs.js';
 import { ConversationList, avatar } from './list.js';
 import { SearchPanel } from './search.js';
 
@@ -43,7 +43,7 @@ export class Shell {
       h('p', {}, 'Start a chat with someone by their username, or create a group.'),
     );
     this.list = new ConversationList(ul, empty, store);
-    const nav = h('nav', { class: 'conv-nav', 'aria-label': 'Conversation list' }, ul, empty);
+    const nav = h('nav', { class: 'conv-nav', 'aria-label': 'Conversation list' }, ul, empty, this.list.archivedBtn);
     // While a search shows results, they take the list's place.
     this.search = new SearchPanel(store, sync, (searching) => {
       nav.hidden = searching;
@@ -98,6 +98,7 @@ export class Shell {
         location.hash = '#/';
       },
       onInfo: (id) => groupInfoDialog(store, sync, id),
+      onSettings: (id) => settingsDialog(store, sync, id),
       onNewChat: () => newChatDialog(sync, go),
     });
     store.addEventListener('connection', () => this.renderConnection());
