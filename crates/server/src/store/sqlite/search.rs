@@ -19,6 +19,8 @@ use async_trait::async_trait;
 use confab_proto::{ConversationId, Message, MessageId, Timestamp, UserId};
 use deadpool_sqlite::rusqlite::{Connection, Transaction, params};
 
+/// Messages indexed per write.
+const WRITE_CHUNK: usize = 50;
 /// Conversations a search names in its index query, at most; a user in more is searched
 /// across all conversations, their own picked out per hit.
 const NAMED_CONVERSATIONS_MAX: usize = 500;
@@ -112,20 +114,26 @@ async fn index_queued(store: &SqliteStore, max: usize) -> StoreResult<Indexed> {
     if batch.is_empty() {
         return Ok(indexed);
     }
-    store
-        .writer
-        .write(move |tx| {
-            let mut take = tx
-                .conn
-                .prepare_cached("DELETE FROM search_queue WHERE id = ?1")?;
-            for (id, conversation, words, _) in &batch {
-                if take.execute([id.0])? == 1 {
-                    insert_words(tx.conn, *id, *conversation, words)?;
+    // A few messages per write: the writer commits sends between them, so indexing never
+    // holds the sends up for long (nor looks like a stalled store to admission).
+    let mut batch = batch.into_iter().peekable();
+    while batch.peek().is_some() {
+        let chunk: Vec<_> = batch.by_ref().take(WRITE_CHUNK).collect();
+        store
+            .writer
+            .write(move |tx| {
+                let mut take = tx
+                    .conn
+                    .prepare_cached("DELETE FROM search_queue WHERE id = ?1")?;
+                for (id, conversation, words, _) in &chunk {
+                    if take.execute([id.0])? == 1 {
+                        insert_words(tx.conn, *id, *conversation, words)?;
+                    }
                 }
-            }
-            Ok(())
-        })
-        .await?;
+                Ok(())
+            })
+            .await?;
+    }
     Ok(indexed)
 }
 
