@@ -104,7 +104,7 @@ function withTimeout(promise, ms) {
 // or deleted), `close` removes it (nothing in it is left to show).
 
 worker.addEventListener('push', (event) => {
-  /** @type {{kind?: string, conversation_id?: string, title?: string, body?: string}} */
+  /** @type {{kind?: string, conversation_id?: string, title?: string, body?: string, badge?: number}} */
   let data = {};
   try {
     data = event.data ? event.data.json() : {};
@@ -113,6 +113,11 @@ worker.addEventListener('push', (event) => {
   }
   const id = data.conversation_id ?? '';
   const tag = `c${id}`;
+  // The unread count on the app's icon, where the browser has one (installed apps).
+  const nav = /** @type {{setAppBadge?: (n: number) => Promise<void>}} */ (/** @type {unknown} */ (worker.navigator));
+  if (typeof data.badge === 'number' && nav.setAppBadge) {
+    event.waitUntil(nav.setAppBadge(data.badge).catch(() => {}));
+  }
   if (data.kind === 'close') {
     event.waitUntil(
       worker.registration

@@ -32,6 +32,7 @@ struct Payload<'a> {
     kind: Kind,
     conversation_id: String,
     inbox_seq: u64,
+    badge: u64,
     #[serde(flatten)]
     shown: Option<&'a Content>,
 }
@@ -67,6 +68,8 @@ pub struct Notification {
     pub kind: Kind,
     /// What it shows; `None` for a close.
     pub content: Option<Content>,
+    /// The user's unread messages in all conversations, as their list sums them.
+    pub badge: u64,
 }
 
 impl Notification {
@@ -81,10 +84,12 @@ impl Notification {
         quiet: bool,
         with_preview: bool,
     ) -> StoreResult<Option<Self>> {
+        let badge = store.unread_total(job.user_id).await?;
         let close = job.shown_upto.is_some().then_some(Self {
             job: *job,
             kind: Kind::Close,
             content: None,
+            badge,
         });
         // Gone from the conversation: what it showed is no longer theirs to see.
         let Some(conversation) = store.conversation(job.conversation_id).await? else {
@@ -160,6 +165,7 @@ impl Notification {
         Ok(Some(Self {
             job: *job,
             kind,
+            badge,
             content: Some(Content {
                 seq: newest.seq,
                 sender_id: newest.sender_id.to_string(),
@@ -180,6 +186,7 @@ impl Notification {
             kind: self.kind,
             conversation_id: self.job.conversation_id.to_string(),
             inbox_seq: self.job.inbox_seq,
+            badge: self.badge,
             shown: self.content.as_ref(),
         };
         // Names and titles are short and the preview is capped, so this stays far under

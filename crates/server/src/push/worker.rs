@@ -106,7 +106,7 @@ impl Pusher {
     }
 
     async fn try_handle(&self, job: PushJob, presence: &Presence) -> StoreResult<()> {
-        if !job.has_news() {
+        if !job.has_news() && !job.refreshes_shown() {
             // The hold is over and nothing came: the row is done.
             return self.store.push_forget(&job).await;
         }
@@ -141,6 +141,7 @@ impl Pusher {
             kind: notification.kind,
             title,
             body,
+            badge: notification.badge,
         };
         let deadline = Instant::now() + self.timeout;
         let outcomes = futures_util::future::join_all(subscriptions.iter().map(|subscription| {

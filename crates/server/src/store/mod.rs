@@ -211,6 +211,9 @@ pub trait Messages: Send + Sync {
         after: u64,
         upto: u64,
     ) -> StoreResult<Unread>;
+    /// The unread messages of all `user`'s conversations: what the `unread` of each in
+    /// their list sums to (the badge on their app's icon).
+    async fn unread_total(&self, user: UserId) -> StoreResult<u64>;
 }
 
 /// Per-user inboxes: the gap-free sequence that devices sync from.

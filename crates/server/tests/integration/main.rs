@@ -23,6 +23,7 @@ mod pg;
 mod presence;
 mod push;
 mod push_changes;
+mod push_reading;
 mod receipts;
 mod search;
 mod settings;

@@ -75,9 +75,12 @@ async fn an_edit_replaces_and_a_delete_closes_the_notification_shown() {
     assert_eq!(close_topic, topic);
     assert_eq!(
         close,
-        json!({"kind": "close", "conversation_id": chat.to_string(), "inbox_seq": close["inbox_seq"]}),
+        json!({"kind": "close", "conversation_id": chat.to_string(),
+               "inbox_seq": close["inbox_seq"], "badge": close["badge"]}),
         "a close says nothing of the message"
     );
+    // The tombstone still counts as unread, as in her list.
+    assert_eq!(close["badge"], 1);
     // Nothing more comes for it: the row is done once the hold is over.
     tokio::time::sleep(Duration::from_millis(1_000)).await;
     assert_eq!(receiver.requests("/push/").len(), 3);
@@ -233,9 +236,11 @@ async fn fcm_and_apns_replace_quietly_and_close_in_the_background() {
         "shown by the system: {message}"
     );
     assert_eq!(message["android"]["notification"]["tag"], topic);
+    assert_eq!(message["android"]["notification"]["notification_count"], 1);
     let (headers, body) = apns_sent(1).await;
     assert_eq!(headers, ["alert".to_owned(), "10".into(), topic.clone()]);
     assert_eq!(body["aps"]["sound"], "default");
+    assert_eq!(body["aps"]["badge"], 1, "her unread messages");
 
     write(&bob, chat, edit(seq, "hi there")).await;
     let (message, data) = fcm_sent(2).await;
@@ -263,6 +268,10 @@ async fn fcm_and_apns_replace_quietly_and_close_in_the_background() {
         headers,
         ["background".to_owned(), "5".into(), topic.clone()]
     );
-    assert_eq!(body["aps"], json!({"content-available": 1}));
+    assert_eq!(
+        body["aps"],
+        json!({"content-available": 1, "badge": 1}),
+        "a tombstone still counts as unread"
+    );
     assert_eq!(body["confab"]["kind"], "close");
 }

@@ -28,6 +28,7 @@ where
     groups_per_day(make().await).await;
     push_outbox(make().await).await;
     changes_refresh_the_notification_shown(make().await).await;
+    reading_refreshes_the_notification_shown(make().await).await;
     concurrent_appends_commit_gap_free(make().await).await;
     concurrent_appends_answer_each_send(make().await).await;
     history_windows(make().await).await;
@@ -789,6 +790,72 @@ async fn changes_refresh_the_notification_shown(store: Arc<dyn Store>) {
         .unwrap();
     let held = claim(&*store, t, &[]).await[0];
     assert!(!held.has_news() && !held.refresh);
+}
+
+/// A read that reaches into what the shown notification covers asks for a refresh, in the
+/// read's own transaction, and so does a message the user sends (sending reads); the
+/// badge is what the members' unread counts sum to.
+async fn reading_refreshes_the_notification_shown(store: Arc<dyn Store>) {
+    let ada = user(&*store, "ada").await;
+    let bob = user(&*store, "bob").await;
+    let cyd = user(&*store, "cyd").await;
+    let phone = device(&*store, ada, 1).await;
+    let (conv, _) = store.direct(ada, bob).await.unwrap();
+    let (other, _) = store.direct(ada, cyd).await.unwrap();
+    subscribe(&*store, ada, phone).await;
+    let t = Timestamp::now().0 + 10_000;
+    let mut seqs = Vec::new();
+    for i in 0..3 {
+        let m = store
+            .append(text(conv.id, bob, &format!("b{i}"), "hi"))
+            .await
+            .unwrap();
+        seqs.push(m.message.seq);
+    }
+    store.append(text(other.id, cyd, "c0", "yo")).await.unwrap();
+    assert_eq!(store.unread_total(ada).await.unwrap(), 4);
+    assert_eq!(store.unread_total(bob).await.unwrap(), 0);
+    for job in claim(&*store, t, &[]).await {
+        let shown = Shown::Notification {
+            after_seq: 0,
+            upto_seq: job.seq,
+        };
+        store.push_done(&job, Timestamp(t), shown).await.unwrap();
+    }
+    for job in claim(&*store, t, &[]).await {
+        store.push_forget(&job).await.unwrap();
+    }
+    assert!(claim(&*store, t, &[]).await.is_empty());
+
+    // Read partway on another device: the notification must follow.
+    store.mark_read(conv.id, ada, seqs[0]).await.unwrap();
+    assert_eq!(store.unread_total(ada).await.unwrap(), 3);
+    let refresh = claim(&*store, t, &[]).await;
+    assert_eq!(refresh.len(), 1);
+    let job = refresh[0];
+    assert_eq!(job.conversation_id, conv.id);
+    assert!(job.refreshes_shown() && !job.has_news(), "{job:?}");
+    store
+        .push_done(&job, Timestamp(t), Shown::Closed)
+        .await
+        .unwrap();
+    store
+        .push_forget(&claim(&*store, t, &[]).await[0])
+        .await
+        .unwrap();
+    // Nothing shown any more: reading further asks for nothing.
+    store.mark_read(conv.id, ada, seqs[2]).await.unwrap();
+    assert!(claim(&*store, t, &[]).await.is_empty());
+    // Sending reads: ada's answer to cyd refreshes that conversation's notification.
+    store
+        .append(text(other.id, ada, "a0", "hey"))
+        .await
+        .unwrap();
+    let refresh = claim(&*store, t, &[]).await;
+    assert_eq!(refresh.len(), 1);
+    assert_eq!(refresh[0].conversation_id, other.id);
+    assert!(refresh[0].refreshes_shown());
+    assert_eq!(store.unread_total(ada).await.unwrap(), 0);
 }
 
 async fn users(store: Arc<dyn Store>) {

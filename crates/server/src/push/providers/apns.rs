@@ -76,6 +76,8 @@ impl Apns {
             }
             Kind::Close => (json!({"content-available": 1}), "background", "5"),
         };
+        let mut aps = aps;
+        aps["badge"] = json!(delivery.badge);
         let body = json!({"aps": aps, "confab": payload});
         let expiration = confab_proto::Timestamp::now().millis() / 1000 + self.ttl_secs as i64;
         let sent = http

@@ -81,7 +81,8 @@ impl Fcm {
         // notification with that tag without alerting again, or cancels it.
         if delivery.kind == Kind::New {
             message["notification"] = json!({"title": delivery.title, "body": delivery.body});
-            message["android"]["notification"] = json!({"tag": delivery.topic});
+            message["android"]["notification"] =
+                json!({"tag": delivery.topic, "notification_count": delivery.badge});
         }
         let body = json!({ "message": message });
         let sent = http

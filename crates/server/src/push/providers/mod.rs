@@ -55,6 +55,8 @@ pub struct Delivery<'a> {
     pub title: &'a str,
     /// The notification's text.
     pub body: &'a str,
+    /// The user's unread messages in all conversations: the number on the app's icon.
+    pub badge: u64,
 }
 
 /// Every configured provider, and the health of the hosts they call.

@@ -10,7 +10,7 @@
 //! member, over quota, ...) refuses only itself.
 
 use super::rows::{self, MESSAGE_COLS, n, u};
-use super::{ATTEMPTS, WRITE_DEADLINE, pg, pg_raced, search};
+use super::{ATTEMPTS, WRITE_DEADLINE, pg, pg_raced, push, search};
 use crate::ids::Snowflake;
 use crate::metrics::StoreMetrics;
 use crate::store::{Appended, NewMessage, Refusal, StoreError, StoreResult};
@@ -623,7 +623,7 @@ impl Rows {
         let o = &outbox;
         let c = &conversations;
         let mentioned = &self.mentions;
-        let (_, _, _, _, pushed, _, _, _) = futures_util::try_join!(
+        let (_, _, _, _, pushed, _, _, _, _) = futures_util::try_join!(
             async { execute(tx, BUMP_CONVERSATIONS, &[&c[0], &c[1], &c[2], &now.0]).await },
             async { execute(tx, MOVE_USERS, &[&users[0], &users[1], &users[2]]).await },
             // A unique key taken meanwhile (another node stored this client_msg_id): the
@@ -649,6 +649,10 @@ impl Rows {
                 query(tx, ENQUEUE_PUSHES, &columns).await
             },
             async { execute(tx, MARK_READ, &[&read[0], &read[1], &read[2]]).await },
+            async {
+                let columns: [&(dyn ToSql + Sync); 4] = [&read[0], &read[1], &read[2], &now.0];
+                execute(tx, push::REFRESH_ON_READ, &columns).await
+            },
             async {
                 if mentioned[0].is_empty() {
                     return Ok(0);

@@ -477,6 +477,17 @@ impl Members for PostgresStore {
             )
             .await
             .map_err(pg)?;
+        if moved > 0 {
+            // Best effort after the move: lost in a crash between the two, a notification
+            // stays shown until the next push of the conversation replaces it.
+            client
+                .execute(
+                    super::push::REFRESH_ON_READ,
+                    &[&vec![id.0], &vec![user.0], &vec![n(seq)], &Timestamp::now().0],
+                )
+                .await
+                .map_err(pg)?;
+        }
         Ok((moved > 0).then_some(seq))
         })
         .await

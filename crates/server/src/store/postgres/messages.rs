@@ -119,6 +119,30 @@ impl Messages for PostgresStore {
         })
         .await
     }
+
+    async fn unread_total(&self, user: UserId) -> StoreResult<u64> {
+        self.with_client(|client| async move {
+            // Each membership as `unread` counts it: from the read watermark (or just before
+            // joining) to the newest seq the member can see, by `nth`.
+            let row = client
+                .query_one(
+                    "SELECT coalesce(sum(greatest(0,
+                       coalesce(coalesce(upto.nth, upto.seq), 0)
+                       - coalesce(coalesce(seen.nth, seen.seq), 0))), 0)::bigint
+                     FROM members m JOIN conversations c ON c.id = m.conversation_id
+                     LEFT JOIN messages upto ON upto.conversation_id = m.conversation_id
+                       AND upto.seq = least(coalesce(m.left_seq, c.last_seq), c.last_seq)
+                     LEFT JOIN messages seen ON seen.conversation_id = m.conversation_id
+                       AND seen.seq = greatest(m.read_seq, m.joined_seq - 1)
+                     WHERE m.user_id = $1",
+                    &[&user.0],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(u(row.get(0)))
+        })
+        .await
+    }
 }
 
 /// Appends a system message recording a membership or title change to a conversation's

@@ -274,6 +274,18 @@ async fn write_shown(
 /// (user, inbox entry) whose devices show a notification covering it, or who has a push
 /// that may show it pending or being sent, the outbox row asks for a refresh (replace or
 /// close). True if any does.
+/// After read watermarks moved (columns: conversation, user, seq), by a read on some device
+/// or by messages the users sent: where the notification their devices show covers a
+/// message now read, the outbox row asks for a refresh, which updates it with what is left
+/// unread or closes it.
+pub(super) const REFRESH_ON_READ: &str = "INSERT INTO push_outbox
+       (user_id, conversation_id, inbox_seq, seq, sender_id, next_attempt_at, refresh)
+     SELECT s.user_id, s.conversation_id, 0, s.upto_seq, s.user_id, $4, true
+     FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS r(conversation_id, user_id, seq)
+     JOIN push_shown s ON s.user_id = r.user_id AND s.conversation_id = r.conversation_id
+       AND s.after_seq < r.seq
+     ON CONFLICT (user_id, conversation_id) DO UPDATE SET refresh = true";
+
 pub(super) async fn refresh(
     tx: &Transaction<'_>,
     recipients: &[(UserId, u64)],

@@ -201,6 +201,7 @@ impl Members for SqliteStore {
                         "UPDATE members SET read_seq = ?3 WHERE conversation_id = ?1 AND user_id = ?2",
                     )?
                     .execute(params![id.0, user.0, seq])?;
+                super::push::refresh_on_read(tx, user, id, seq)?;
                 Ok(Some(seq))
             })
             .await

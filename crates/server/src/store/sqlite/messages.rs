@@ -115,6 +115,24 @@ impl Messages for SqliteStore {
         })
         .await
     }
+
+    async fn unread_total(&self, user: UserId) -> StoreResult<u64> {
+        self.read(move |c| {
+            // Each membership as `unread` counts it: from the read watermark (or just before
+            // joining) to the newest seq the member can see, by `nth`.
+            Ok(c.prepare_cached(
+                "SELECT coalesce(sum(max(0,
+                   coalesce((SELECT nth FROM messages x WHERE x.conversation_id = m.conversation_id
+                             AND x.seq = min(coalesce(m.left_seq, c.last_seq), c.last_seq)), 0)
+                   - coalesce((SELECT nth FROM messages x WHERE x.conversation_id = m.conversation_id
+                               AND x.seq = max(m.read_seq, m.joined_seq - 1)), 0))), 0)
+                 FROM members m JOIN conversations c ON c.id = m.conversation_id
+                 WHERE m.user_id = ?1",
+            )?
+            .query_row([user.0], |r| r.get(0))?)
+        })
+        .await
+    }
 }
 
 /// Fills in the reactions of `messages` (ascending by seq), as `viewer` sees them.
@@ -301,6 +319,7 @@ pub(super) fn append(tx: &Tx<'_>, entry: Entry<'_>) -> StoreResult<Appended> {
                 "UPDATE members SET read_seq = ?3 WHERE conversation_id = ?1 AND user_id = ?2 AND read_seq < ?3",
             )?
             .execute(params![conversation_id.0, sender_id.0, seq])?;
+        super::push::refresh_on_read(tx, sender_id, conversation_id, seq)?;
     }
     let mut message = Message::new(
         id,

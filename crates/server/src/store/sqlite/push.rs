@@ -282,6 +282,28 @@ pub(super) fn refresh(
     Ok(queued > 0)
 }
 
+/// Inside the transaction that moved `user`'s read watermark in `conversation_id` to
+/// `read` (a read on some device, or a message they sent): if the notification their
+/// devices show covers a message now read, the outbox row asks for a refresh, which
+/// updates it with what is left unread or closes it.
+pub(super) fn refresh_on_read(
+    tx: &Tx<'_>,
+    user: UserId,
+    conversation_id: ConversationId,
+    read: u64,
+) -> StoreResult<()> {
+    tx.conn
+        .prepare_cached(
+            "INSERT INTO push_outbox
+               (user_id, conversation_id, inbox_seq, seq, sender_id, next_attempt_at, refresh)
+             SELECT ?1, ?2, 0, upto_seq, ?1, ?4, 1 FROM push_shown
+             WHERE user_id = ?1 AND conversation_id = ?2 AND after_seq < ?3
+             ON CONFLICT (user_id, conversation_id) DO UPDATE SET refresh = 1",
+        )?
+        .execute(params![user.0, conversation_id.0, read, Timestamp::now().0])?;
+    Ok(())
+}
+
 fn subscription(r: &Row<'_>) -> deadpool_sqlite::rusqlite::Result<SubscriptionRecord> {
     let kind: String = r.get(3)?;
     let address: String = r.get(4)?;
