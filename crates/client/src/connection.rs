@@ -332,6 +332,13 @@ pub enum Event {
         /// Who.
         user_id: UserId,
     },
+    /// The user blocked or unblocked someone, on this device or another.
+    Block {
+        /// Whom.
+        user_id: UserId,
+        /// Blocked now, or no longer.
+        blocked: bool,
+    },
     /// The user changed their settings for a conversation, on this device or another.
     Settings {
         /// The conversation.

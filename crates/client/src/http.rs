@@ -6,12 +6,13 @@ use crate::endpoint::normalize_base;
 use crate::error::{Error, Result, parse_retry_after_secs};
 use confab_proto::limits::PRESENCE_QUERY_MAX;
 use confab_proto::{
-    Action, AddMemberRequest, Body, ChangePasswordRequest, Conversation, ConversationId,
-    ConversationResponse, ConversationSettings, ConversationsResponse, CreateGroupRequest, Device,
-    DeviceId, DevicesResponse, DirectRequest, DiscoveryResponse, LoginRequest, LoginResponse,
-    Message, MessageResponse, MessagesResponse, Presence, PresenceResponse, ReadRequest,
-    RenameGroupRequest, SendRequest, ServerInfo, SettingsChange, SettingsResponse, SignupRequest,
-    SyncResponse, UpdateMeRequest, User, UserId, UserResponse,
+    Action, AddMemberRequest, BlockedUser, BlocksResponse, Body, ChangePasswordRequest,
+    Conversation, ConversationId, ConversationResponse, ConversationSettings,
+    ConversationsResponse, CreateGroupRequest, Device, DeviceId, DevicesResponse, DirectRequest,
+    DiscoveryResponse, LoginRequest, LoginResponse, Message, MessageResponse, MessagesResponse,
+    Presence, PresenceResponse, ReadRequest, RenameGroupRequest, SendRequest, ServerInfo,
+    SettingsChange, SettingsResponse, SignupRequest, SyncResponse, UpdateMeRequest, User, UserId,
+    UserResponse,
 };
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
@@ -374,6 +375,51 @@ impl Client {
             .query(&[("username", username)]);
         let resp: UserResponse = self.json(rb).await?;
         Ok(resp.user)
+    }
+
+    /// `GET /v1/blocks`: whom the caller blocked, the newest first.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: confab_client::Client) -> confab_client::Result<()> {
+    /// for b in client.blocks().await? {
+    ///     println!("{} since {}", b.user_id, b.created_at);
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn blocks(&self) -> Result<Vec<BlockedUser>> {
+        let resp: BlocksResponse = self.json(self.request(Method::GET, "/v1/blocks")).await?;
+        Ok(resp.blocks)
+    }
+
+    /// `PUT /v1/blocks/{user_id}`: blocks a user (again is harmless). They can no longer
+    /// write to the caller directly, start a conversation with them or add them to a group,
+    /// and neither sees the other's presence or typing; shared groups carry on.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: confab_client::Client, troll: confab_client::UserId)
+    /// # -> confab_client::Result<()> {
+    /// client.block(troll).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn block(&self, user: UserId) -> Result<()> {
+        self.empty(self.request(Method::PUT, &format!("/v1/blocks/{user}")))
+            .await
+    }
+
+    /// `DELETE /v1/blocks/{user_id}`: lifts a block (none is harmless).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: confab_client::Client, friend: confab_client::UserId)
+    /// # -> confab_client::Result<()> {
+    /// client.unblock(friend).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn unblock(&self, user: UserId) -> Result<()> {
+        self.empty(self.request(Method::DELETE, &format!("/v1/blocks/{user}")))
+            .await
     }
 
     /// `GET /v1/devices`: the caller's logged-in devices.

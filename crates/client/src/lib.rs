@@ -72,9 +72,9 @@ pub use search::SearchQuery;
 /// The wire contract crate, for the types not re-exported here.
 pub use confab_proto as proto;
 pub use confab_proto::{
-    Action, Body, Conversation, ConversationId, ConversationKind, ConversationSettings, Device,
-    DeviceId, Emoji, ErrorCode, FrameError, LoginResponse, Member, Message, MessageId, MessageKind,
-    NotifyLevel, Presence, PresenceStatus, Reaction, ReceiptKind, Role, SearchResponse,
-    SearchResult, ServerInfo, SettingsChange, SnippetPart, SyncEntry, SyncResponse, Timestamp,
-    User, UserId,
+    Action, BlockedUser, Body, Conversation, ConversationId, ConversationKind,
+    ConversationSettings, Device, DeviceId, Emoji, ErrorCode, FrameError, LoginResponse, Member,
+    Message, MessageId, MessageKind, NotifyLevel, Presence, PresenceStatus, Reaction, ReceiptKind,
+    Role, SearchResponse, SearchResult, ServerInfo, SettingsChange, SnippetPart, SyncEntry,
+    SyncResponse, Timestamp, User, UserId,
 };

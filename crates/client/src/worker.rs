@@ -539,6 +539,7 @@ impl Worker {
                 conversation_id,
                 user_id,
             }),
+            ServerFrame::Block { user_id, blocked } => Some(Event::Block { user_id, blocked }),
             ServerFrame::Settings {
                 conversation_id,
                 settings,

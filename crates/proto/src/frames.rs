@@ -121,6 +121,13 @@ pub enum ServerFrame {
         /// Its settings now.
         settings: crate::ConversationSettings,
     },
+    /// The user blocked or unblocked someone (on any of their devices).
+    Block {
+        /// Whom.
+        user_id: UserId,
+        /// Blocked now, or no longer.
+        blocked: bool,
+    },
     /// Someone is typing.
     Typing {
         /// The conversation.

@@ -254,6 +254,22 @@ where
     T::deserialize(deserializer).map(Some)
 }
 
+/// Someone the caller blocked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockedUser {
+    /// Who.
+    pub user_id: UserId,
+    /// Since when.
+    pub created_at: Timestamp,
+}
+
+/// `{blocks: [...]}`, the newest first.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BlocksResponse {
+    /// Whom the caller blocked.
+    pub blocks: Vec<BlockedUser>,
+}
+
 /// `{settings}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SettingsResponse {

@@ -39,6 +39,12 @@ impl Conversations {
                 "a direct conversation needs another user",
             ));
         }
+        if self.store.has_blocked(other, me).await? {
+            return Err(ApiError::new(
+                ErrorCode::Forbidden,
+                "you cannot start a conversation with this user",
+            ));
+        }
         let (record, created) = self
             .store
             .direct(me, other)
@@ -64,6 +70,7 @@ impl Conversations {
         if members.len() + 1 > GROUP_MAX_MEMBERS {
             return Err(StoreError::from(Refusal::GroupFull).into());
         }
+        self.not_blocked_by(&members, me).await?;
         // Each group puts rows in its members' inboxes without asking them: bounded per day
         // (in the store's write), not only per second.
         self.messaging.admit(me)?;
@@ -107,6 +114,7 @@ impl Conversations {
         user: UserId,
     ) -> ApiResult<Conversation> {
         self.messaging.admit(me)?;
+        self.not_blocked_by(&[user], me).await?;
         if let Some(appended) = self.store.add_member(id, me, user).await? {
             self.messaging.fan_out(&appended);
         }
@@ -199,6 +207,20 @@ impl Conversations {
         }
         page.sort_by_key(|m| m.seq);
         Ok(page)
+    }
+
+    /// Refuses when one of `users` blocked `me`: a blocked user cannot put the blocker in
+    /// a group (worded so as not to say why).
+    async fn not_blocked_by(&self, users: &[UserId], me: UserId) -> ApiResult<()> {
+        for user in self.store.blocked_among(me, users).await? {
+            if self.store.has_blocked(user, me).await? {
+                return Err(ApiError::new(
+                    ErrorCode::Forbidden,
+                    "you cannot add this user to a group",
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The caller's member row, or `forbidden` / `not_found`.

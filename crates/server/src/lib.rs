@@ -3,8 +3,8 @@
 //! Layout, one responsibility per module:
 //! - `config`: settings; `state`: the node's parts; `server`: `router` and `run`.
 //! - `api`: HTTP handlers; `gateway`: WebSocket sessions and the node-local hub.
-//! - `accounts`, `conversations`, `messaging`, `search`, `settings`: the services behind
-//!   both transports.
+//! - `accounts`, `blocks`, `conversations`, `messaging`, `search`, `settings`: the
+//!   services behind both transports.
 //! - `store`: the storage seam and its backends; `bus`: the event seam and its backends.
 //! - `web`: the embedded web client, served at `/`.
 //! - `ids`, `metrics`, `ratelimit`, `error`, `names`: shared pieces (`names` and
@@ -14,6 +14,7 @@ mod accounts;
 mod addresses;
 mod admission;
 mod api;
+mod blocks;
 pub mod bus;
 pub mod config;
 mod connections;

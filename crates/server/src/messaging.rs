@@ -179,6 +179,12 @@ impl Messaging {
         self.admission.accepting().then(|| self.admission.budget())
     }
 
+    /// Sends admitted and waiting for their commit: background writes (the search indexer)
+    /// hold back while there are many.
+    pub fn sends_waiting(&self) -> u64 {
+        self.admission.waiting()
+    }
+
     /// `overloaded` for a send refused before it reached the store (the node refuses sends,
     /// or the session has too many waiting), with when to retry as the store's queue suggests.
     pub fn overloaded(&self) -> ApiError {

@@ -56,11 +56,15 @@ pub async fn run(
         let shutdown = shutdown.clone();
         async move { app.push.run(&app.presence, shutdown).await }
     });
-    let indexer = tokio::spawn(crate::search::indexer::run(
-        app.store.clone(),
-        app.metrics.clone(),
-        shutdown.clone(),
-    ));
+    let indexer = tokio::spawn({
+        let messaging = app.messaging.clone();
+        crate::search::indexer::run(
+            app.store.clone(),
+            app.metrics.clone(),
+            move || messaging.sends_waiting(),
+            shutdown.clone(),
+        )
+    });
     let registry = tokio::spawn({
         let app = app.clone();
         let shutdown = shutdown.clone();

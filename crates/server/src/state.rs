@@ -4,6 +4,7 @@
 use crate::accounts::Accounts;
 use crate::addresses::{PerAddress, TrustedProxies};
 use crate::admission::Admission;
+use crate::blocks::Blocking;
 use crate::bus::Bus;
 use crate::bus::local::LocalBus;
 use crate::bus::nats::NatsBus;
@@ -71,6 +72,8 @@ pub struct App {
     pub search: Searching,
     /// Each member's settings for their conversations.
     pub settings: Settings,
+    /// Who blocked whom.
+    pub blocks: Blocking,
     /// Searches, per user.
     pub searches: RateLimiter<UserId>,
     /// This node's id, leased in the store.
@@ -210,6 +213,7 @@ impl App {
             lookups: RateLimiter::per_minute(config.lookup_rate_per_min),
             search: Searching::new(store.clone()),
             settings: Settings::new(store.clone(), bus.clone()),
+            blocks: Blocking::new(store.clone(), bus.clone()),
             searches: RateLimiter::per_minute(config.search_rate_per_min),
             proxies: TrustedProxies::new(config.trusted_proxies.clone()),
             hellos_pending: PerAddress::new(config.hello_pending_per_ip),

@@ -47,12 +47,15 @@ impl Typing {
         }
         .to_json()
         .into();
-        for member in members
+        let others: Vec<UserId> = members
             .iter()
             .filter(|m| m.is_active() && m.user_id != user)
-        {
-            self.bus
-                .publish(member.user_id, UserEvent::Frame(frame.clone()));
+            .map(|m| m.user_id)
+            .collect();
+        // A blocked pair sees no typing of each other, in groups too.
+        let blocked = self.store.blocked_among(user, &others).await?;
+        for member in others.into_iter().filter(|u| !blocked.contains(u)) {
+            self.bus.publish(member, UserEvent::Frame(frame.clone()));
         }
         Ok(())
     }

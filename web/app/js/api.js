@@ -163,6 +163,21 @@ export class Api {
     return (await this.request('GET', `/v1/conversations/${id}`)).conversation;
   }
 
+  /** @returns {Promise<{user_id: string, created_at: string}[]>} */
+  async blocks() {
+    return (await this.request('GET', '/v1/blocks')).blocks;
+  }
+
+  /** @param {string} userId */
+  async block(userId) {
+    await this.request('PUT', `/v1/blocks/${userId}`);
+  }
+
+  /** @param {string} userId */
+  async unblock(userId) {
+    await this.request('DELETE', `/v1/blocks/${userId}`);
+  }
+
   /** @param {string} id @param {SettingsChange} change @returns {Promise<Settings>} */
   async changeSettings(id, change) {
     return (await this.request('PATCH', `/v1/conversations/${id}/settings`, change)).settings;

@@ -84,6 +84,8 @@ export class Store extends EventTarget {
     /** Local time a conversation was last touched here (for sorting empty ones). */
     /** @type {Map<string, string>} */
     this.touched = new Map();
+    /** Users this user blocked. @type {Set<string>} */
+    this.blocked = new Set();
     /** @type {Map<string, User>} */
     this.users = new Map([[session.user.id, session.user]]);
     /** @type {Map<string, PresenceInfo>} */
@@ -262,6 +264,16 @@ export class Store extends EventTarget {
     const s = c.settings;
     if (!s || (s.notify_until && Date.parse(s.notify_until) <= Date.now())) return 'all';
     return s.notify;
+  }
+
+  /**
+   * Whom the user blocked (from the server's list, and `block` frames).
+   * @param {string} userId @param {boolean} blocked
+   */
+  setBlocked(userId, blocked) {
+    if (blocked) this.blocked.add(userId);
+    else this.blocked.delete(userId);
+    this.emit('conversations');
   }
 
   /**

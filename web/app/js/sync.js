@@ -96,7 +96,8 @@ export class Sync {
 
   async loadConversations() {
     try {
-      const list = await this.api.conversations();
+      const [list, blocks] = await Promise.all([this.api.conversations(), this.api.blocks()]);
+      this.store.blocked = new Set(blocks.map((b) => b.user_id));
       for (const c of list) this.store.mergeConversation(c);
       this.store.listLoaded = true;
       this.store.emit('conversations');
@@ -277,6 +278,9 @@ export class Sync {
         break;
       case 'settings':
         store.applySettings(f.conversation_id, f.settings);
+        break;
+      case 'block':
+        store.setBlocked(f.user_id, f.blocked);
         break;
       default:
         break;
@@ -550,6 +554,15 @@ export class Sync {
   async removeMember(id, userId) {
     await this.api.removeMember(id, userId);
     await this.fetchConversation(id);
+  }
+
+  /**
+   * Blocks or unblocks a user; every device of this user hears of it.
+   * @param {string} userId @param {boolean} blocked
+   */
+  async setBlocked(userId, blocked) {
+    await (blocked ? this.api.block(userId) : this.api.unblock(userId));
+    this.store.setBlocked(userId, blocked);
   }
 
   /**

@@ -1,7 +1,8 @@
 // A user's own settings for a conversation in the web client: mute (for how long), pin and
 // archive from the chat header's "Conversation settings"; the change shows on their other
 // device live; archived conversations are listed apart and come back when a message would
-// notify at the level. On a desktop and on a phone, by roles and labels.
+// notify at the level; blocking from the same dialog stops the other writing, and
+// unblocking lets them again. On a desktop and on a phone, by roles and labels.
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -9,7 +10,9 @@ import {
   assertLabelled,
   expectCount,
   expectText,
+  composer,
   launchBrowser,
+  messageItems,
   newPerson,
   openApp,
   send,
@@ -150,4 +153,37 @@ test('on a phone: mentions only and archive; only a mention brings it back', asy
   assert.deepEqual(pia.errors.concat(desk.errors), []);
   await pia.context.close();
   await desk.context.close();
+});
+
+test('block from the conversation settings: the other cannot write; unblock and they can', async () => {
+  const ada = await newPerson(browser, server, 'ana');
+  const bob = await newPerson(browser, server, 'ben');
+  await startChat(ada.page, 'ben');
+  await send(ada.page, 'hello ben');
+  await startChat(bob.page, 'ana');
+  await expectText(bob.page.getByRole('list', { name: 'Messages' }), 'hello ben');
+
+  const dialog = await openSettings(ada.page);
+  await dialog.getByRole('button', { name: 'Block ben' }).click();
+  await dialog.getByRole('button', { name: 'Unblock ben' }).waitFor();
+  await assertLabelled(ada.page);
+  await dialog.getByRole('button', { name: 'Close' }).click();
+  await expectText(ada.page.locator('.inactive-note'), 'You blocked ben.');
+  assert.equal(await composer(ada.page).isVisible(), false);
+
+  await send(bob.page, 'why?');
+  await messageItems(bob.page, 'why?').getByRole('img', { name: 'Not sent' }).waitFor();
+  assert.equal(await messageItems(ada.page, 'why?').count(), 0);
+
+  const again = await openSettings(ada.page);
+  await again.getByRole('button', { name: 'Unblock ben' }).click();
+  await again.getByRole('button', { name: 'Block ben' }).waitFor();
+  await again.getByRole('button', { name: 'Close' }).click();
+  await composer(ada.page).waitFor();
+  await send(bob.page, 'friends again');
+  await expectText(ada.page.getByRole('list', { name: 'Messages' }), 'friends again');
+
+  assert.deepEqual(ada.errors.concat(bob.errors), []);
+  await ada.context.close();
+  await bob.context.close();
 });

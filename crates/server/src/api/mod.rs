@@ -2,6 +2,7 @@
 //! handler checks its input, calls a service, and answers with the contract's bodies.
 
 mod accounts;
+mod blocks;
 mod conversations;
 mod extract;
 mod messages;
@@ -16,7 +17,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{delete, get, patch, post};
+use axum::routing::{delete, get, patch, post, put};
 use confab_proto::limits::FRAME_MAX_BYTES;
 use std::time::Duration;
 use tower_http::timeout::RequestBodyTimeoutLayer;
@@ -44,6 +45,11 @@ pub fn routes(app: AppState) -> Router {
         .route("/v1/users/{id}", get(accounts::user))
         .route("/v1/devices", get(accounts::devices))
         .route("/v1/devices/{id}", delete(accounts::remove_device))
+        .route("/v1/blocks", get(blocks::list))
+        .route(
+            "/v1/blocks/{user_id}",
+            put(blocks::block).delete(blocks::unblock),
+        )
         .route("/v1/conversations", get(conversations::list))
         .route("/v1/conversations/direct", post(conversations::direct))
         .route("/v1/conversations/{id}", get(conversations::get))

@@ -80,8 +80,11 @@ pub async fn presence(
     if ids.len() > PRESENCE_QUERY_MAX {
         return Err(ApiError::invalid("ask for at most 200 users at once"));
     }
-    // Only users who share a conversation with the caller; others are left out.
-    let visible = app.store.peers_among(me.user_id, &ids).await?;
+    // Only users who share a conversation with the caller, and no blocked pair; others are
+    // left out.
+    let mut visible = app.store.peers_among(me.user_id, &ids).await?;
+    let blocked = app.store.blocked_among(me.user_id, &visible).await?;
+    visible.retain(|u| !blocked.contains(u));
     let presence = app.presence.lookup(&visible).await?;
     Ok(axum::Json(PresenceResponse { presence }))
 }

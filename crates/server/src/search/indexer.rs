@@ -2,6 +2,8 @@
 //! the transaction that stores it; each round takes a batch off the queue, so the send
 //! path pays for a queue row and the index is written in big batches, at most a round
 //! (plus the batch's time) behind. Every node runs one; on PostgreSQL they share the queue.
+//! Sends come first: while many wait for their commit, a round is put off (for a few
+//! seconds at most, so that the index lags boundedly under sustained load).
 
 use crate::metrics::Metrics;
 use crate::store::Store;
@@ -18,11 +20,30 @@ const BATCH: usize = 1_000;
 const POLL: Duration = Duration::from_millis(200);
 /// How long it waits after the store failed.
 const BACKOFF: Duration = Duration::from_secs(1);
+/// Sends waiting for their commit from which a round is put off.
+const BUSY: u64 = 64;
+/// Rounds put off in a row, at most.
+const DEFER_MAX: u32 = 25;
 
-/// Indexes queued messages until `shutdown`. What is still queued then stays queued, for
-/// the next start (or another node).
-pub async fn run(store: Arc<dyn Store>, metrics: Arc<Metrics>, shutdown: CancellationToken) {
+/// Indexes queued messages until `shutdown`, putting rounds off while `sends_waiting`
+/// says sends are queued up. What is still queued then stays queued, for the next start
+/// (or another node).
+pub async fn run(
+    store: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
+    sends_waiting: impl Fn() -> u64,
+    shutdown: CancellationToken,
+) {
+    let mut deferred = 0;
     while !shutdown.is_cancelled() {
+        if sends_waiting() >= BUSY && deferred < DEFER_MAX {
+            deferred += 1;
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(POLL) => continue,
+            }
+        }
+        deferred = 0;
         let wait = match store.index_queued(BATCH).await {
             Ok(round) => {
                 metrics.search_indexed.inc_by(round.messages as u64);

@@ -38,6 +38,7 @@ const TABLES: &[(&str, &str)] = &[
     ("push_outbox", "*"),
     ("push_shown", "*"),
     ("conversation_settings", "*"),
+    ("blocks", "*"),
     ("shared_secrets", "*"),
 ];
 /// Tables whose ids come from a sequence on PostgreSQL, moved past the copied ids.

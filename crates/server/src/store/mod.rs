@@ -109,7 +109,8 @@ pub trait Conversations: Send + Sync {
     async fn conversation(&self, id: ConversationId) -> StoreResult<Option<ConversationRecord>>;
     /// A page of what `user` is or was a member of, most recent activity first.
     async fn conversations_of(&self, user: UserId, page: ListPage) -> StoreResult<Vec<Membership>>;
-    /// The users who share a direct conversation with `user`: whose presence they follow.
+    /// The users who share a direct conversation with `user`, but for a blocked pair: whose
+    /// presence they follow.
     async fn contacts_of(&self, user: UserId) -> StoreResult<Vec<UserId>>;
     /// A group's title as it was at `seq` (after the message with that seq): what a member
     /// who left there last saw. `None` for a direct conversation.
@@ -301,6 +302,24 @@ pub trait MemberSettings: Send + Sync {
     ) -> StoreResult<SettingsRecord>;
 }
 
+/// Who blocked whom. A block between the two people of a direct conversation marks it
+/// (`blocked`), so the send path refuses writes there without a lookup of its own.
+#[async_trait]
+pub trait Blocks: Send + Sync {
+    /// `blocker` blocks `blocked` from `at`; false if they already had.
+    async fn block(&self, blocker: UserId, blocked: UserId, at: Timestamp) -> StoreResult<bool>;
+    /// `blocker` lifts their block of `blocked`; false if there was none. Their direct
+    /// conversation takes writes again unless `blocked` blocks `blocker` too.
+    async fn unblock(&self, blocker: UserId, blocked: UserId) -> StoreResult<bool>;
+    /// Whom `user` blocked, and since when, newest first.
+    async fn blocked_by(&self, user: UserId) -> StoreResult<Vec<(UserId, Timestamp)>>;
+    /// Has `blocker` blocked `blocked`?
+    async fn has_blocked(&self, blocker: UserId, blocked: UserId) -> StoreResult<bool>;
+    /// Of `users`, those with a block either way between them and `user`: they see no
+    /// presence or typing of each other.
+    async fn blocked_among(&self, user: UserId, users: &[UserId]) -> StoreResult<Vec<UserId>>;
+}
+
 /// Full-text search over the messages a user may see.
 #[async_trait]
 pub trait Search: Send + Sync {
@@ -403,6 +422,7 @@ pub trait Store:
     + Members
     + Messages
     + MemberSettings
+    + Blocks
     + Search
     + Inbox
     + Push

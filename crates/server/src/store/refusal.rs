@@ -52,6 +52,10 @@ pub enum Refusal {
     /// A tombstone has no text to edit or react to.
     #[error("the message was deleted; it can no longer be edited or reacted to")]
     MessageDeleted,
+    /// A block stands between the two people of a direct conversation (either way): it
+    /// takes no writes. Worded so as not to say who blocked whom.
+    #[error("messages cannot be sent in this conversation")]
+    Blocked,
     /// The user has `REACTIONS_PER_USER_MAX` different reactions on the message.
     #[error("you have 20 reactions on this message, the most there may be; take one back first")]
     TooManyReactions,
@@ -69,7 +73,8 @@ impl Refusal {
             | Self::CannotLeaveDirect
             | Self::NotSender
             | Self::SystemMessage
-            | Self::MessageDeleted => ErrorCode::Forbidden,
+            | Self::MessageDeleted
+            | Self::Blocked => ErrorCode::Forbidden,
             Self::NoSuchMessage => ErrorCode::NotFound,
             Self::TooManyReactions => ErrorCode::InvalidRequest,
             Self::GroupFull => ErrorCode::GroupFull,

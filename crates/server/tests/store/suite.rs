@@ -48,6 +48,7 @@ where
     unread_counts_messages_and_mentions_not_changes(make().await).await;
     the_index_follows_the_queue_and_changes_win(make().await).await;
     settings_are_each_members_own_and_changes_merge(make().await).await;
+    blocks_close_the_direct_conversation_either_way(make().await).await;
 }
 
 /// A change to the message at `target`.
@@ -1936,6 +1937,53 @@ async fn settings_are_each_members_own_and_changes_merge(store: Arc<dyn Store>) 
         SettingsRecord::default(),
         "bob's are his own"
     );
+}
+
+/// A block either way marks the pair's direct conversation, made before or after, and it
+/// refuses every write there (messages and changes); contacts leave each other out; both
+/// blocks must go before it takes writes again.
+async fn blocks_close_the_direct_conversation_either_way(store: Arc<dyn Store>) {
+    let ada = user(&*store, "ada").await;
+    let bob = user(&*store, "bob").await;
+    let cyd = user(&*store, "cyd").await;
+    let (conv, _) = store.direct(ada, bob).await.unwrap();
+    let hi = store.append(text(conv.id, bob, "m0", "hi")).await.unwrap();
+    let t = Timestamp(1_000);
+    assert!(store.block(ada, bob, t).await.unwrap());
+    assert!(!store.block(ada, bob, t).await.unwrap(), "again");
+    assert!(store.block(ada, cyd, Timestamp(2_000)).await.unwrap());
+    assert_eq!(
+        store.blocked_by(ada).await.unwrap(),
+        [(cyd, Timestamp(2_000)), (bob, t)],
+        "newest first"
+    );
+    assert!(store.has_blocked(ada, bob).await.unwrap());
+    assert!(!store.has_blocked(bob, ada).await.unwrap());
+    assert_eq!(store.blocked_among(bob, &[ada, cyd]).await.unwrap(), [ada]);
+    assert_eq!(store.blocked_among(ada, &[bob]).await.unwrap(), [bob]);
+    let refused =
+        |r: Result<_, StoreError>| matches!(r, Err(StoreError::Refused(Refusal::Blocked)));
+    assert!(refused(store.append(text(conv.id, bob, "m1", "?")).await));
+    assert!(refused(store.append(text(conv.id, ada, "m2", "?")).await));
+    let react = change(conv.id, bob, "r1", MessageKind::React, "👍", hi.message.seq);
+    assert!(refused(store.append(react).await));
+    assert!(store.contacts_of(ada).await.unwrap().is_empty());
+    // Made after the block: marked too.
+    let (later, _) = store.direct(cyd, ada).await.unwrap();
+    assert!(refused(store.append(text(later.id, cyd, "c1", "?")).await));
+
+    // Blocked both ways: one unblock is not enough.
+    store.block(bob, ada, t).await.unwrap();
+    assert!(store.unblock(ada, bob).await.unwrap());
+    assert!(!store.unblock(ada, bob).await.unwrap(), "again");
+    assert!(refused(store.append(text(conv.id, ada, "m3", "?")).await));
+    store.unblock(bob, ada).await.unwrap();
+    store
+        .append(text(conv.id, ada, "m4", "back"))
+        .await
+        .unwrap();
+    store.append(text(conv.id, bob, "m5", "yes")).await.unwrap();
+    assert_eq!(store.contacts_of(ada).await.unwrap(), [bob]);
 }
 
 /// What `user` finds for `q`, newest first.

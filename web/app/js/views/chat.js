@@ -353,10 +353,17 @@ export class ChatView {
   renderComposerState() {
     const { id, composer, inactiveNote } = this;
     if (!id || !composer || !inactiveNote) return;
-    const inactive = this.store.conversations.get(id)?.active === false;
-    composer.hidden = inactive;
-    inactiveNote.hidden = !inactive;
+    const c = this.store.conversations.get(id);
+    const inactive = c?.active === false;
+    // A direct conversation with someone the user blocked takes no writes until they unblock.
+    const peer = c?.kind === 'direct' ? this.store.peerOf(c) : null;
+    const blocked = peer !== null && this.store.blocked.has(peer);
+    composer.hidden = inactive || blocked;
+    inactiveNote.hidden = !inactive && !blocked;
     if (inactive) inactiveNote.textContent = 'You are no longer a member of this group.';
+    else if (blocked && peer) {
+      inactiveNote.textContent = `You blocked ${this.store.nameOf(peer)}. Unblock them in the conversation settings to write here.`;
+    }
   }
 
   // ---- messages ----------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 // Modal dialogs (<dialog>, so focus stays inside and Escape closes): start a direct chat by
 // username, create a group, a group's info (rename, members with presence, add, remove,
-// leave), and the user's own settings for a conversation (notifications, pin, archive).
+// leave), and the user's own settings for a conversation (notifications, pin, archive,
+// and block for a direct one).
 
 import { ApiError } from '../api.js';
 import { h, icon, replace } from '../dom.js';
@@ -394,10 +395,39 @@ export function settingsDialog(store, sync, id) {
     pinned.checked = !!c.settings?.pinned;
     archived.checked = !!c.settings?.archived;
   };
-  const fn = () => draw();
+  // Block, for a direct conversation.
+  const peer = c0.kind === 'direct' ? store.peerOf(c0) : null;
+  const blockBtn = h('button', {
+    type: 'button',
+    class: 'btn danger',
+    onclick: async () => {
+      if (!peer) return;
+      error.textContent = '';
+      try {
+        await sync.setBlocked(peer, !store.blocked.has(peer));
+      } catch (err) {
+        error.textContent = message(err);
+      }
+    },
+  });
+  const blockNote = h('p', { class: 'hint' });
+  const drawBlock = () => {
+    if (!peer) return;
+    const name = store.nameOf(peer);
+    const blocked = store.blocked.has(peer);
+    blockBtn.textContent = blocked ? `Unblock ${name}` : `Block ${name}`;
+    blockNote.textContent = blocked
+      ? `${name} cannot write to you or see when you are online.`
+      : `${name} will not be able to write to you here, see when you are online, or add you to groups. Groups you share carry on.`;
+  };
+  const fn = () => {
+    draw();
+    drawBlock();
+  };
   store.addEventListener('conversations', fn);
   listeners.push(['conversations', fn]);
   draw();
+  drawBlock();
   body.append(
     h(
       'fieldset',
@@ -409,6 +439,7 @@ export function settingsDialog(store, sync, id) {
     ),
     h('div', { class: 'choice' }, pinned, h('label', { for: 'setting-pinned' }, 'Pin to the top of the list')),
     h('div', { class: 'choice' }, archived, h('label', { for: 'setting-archived' }, 'Archive (back when a message would notify you)')),
+    peer ? h('div', { class: 'stack block-area' }, blockBtn, blockNote) : '',
     error,
   );
   el.showModal();

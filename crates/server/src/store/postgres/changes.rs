@@ -22,6 +22,9 @@ pub(super) async fn apply(
 ) -> StoreResult<Appended> {
     let (conversation, actor) = (new.conversation_id, new.sender_id);
     lock_conversation(tx, conversation).await?;
+    if super::blocks::is_blocked(tx, conversation).await? {
+        return Err(Refusal::Blocked.into());
+    }
     if let Some(original) = tx
         .query_opt(
             &format!(

@@ -16,7 +16,7 @@ use crate::metrics::StoreMetrics;
 use crate::store::{Appended, NewMessage, Refusal, StoreError, StoreResult};
 use confab_proto::{Action, ConversationId, Message, MessageId, MessageKind, Timestamp, UserId};
 use deadpool_postgres::{Pool, Transaction};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
@@ -236,7 +236,7 @@ static STORED_BEFORE: LazyLock<String> = LazyLock::new(|| {
            ON x.sender_id = r.sender_id AND x.client_msg_id = r.client_msg_id COLLATE \"C\""
     )
 });
-const LOCK_CONVERSATIONS: &str = "SELECT id, last_seq, message_count FROM conversations
+const LOCK_CONVERSATIONS: &str = "SELECT id, last_seq, message_count, blocked FROM conversations
      WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE";
 /// Every active member of the batch's conversations, and each sender's own row however
 /// they stand.
@@ -320,6 +320,11 @@ async fn append_batch(
         senders: HashMap::new(),
         active: BTreeMap::new(),
         users: HashMap::new(),
+        blocked: locked
+            .iter()
+            .filter(|r| r.get::<_, bool>(3))
+            .map(|r| r.get(0))
+            .collect(),
     };
     for r in &members {
         let (conversation, user, left): (i64, i64, Option<i64>) = (r.get(0), r.get(1), r.get(2));
@@ -380,6 +385,8 @@ struct State {
     active: BTreeMap<i64, Vec<i64>>,
     /// user -> (stored bytes, inbox head).
     users: HashMap<i64, (i64, i64)>,
+    /// Direct conversations between a blocked pair: they take no writes.
+    blocked: HashSet<i64>,
 }
 
 // One per send of a batch, in one Vec: boxing the large variant would cost an allocation
@@ -439,6 +446,9 @@ impl State {
             None => return Err(Refusal::NotMember.into()),
             Some(false) => return Err(Refusal::NoLongerMember.into()),
             Some(true) => {}
+        }
+        if self.blocked.contains(&conversation) {
+            return Err(Refusal::Blocked.into());
         }
         let Action::Text { body, reply_to } = &send.action else {
             return Err(StoreError::Backend(

@@ -43,6 +43,7 @@ impl Conversations for PostgresStore {
                 .map_err(pg_raced)?;
                 insert_member(tx, id, a, "member", 1).await?;
                 insert_member(tx, id, b, "member", 1).await?;
+                super::blocks::mark_direct(tx, a, b).await?;
                 Ok((conversation(tx, id).await?, true))
             })
         })
@@ -167,8 +168,12 @@ impl Conversations for PostgresStore {
         self.with_client(|client| async move {
             Ok(client
                 .query(
-                    "SELECT user_hi FROM direct_pairs WHERE user_lo = $1
-                 UNION SELECT user_lo FROM direct_pairs WHERE user_hi = $1",
+                    "SELECT d.user_hi FROM direct_pairs d
+                       JOIN conversations c ON c.id = d.conversation_id
+                     WHERE d.user_lo = $1 AND NOT c.blocked
+                     UNION SELECT d.user_lo FROM direct_pairs d
+                       JOIN conversations c ON c.id = d.conversation_id
+                     WHERE d.user_hi = $1 AND NOT c.blocked",
                     &[&user.0],
                 )
                 .await

@@ -11,6 +11,7 @@
 //! committed (`commit.rs`): many in one transaction.
 
 mod accounts;
+mod blocks;
 mod changes;
 mod commit;
 mod conversations;

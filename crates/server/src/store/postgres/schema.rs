@@ -258,6 +258,16 @@ const MIGRATIONS: &[&str] = &[
          pinned          BOOLEAN NOT NULL DEFAULT FALSE,
          PRIMARY KEY (user_id, conversation_id)
      );",
+    // 12: blocks (postgres/blocks.rs). A direct conversation between a blocked pair (either
+    // way) is marked `blocked`: group commit reads the flag on the row it locks anyway.
+    "CREATE TABLE blocks (
+         blocker_id BIGINT NOT NULL,
+         blocked_id BIGINT NOT NULL,
+         created_at BIGINT NOT NULL,
+         PRIMARY KEY (blocker_id, blocked_id)
+     );
+     CREATE INDEX blocks_by_blocked ON blocks(blocked_id, blocker_id);
+     ALTER TABLE conversations ADD COLUMN blocked BOOLEAN NOT NULL DEFAULT FALSE;",
 ];
 
 /// The step that adds search: history is indexed right after it.

@@ -39,6 +39,7 @@ impl Conversations for SqliteStore {
                     .execute(params![lo.0, hi.0, id.0])?;
                 insert_member(tx, id, a, "member", 1)?;
                 insert_member(tx, id, b, "member", 1)?;
+                super::blocks::mark_direct(tx.conn, a, b)?;
                 Ok((conversation(tx.conn, id)?, true))
             })
             .await
@@ -144,8 +145,11 @@ impl Conversations for SqliteStore {
     async fn contacts_of(&self, user: UserId) -> StoreResult<Vec<UserId>> {
         self.read(move |c| {
             Ok(c.prepare_cached(
-                "SELECT user_hi FROM direct_pairs WHERE user_lo = ?1
-                 UNION SELECT user_lo FROM direct_pairs WHERE user_hi = ?1",
+                "SELECT d.user_hi FROM direct_pairs d JOIN conversations c ON c.id = d.conversation_id
+                 WHERE d.user_lo = ?1 AND NOT c.blocked
+                 UNION SELECT d.user_lo FROM direct_pairs d JOIN conversations c
+                   ON c.id = d.conversation_id
+                 WHERE d.user_hi = ?1 AND NOT c.blocked",
             )?
             .query_map([user.0], |r| Ok(UserId(r.get(0)?)))?
             .collect::<Result<_, _>>()?)

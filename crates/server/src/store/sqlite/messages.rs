@@ -250,18 +250,22 @@ pub(super) fn append(tx: &Tx<'_>, entry: Entry<'_>) -> StoreResult<Appended> {
         ..
     } = entry;
     let is_message = !kind.is_change();
-    let (seq, nth): (u64, u64) = tx
+    let (seq, nth, blocked): (u64, u64, bool) = tx
         .conn
         .prepare_cached(
             "UPDATE conversations SET last_seq = last_seq + 1,
                message_count = message_count + ?3,
                last_message_seq = CASE WHEN ?3 THEN last_seq + 1 ELSE last_message_seq END,
                last_activity_at = CASE WHEN ?3 THEN ?2 ELSE last_activity_at END
-             WHERE id = ?1 RETURNING last_seq, message_count",
+             WHERE id = ?1 RETURNING last_seq, message_count, blocked",
         )?
         .query_row(params![conversation_id.0, now.0, is_message], |r| {
-            Ok((r.get(0)?, r.get(1)?))
+            Ok((r.get(0)?, r.get(1)?, r.get::<_, bool>(2)?))
         })?;
+    if blocked {
+        // The savepoint undoes the bump.
+        return Err(Refusal::Blocked.into());
+    }
     let id = MessageId(tx.ids.next());
     tx.conn
         .prepare_cached(

@@ -2,6 +2,7 @@
 //! one writer thread that commits concurrent writes together (group commit, `writer.rs`);
 //! reads use a small pool of read-only connections.
 
+mod blocks;
 mod changes;
 mod conversations;
 mod devices;

@@ -245,6 +245,16 @@ const MIGRATIONS: &[&str] = &[
         pinned          INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (user_id, conversation_id)
     ) WITHOUT ROWID;",
+    // 17: blocks (sqlite/blocks.rs). A direct conversation between a blocked pair (either
+    // way) is marked `blocked`: the send path reads the flag on the row it updates anyway.
+    "CREATE TABLE blocks (
+        blocker_id INTEGER NOT NULL,
+        blocked_id INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (blocker_id, blocked_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX blocks_by_blocked ON blocks(blocked_id, blocker_id);
+    ALTER TABLE conversations ADD COLUMN blocked INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// The step that adds search: history is indexed right after it.

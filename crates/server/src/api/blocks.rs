@@ -1,0 +1,34 @@
+//! The caller's block list.
+
+use super::extract::{Authed, Path};
+use crate::error::ApiResult;
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use confab_proto::{BlocksResponse, UserId};
+
+pub async fn list(
+    State(app): State<AppState>,
+    me: Authed,
+) -> ApiResult<axum::Json<BlocksResponse>> {
+    let blocks = app.blocks.list(me.user_id).await?;
+    Ok(axum::Json(BlocksResponse { blocks }))
+}
+
+pub async fn block(
+    State(app): State<AppState>,
+    me: Authed,
+    Path(user): Path<UserId>,
+) -> ApiResult<StatusCode> {
+    app.blocks.block(me.user_id, user).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn unblock(
+    State(app): State<AppState>,
+    me: Authed,
+    Path(user): Path<UserId>,
+) -> ApiResult<StatusCode> {
+    app.blocks.unblock(me.user_id, user, &app.presence).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
