@@ -10,9 +10,9 @@ use confab_proto::{
     Conversation, ConversationId, ConversationResponse, ConversationSettings,
     ConversationsResponse, CreateGroupRequest, Device, DeviceId, DevicesResponse, DirectRequest,
     DiscoveryResponse, LoginRequest, LoginResponse, Message, MessageResponse, MessagesResponse,
-    Presence, PresenceResponse, ReadRequest, RenameGroupRequest, SendRequest, ServerInfo,
-    SettingsChange, SettingsResponse, SignupRequest, SyncResponse, UpdateMeRequest, User, UserId,
-    UserResponse,
+    Presence, PresenceResponse, Privacy, PrivacyChange, PrivacyResponse, ReadRequest,
+    RenameGroupRequest, SendRequest, ServerInfo, SettingsChange, SettingsResponse, SignupRequest,
+    SyncResponse, UpdateMeRequest, User, UserId, UserResponse,
 };
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
@@ -377,12 +377,46 @@ impl Client {
         Ok(resp.user)
     }
 
+    /// `GET /v1/me/privacy`: what the caller shares (last seen, read receipts).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: confab_client::Client) -> confab_client::Result<()> {
+    /// let privacy = client.privacy().await?;
+    /// println!("last seen shown: {}", privacy.last_seen);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn privacy(&self) -> Result<Privacy> {
+        let resp: PrivacyResponse = self
+            .json(self.request(Method::GET, "/v1/me/privacy"))
+            .await?;
+        Ok(resp.privacy)
+    }
+
+    /// `PATCH /v1/me/privacy`: changes what the caller shares (the fields given). Hiding
+    /// one hides the others' from the caller too.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: confab_client::Client) -> confab_client::Result<()> {
+    /// use confab_client::PrivacyChange;
+    /// let change = PrivacyChange { read_receipts: Some(false), ..Default::default() };
+    /// client.change_privacy(change).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn change_privacy(&self, change: PrivacyChange) -> Result<Privacy> {
+        let resp: PrivacyResponse = self
+            .json(self.request(Method::PATCH, "/v1/me/privacy").json(&change))
+            .await?;
+        Ok(resp.privacy)
+    }
+
     /// `GET /v1/blocks`: whom the caller blocked, the newest first.
     ///
     /// ```no_run
     /// # async fn demo(client: confab_client::Client) -> confab_client::Result<()> {
     /// for b in client.blocks().await? {
-    ///     println!("{} since {}", b.user_id, b.created_at);
+    ///     println!("{} since {:?}", b.user_id, b.created_at);
     /// }
     /// # Ok(())
     /// # }

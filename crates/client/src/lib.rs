@@ -74,7 +74,7 @@ pub use confab_proto as proto;
 pub use confab_proto::{
     Action, BlockedUser, Body, Conversation, ConversationId, ConversationKind,
     ConversationSettings, Device, DeviceId, Emoji, ErrorCode, FrameError, LoginResponse, Member,
-    Message, MessageId, MessageKind, NotifyLevel, Presence, PresenceStatus, Reaction, ReceiptKind,
-    Role, SearchResponse, SearchResult, ServerInfo, SettingsChange, SnippetPart, SyncEntry,
-    SyncResponse, Timestamp, User, UserId,
+    Message, MessageId, MessageKind, NotifyLevel, Presence, PresenceStatus, Privacy, PrivacyChange,
+    Reaction, ReceiptKind, Role, SearchResponse, SearchResult, ServerInfo, SettingsChange,
+    SnippetPart, SyncEntry, SyncResponse, Timestamp, User, UserId,
 };

@@ -254,6 +254,52 @@ where
     T::deserialize(deserializer).map(Some)
 }
 
+/// What a user shares with others. Hiding one hides the others' from them too: a user who
+/// does not show their last seen sees nobody's; one who sends no read receipts gets none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Privacy {
+    /// Others see when they were last active (`last_active_at` in presence).
+    pub last_seen: bool,
+    /// Others see how far they have read (`read` receipts, `members[].read_seq`).
+    pub read_receipts: bool,
+}
+
+impl Default for Privacy {
+    fn default() -> Self {
+        Self {
+            last_seen: true,
+            read_receipts: true,
+        }
+    }
+}
+
+/// `PATCH /v1/me/privacy`: what to change; absent fields stay (`null` is refused).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrivacyChange {
+    /// Share the last seen time.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub last_seen: Option<bool>,
+    /// Send read receipts.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub read_receipts: Option<bool>,
+}
+
+/// `{privacy}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PrivacyResponse {
+    /// The caller's privacy settings.
+    pub privacy: Privacy,
+}
+
 /// Someone the caller blocked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlockedUser {

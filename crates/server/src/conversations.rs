@@ -269,13 +269,24 @@ impl Conversations {
         let last_seq = me
             .left_seq
             .map_or(record.last_seq, |left| left.min(record.last_seq));
+        // Read watermarks of those who send no read receipts are not shown, nor anyone's to
+        // someone who sends none.
+        let ids: Vec<UserId> = members.iter().map(|m| m.user_id).collect();
+        let privacy = self.store.privacy(&ids).await?;
+        let mine = self.store.privacy(&[me.user_id]).await?;
+        let i_send = mine.first().is_none_or(|p| p.read_receipts);
         let members = members
             .into_iter()
-            .map(|m| Member {
+            .zip(privacy)
+            .map(|(m, p)| Member {
                 user_id: m.user_id,
                 role: m.role,
                 delivered_seq: m.delivered_seq.min(last_seq),
-                read_seq: m.read_seq.min(last_seq),
+                read_seq: if m.user_id == me.user_id || (i_send && p.read_receipts) {
+                    m.read_seq.min(last_seq)
+                } else {
+                    0
+                },
             })
             .collect();
         // The newest message (not a change), as it stands; from the newest back past those

@@ -376,18 +376,45 @@ impl Presence {
             .collect())
     }
 
-    /// Presence of users as the API answers it, for the whole cluster.
-    pub async fn lookup(&self, users: &[UserId]) -> crate::store::StoreResult<Vec<PresenceView>> {
-        Ok(self
-            .views(users)
-            .await?
+    /// Presence of users as the API answers it to `viewer`, for the whole cluster.
+    pub async fn lookup(
+        &self,
+        viewer: UserId,
+        users: &[UserId],
+    ) -> crate::store::StoreResult<Vec<PresenceView>> {
+        let views = self.views(users).await?;
+        let seen = self.last_seen_shown(viewer, users).await;
+        Ok(views
             .into_iter()
             .map(|(user_id, status, last_active_at)| PresenceView {
                 user_id,
                 status,
-                last_active_at,
+                last_active_at: last_active_at.filter(|_| seen.contains(&user_id)),
             })
             .collect())
+    }
+
+    /// Of `subjects`, those whose last seen `viewer` may see: both share theirs (hiding
+    /// yours hides the others' from you). None when the store cannot say.
+    async fn last_seen_shown(&self, viewer: UserId, subjects: &[UserId]) -> HashSet<UserId> {
+        let mut ids = vec![viewer];
+        ids.extend_from_slice(subjects);
+        let privacy = match self.store.privacy(&ids).await {
+            Ok(privacy) => privacy,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read privacy settings; last seen hidden");
+                return HashSet::new();
+            }
+        };
+        if !privacy.first().is_some_and(|p| p.last_seen) {
+            return HashSet::new();
+        }
+        subjects
+            .iter()
+            .zip(&privacy[1..])
+            .filter(|(_, p)| p.last_seen)
+            .map(|(u, _)| *u)
+            .collect()
     }
 
     /// At shutdown, once the drain is over: this node holds nobody any more. Users who
@@ -424,6 +451,7 @@ impl Presence {
             return Vec::new();
         }
         let views = self.views(&contacts).await.unwrap_or_default();
+        let seen = self.last_seen_shown(user, &contacts).await;
         views
             .into_iter()
             .filter(|(_, status, _)| *status == PresenceStatus::Online)
@@ -431,7 +459,7 @@ impl Presence {
                 ServerFrame::Presence(PresenceView {
                     user_id,
                     status,
-                    last_active_at,
+                    last_active_at: last_active_at.filter(|_| seen.contains(&user_id)),
                 })
                 .to_json()
                 .into()
@@ -445,6 +473,7 @@ impl Presence {
         let Ok(views) = self.views(&[a, b]).await else {
             return;
         };
+        let seen = self.last_seen_shown(a, &[b]).await;
         for (to, about) in [(a, b), (b, a)] {
             if let Some((_, status @ PresenceStatus::Online, at)) =
                 views.iter().find(|(u, _, _)| *u == about)
@@ -452,7 +481,7 @@ impl Presence {
                 let frame = ServerFrame::Presence(PresenceView {
                     user_id: about,
                     status: *status,
-                    last_active_at: *at,
+                    last_active_at: at.filter(|_| !seen.is_empty()),
                 })
                 .to_json();
                 self.metrics.presence_events.inc();
@@ -648,15 +677,25 @@ impl Presence {
         {
             return;
         }
-        let frame: Arc<str> = ServerFrame::Presence(PresenceView {
-            user_id: user,
-            status,
-            last_active_at: Some(last_active_at),
-        })
-        .to_json()
-        .into();
+        let frame = |last_active_at| -> Arc<str> {
+            ServerFrame::Presence(PresenceView {
+                user_id: user,
+                status,
+                last_active_at,
+            })
+            .to_json()
+            .into()
+        };
+        let (shown, hidden) = (frame(Some(last_active_at)), frame(None));
+        // Who may see this user's last seen: those who share theirs, if this user does.
+        let seers = self.last_seen_shown(user, &contacts).await;
         for contact in contacts {
             self.metrics.presence_events.inc();
+            let frame = if seers.contains(&contact) {
+                &shown
+            } else {
+                &hidden
+            };
             self.bus.publish(contact, UserEvent::Frame(frame.clone()));
         }
     }

@@ -90,10 +90,40 @@ impl Receipts {
         }
         .to_json()
         .into();
-        for member in members.iter().filter(|m| m.is_active()) {
+        let active: Vec<UserId> = members
+            .iter()
+            .filter(|m| m.is_active())
+            .map(|m| m.user_id)
+            .collect();
+        // A read receipt goes to those who send theirs, if the reader does (hiding yours
+        // hides the others' from you); always to the reader's own devices.
+        let tell: Vec<UserId> = match kind {
+            ReceiptKind::Delivered => active,
+            ReceiptKind::Read => {
+                let privacy = match self.store.privacy(&active).await {
+                    Ok(privacy) => privacy,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not read privacy settings; the read receipt goes to the reader only");
+                        Vec::new()
+                    }
+                };
+                let sends = |u: UserId| {
+                    active
+                        .iter()
+                        .zip(&privacy)
+                        .any(|(m, p)| *m == u && p.read_receipts)
+                };
+                let reader_sends = sends(user_id);
+                active
+                    .iter()
+                    .copied()
+                    .filter(|&m| m == user_id || (reader_sends && sends(m)))
+                    .collect()
+            }
+        };
+        for member in tell {
             self.metrics.receipts.inc();
-            self.bus
-                .publish(member.user_id, UserEvent::Frame(frame.clone()));
+            self.bus.publish(member, UserEvent::Frame(frame.clone()));
         }
     }
 }

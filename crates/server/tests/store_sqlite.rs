@@ -156,6 +156,8 @@ async fn history_from_before_search_is_indexed_on_upgrade() {
     db.execute_batch(
         "DROP TABLE message_search; DROP TABLE search_queue; DROP TABLE conversation_settings;
          DROP TABLE blocks; ALTER TABLE conversations DROP COLUMN blocked;
+         ALTER TABLE users DROP COLUMN share_last_seen;
+         ALTER TABLE users DROP COLUMN share_read_receipts;
          PRAGMA user_version = 13;",
     )
     .unwrap();

@@ -39,6 +39,11 @@
  */
 /** @typedef {{user_id: string, status: 'online' | 'offline', last_active_at: string | null}} Presence */
 /** @typedef {{token: string, device_id: string, user: User}} Login */
+/**
+ * One logged-in device of the user.
+ * @typedef {{id: string, name: string, created_at: string, last_active_at: string,
+ *   cursor: number, current: boolean}} Device
+ */
 /** @typedef {{text: string, match?: boolean}} SnippetPart */
 /** @typedef {{message: Message, snippet: SnippetPart[]}} SearchResult */
 /** @typedef {{results: SearchResult[], next_cursor?: string}} SearchPage */
@@ -128,6 +133,37 @@ export class Api {
 
   logout() {
     return this.request('POST', '/v1/auth/logout');
+  }
+
+  /**
+   * Changes the password; the account's other devices are logged out.
+   * @param {string} current @param {string} next
+   */
+  async changePassword(current, next) {
+    await this.request('POST', '/v1/me/password', { current_password: current, new_password: next });
+  }
+
+  /** @returns {Promise<{last_seen: boolean, read_receipts: boolean}>} */
+  async privacy() {
+    return (await this.request('GET', '/v1/me/privacy')).privacy;
+  }
+
+  /**
+   * @param {{last_seen?: boolean, read_receipts?: boolean}} change
+   * @returns {Promise<{last_seen: boolean, read_receipts: boolean}>}
+   */
+  async changePrivacy(change) {
+    return (await this.request('PATCH', '/v1/me/privacy', change)).privacy;
+  }
+
+  /** @returns {Promise<Device[]>} */
+  async devices() {
+    return (await this.request('GET', '/v1/devices')).devices;
+  }
+
+  /** Logs one of the user's devices out. @param {string} id */
+  async removeDevice(id) {
+    await this.request('DELETE', `/v1/devices/${id}`);
   }
 
   /** @returns {Promise<User>} */

@@ -556,6 +556,14 @@ export class Sync {
     await this.fetchConversation(id);
   }
 
+  /** The block list as the server has it (the store's set is kept by frames). */
+  async blockList() {
+    const blocks = await this.api.blocks();
+    this.store.blocked = new Set(blocks.map((b) => b.user_id));
+    this.ensureUsers(blocks.map((b) => b.user_id));
+    return blocks;
+  }
+
   /**
    * Blocks or unblocks a user; every device of this user hears of it.
    * @param {string} userId @param {boolean} blocked

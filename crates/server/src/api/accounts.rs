@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use confab_proto::{
     ChangePasswordRequest, Device, DeviceId, DevicesResponse, LoginRequest, LoginResponse,
-    SignupRequest, UpdateMeRequest, UserId, UserResponse,
+    PrivacyChange, PrivacyResponse, SignupRequest, UpdateMeRequest, UserId, UserResponse,
 };
 use serde::Deserialize;
 
@@ -68,6 +68,32 @@ pub async fn update_me(
     let name = Name::Display.check(&req.display_name)?;
     let user = app.store.update_display_name(me.user_id, &name).await?;
     Ok(axum::Json(UserResponse { user }))
+}
+
+/// What the caller shares: last seen, read receipts.
+pub async fn privacy(
+    State(app): State<AppState>,
+    me: Authed,
+) -> ApiResult<axum::Json<PrivacyResponse>> {
+    let privacy = app.store.privacy(&[me.user_id]).await?;
+    Ok(axum::Json(PrivacyResponse {
+        privacy: privacy.first().copied().unwrap_or_default(),
+    }))
+}
+
+/// Changes what the caller shares; the fields given only.
+pub async fn change_privacy(
+    State(app): State<AppState>,
+    me: Authed,
+    Json(change): Json<PrivacyChange>,
+) -> ApiResult<axum::Json<PrivacyResponse>> {
+    if change == PrivacyChange::default() {
+        return Err(ApiError::invalid(
+            "nothing to change: give last_seen or read_receipts",
+        ));
+    }
+    let privacy = app.store.change_privacy(me.user_id, change).await?;
+    Ok(axum::Json(PrivacyResponse { privacy }))
 }
 
 /// Changes the password; every other device of the caller is logged out.

@@ -41,6 +41,10 @@ pub fn routes(app: AppState) -> Router {
         .route("/v1/auth/logout", post(accounts::logout))
         .route("/v1/me", get(accounts::me).patch(accounts::update_me))
         .route("/v1/me/password", post(accounts::change_password))
+        .route(
+            "/v1/me/privacy",
+            get(accounts::privacy).patch(accounts::change_privacy),
+        )
         .route("/v1/users", get(accounts::user_by_username))
         .route("/v1/users/{id}", get(accounts::user))
         .route("/v1/devices", get(accounts::devices))

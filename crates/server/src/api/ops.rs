@@ -85,6 +85,6 @@ pub async fn presence(
     let mut visible = app.store.peers_among(me.user_id, &ids).await?;
     let blocked = app.store.blocked_among(me.user_id, &visible).await?;
     visible.retain(|u| !blocked.contains(u));
-    let presence = app.presence.lookup(&visible).await?;
+    let presence = app.presence.lookup(me.user_id, &visible).await?;
     Ok(axum::Json(PresenceResponse { presence }))
 }

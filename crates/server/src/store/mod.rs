@@ -19,8 +19,8 @@ pub use types::*;
 
 use async_trait::async_trait;
 use confab_proto::{
-    ConversationId, DeviceId, Message, PushSubscriptionId, SettingsChange, SyncEntry, Timestamp,
-    User, UserId,
+    ConversationId, DeviceId, Message, Privacy, PrivacyChange, PushSubscriptionId, SettingsChange,
+    SyncEntry, Timestamp, User, UserId,
 };
 
 /// What a store call can fail with. Domain refusals carry enough to answer the client;
@@ -71,6 +71,10 @@ pub trait Users: Send + Sync {
     async fn set_last_seen(&self, seen: &[(UserId, Timestamp)]) -> StoreResult<()>;
     /// When users were last active.
     async fn last_seen(&self, ids: &[UserId]) -> StoreResult<Vec<(UserId, Option<Timestamp>)>>;
+    /// What `ids` share (the defaults for unknown ids).
+    async fn privacy(&self, ids: &[UserId]) -> StoreResult<Vec<Privacy>>;
+    /// Changes what `id` shares; the fields given only.
+    async fn change_privacy(&self, id: UserId, change: PrivacyChange) -> StoreResult<Privacy>;
 }
 
 /// Logged-in devices and their tokens.

@@ -22,6 +22,7 @@ mod overload;
 #[path = "../support/postgres.rs"]
 mod pg;
 mod presence;
+mod privacy;
 mod push;
 mod push_changes;
 mod push_reading;

@@ -49,6 +49,7 @@ where
     the_index_follows_the_queue_and_changes_win(make().await).await;
     settings_are_each_members_own_and_changes_merge(make().await).await;
     blocks_close_the_direct_conversation_either_way(make().await).await;
+    privacy_defaults_to_sharing_and_changes_merge(make().await).await;
 }
 
 /// A change to the message at `target`.
@@ -1984,6 +1985,53 @@ async fn blocks_close_the_direct_conversation_either_way(store: Arc<dyn Store>) 
         .unwrap();
     store.append(text(conv.id, bob, "m5", "yes")).await.unwrap();
     assert_eq!(store.contacts_of(ada).await.unwrap(), [bob]);
+}
+
+/// Both shared until changed; a change touches its fields only; one user's are theirs.
+async fn privacy_defaults_to_sharing_and_changes_merge(store: Arc<dyn Store>) {
+    use confab_proto::{Privacy, PrivacyChange};
+    let ada = user(&*store, "ada").await;
+    let bob = user(&*store, "bob").await;
+    let shared = Privacy::default();
+    assert!(shared.last_seen && shared.read_receipts);
+    assert_eq!(store.privacy(&[ada, bob]).await.unwrap(), [shared, shared]);
+    let hidden = store
+        .change_privacy(
+            ada,
+            PrivacyChange {
+                read_receipts: Some(false),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        hidden,
+        Privacy {
+            last_seen: true,
+            read_receipts: false
+        }
+    );
+    let both = store
+        .change_privacy(
+            ada,
+            PrivacyChange {
+                last_seen: Some(false),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.privacy(&[bob, ada, UserId(999_999)]).await.unwrap(),
+        [shared, both, shared],
+        "in the order asked; unknown ids share"
+    );
+    assert!(!both.last_seen && !both.read_receipts);
+    let nobody = store
+        .change_privacy(UserId(999_999), PrivacyChange::default())
+        .await;
+    assert!(matches!(nobody, Err(StoreError::NotFound)), "{nobody:?}");
 }
 
 /// What `user` finds for `q`, newest first.

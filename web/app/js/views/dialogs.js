@@ -1,7 +1,7 @@
 // Modal dialogs (<dialog>, so focus stays inside and Escape closes): start a direct chat by
 // username, create a group, a group's info (rename, members with presence, add, remove,
-// leave), and the user's own settings for a conversation (notifications, pin, archive,
-// and block for a direct one).
+// leave), the user's own settings for a conversation (notifications, pin, archive, and
+// block for a direct one), and their account (password, devices, blocked users).
 
 import { ApiError } from '../api.js';
 import { h, icon, replace } from '../dom.js';
@@ -440,6 +440,172 @@ export function settingsDialog(store, sync, id) {
     h('div', { class: 'choice' }, pinned, h('label', { for: 'setting-pinned' }, 'Pin to the top of the list')),
     h('div', { class: 'choice' }, archived, h('label', { for: 'setting-archived' }, 'Archive (back when a message would notify you)')),
     peer ? h('div', { class: 'stack block-area' }, blockBtn, blockNote) : '',
+    error,
+  );
+  el.showModal();
+}
+
+/**
+ * The user's account: change the password (the other devices are logged out), privacy
+ * (last seen, read receipts), the devices logged in with "Log out" each and "Log out
+ * everywhere else", and the blocked users with "Unblock".
+ * @param {Store} store @param {Sync} sync
+ */
+export function accountDialog(store, sync) {
+  const listeners = /** @type {[string, EventListener][]} */ ([]);
+  const { el, body } = dialog('Account', 'account', () => {
+    for (const [type, fn] of listeners) store.removeEventListener(type, fn);
+  });
+  const error = h('p', { class: 'form-error', role: 'alert' });
+  const done = h('p', { class: 'hint', role: 'status' });
+
+  // Password.
+  const current = h('input', { id: 'password-current', type: 'password', autocomplete: 'current-password', required: true });
+  const next = h('input', { id: 'password-new', type: 'password', autocomplete: 'new-password', required: true, minlength: 8, maxlength: 1024 });
+  const passwordForm = h(
+    'form',
+    { class: 'stack' },
+    h('h3', {}, 'Password'),
+    h('div', { class: 'field' }, h('label', { for: 'password-current' }, 'Current password'), current),
+    h('div', { class: 'field' }, h('label', { for: 'password-new' }, 'New password (8 characters or more)'), next),
+    h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'btn primary' }, 'Change password')),
+  );
+  passwordForm.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    error.textContent = '';
+    done.textContent = '';
+    try {
+      await sync.api.changePassword(current.value, next.value);
+      current.value = '';
+      next.value = '';
+      done.textContent = 'Password changed. Your other devices were logged out.';
+      drawDevices();
+    } catch (err) {
+      error.textContent =
+        err instanceof ApiError && err.code === 'forbidden' ? 'That is not your current password.' : message(err);
+    }
+  });
+
+  // Privacy: each off hides the others' from the user too.
+  const lastSeenBox = h('input', { type: 'checkbox', id: 'privacy-last-seen' });
+  const receiptsBox = h('input', { type: 'checkbox', id: 'privacy-read-receipts' });
+  /** @param {{last_seen: boolean, read_receipts: boolean}} p */
+  const drawPrivacy = (p) => {
+    lastSeenBox.checked = p.last_seen;
+    receiptsBox.checked = p.read_receipts;
+  };
+  /** @param {{last_seen?: boolean, read_receipts?: boolean}} change */
+  const savePrivacy = async (change) => {
+    error.textContent = '';
+    try {
+      drawPrivacy(await sync.api.changePrivacy(change));
+    } catch (err) {
+      error.textContent = message(err);
+      sync.api.privacy().then(drawPrivacy, () => {});
+    }
+  };
+  lastSeenBox.addEventListener('change', () => savePrivacy({ last_seen: lastSeenBox.checked }));
+  receiptsBox.addEventListener('change', () => savePrivacy({ read_receipts: receiptsBox.checked }));
+  sync.api.privacy().then(drawPrivacy, (err) => {
+    error.textContent = message(err);
+  });
+  const privacy = h(
+    'section',
+    { class: 'stack' },
+    h('h3', {}, 'Privacy'),
+    h('div', { class: 'choice' }, lastSeenBox, h('label', { for: 'privacy-last-seen' }, 'Show when I was last active')),
+    h('div', { class: 'choice' }, receiptsBox, h('label', { for: 'privacy-read-receipts' }, 'Send read receipts')),
+    h('p', { class: 'hint' }, "Turn one off and you won't see other people's either."),
+  );
+
+  // Devices.
+  const devices = h('ul', { class: 'device-list', 'aria-labelledby': 'devices-heading' });
+  const everywhere = h('button', { type: 'button', class: 'btn danger' }, 'Log out everywhere else');
+  /** @param {import('../api.js').Device[]} others @param {string} said */
+  const logOut = async (others, said) => {
+    error.textContent = '';
+    try {
+      for (const d of others) await sync.api.removeDevice(d.id);
+      done.textContent = said;
+    } catch (err) {
+      error.textContent = message(err);
+    }
+    drawDevices();
+  };
+  const drawDevices = async () => {
+    try {
+      const list = await sync.api.devices();
+      const others = list.filter((d) => !d.current);
+      everywhere.hidden = others.length === 0;
+      everywhere.onclick = () => logOut(others, 'Logged out everywhere else.');
+      replace(
+        devices,
+        list.map((d) =>
+          h(
+            'li',
+            { class: 'member' },
+            h(
+              'span',
+              { class: 'member-main' },
+              h('span', { class: 'member-name' }, d.name, d.current && h('span', { class: 'role' }, 'This device')),
+              h('span', { class: 'member-sub' }, `Last active ${lastSeen(d.last_active_at).replace(/^last seen /, '')}`),
+            ),
+            !d.current && h('button', { type: 'button', class: 'btn small', 'aria-label': `Log out ${d.name}`, onclick: () => logOut([d], `Logged out ${d.name}.`) }, 'Log out'),
+          ),
+        ),
+      );
+    } catch (err) {
+      error.textContent = message(err);
+    }
+  };
+
+  // Blocked users.
+  const blocked = h('ul', { class: 'device-list', 'aria-labelledby': 'blocked-heading' });
+  const noneBlocked = h('p', { class: 'hint' }, 'You have not blocked anyone.');
+  const drawBlocked = () => {
+    const ids = [...store.blocked];
+    noneBlocked.hidden = ids.length > 0;
+    replace(
+      blocked,
+      ids.map((id) => {
+        const name = store.nameOf(id);
+        return h(
+          'li',
+          { class: 'member' },
+          h('span', { class: 'member-main' }, h('span', { class: 'member-name' }, name)),
+          h('button', {
+            type: 'button',
+            class: 'btn small',
+            'aria-label': `Unblock ${name}`,
+            onclick: async () => {
+              error.textContent = '';
+              try {
+                await sync.setBlocked(id, false);
+              } catch (err) {
+                error.textContent = message(err);
+              }
+            },
+          }, 'Unblock'),
+        );
+      }),
+    );
+  };
+  for (const type of ['conversations', 'users']) {
+    const fn = () => drawBlocked();
+    store.addEventListener(type, fn);
+    listeners.push([type, fn]);
+  }
+  sync.blockList().then(drawBlocked, (err) => {
+    error.textContent = message(err);
+  });
+  drawDevices();
+  drawBlocked();
+  body.append(
+    passwordForm,
+    privacy,
+    h('section', { class: 'members' }, h('h3', { id: 'devices-heading' }, 'Devices'), devices, everywhere),
+    h('section', { class: 'members' }, h('h3', { id: 'blocked-heading' }, 'Blocked users'), blocked, noneBlocked),
+    done,
     error,
   );
   el.showModal();

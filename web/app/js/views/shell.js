@@ -4,7 +4,7 @@
 
 import { h, icon } from '../dom.js';
 import { ChatView } from './chat.js';
-import { groupInfoDialog, newChatDialog, newGroupDialog, settingsDialog } from './dialogs.js';
+import { accountDialog, groupInfoDialog, newChatDialog, newGroupDialog, settingsDialog } from './dialogs.js';
 import { ConversationList, avatar } from './list.js';
 import { SearchPanel } from './search.js';
 
@@ -86,6 +86,7 @@ export class Shell {
             h('span', { class: 'me-name' }, me.display_name || me.username),
             h('span', { class: 'me-sub' }, `@${me.username}`),
           ),
+          h('button', { type: 'button', class: 'icon-btn', 'aria-label': 'Account', title: 'Account: password, devices, blocked users', 'aria-haspopup': 'dialog', onclick: () => accountDialog(store, sync) }, icon('user')),
           h('button', { type: 'button', class: 'btn subtle small', onclick: onLogout }, icon('logout'), 'Log out'),
         ),
       ),

@@ -7,7 +7,7 @@ use crate::store::{
     UserRecord, Users,
 };
 use async_trait::async_trait;
-use confab_proto::{DeviceId, Timestamp, User, UserId};
+use confab_proto::{DeviceId, Privacy, PrivacyChange, Timestamp, User, UserId};
 use std::collections::BTreeMap;
 
 #[async_trait]
@@ -151,6 +151,52 @@ impl Users for PostgresStore {
                         .map(|r| (*id, r.get::<_, Option<i64>>(1).map(Timestamp)))
                 })
                 .collect())
+        })
+        .await
+    }
+
+    async fn privacy(&self, ids: &[UserId]) -> StoreResult<Vec<Privacy>> {
+        let wanted: Vec<i64> = ids.iter().map(|u| u.0).collect();
+        self.with_client(|client| async move {
+            let found = client
+                .query(
+                    "SELECT id, share_last_seen, share_read_receipts FROM users WHERE id = ANY($1)",
+                    &[&wanted],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(ids
+                .iter()
+                .map(|id| {
+                    found
+                        .iter()
+                        .find(|r| r.get::<_, i64>(0) == id.0)
+                        .map_or_else(Privacy::default, |r| Privacy {
+                            last_seen: r.get(1),
+                            read_receipts: r.get(2),
+                        })
+                })
+                .collect())
+        })
+        .await
+    }
+
+    async fn change_privacy(&self, id: UserId, change: PrivacyChange) -> StoreResult<Privacy> {
+        self.with_client(|client| async move {
+            let row = client
+                .query_opt(
+                    "UPDATE users SET share_last_seen = coalesce($2, share_last_seen),
+                       share_read_receipts = coalesce($3, share_read_receipts)
+                     WHERE id = $1 RETURNING share_last_seen, share_read_receipts",
+                    &[&id.0, &change.last_seen, &change.read_receipts],
+                )
+                .await
+                .map_err(pg)?
+                .ok_or(StoreError::NotFound)?;
+            Ok(Privacy {
+                last_seen: row.get(0),
+                read_receipts: row.get(1),
+            })
         })
         .await
     }

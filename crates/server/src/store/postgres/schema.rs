@@ -268,6 +268,9 @@ const MIGRATIONS: &[&str] = &[
      );
      CREATE INDEX blocks_by_blocked ON blocks(blocked_id, blocker_id);
      ALTER TABLE conversations ADD COLUMN blocked BOOLEAN NOT NULL DEFAULT FALSE;",
+    // 13: what each user shares: last seen, read receipts (postgres/accounts.rs).
+    "ALTER TABLE users ADD COLUMN share_last_seen BOOLEAN NOT NULL DEFAULT TRUE,
+       ADD COLUMN share_read_receipts BOOLEAN NOT NULL DEFAULT TRUE;",
 ];
 
 /// The step that adds search: history is indexed right after it.

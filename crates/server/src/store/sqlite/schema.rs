@@ -255,6 +255,9 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX blocks_by_blocked ON blocks(blocked_id, blocker_id);
     ALTER TABLE conversations ADD COLUMN blocked INTEGER NOT NULL DEFAULT 0;",
+    // 18: what each user shares: last seen, read receipts (sqlite/users.rs).
+    "ALTER TABLE users ADD COLUMN share_last_seen INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE users ADD COLUMN share_read_receipts INTEGER NOT NULL DEFAULT 1;",
 ];
 
 /// The step that adds search: history is indexed right after it.

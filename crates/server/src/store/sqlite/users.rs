@@ -4,7 +4,7 @@ use super::SqliteStore;
 use super::rows::{self, USER_COLS};
 use crate::store::{NewUser, Refusal, StoreError, StoreResult, UserRecord, Users};
 use async_trait::async_trait;
-use confab_proto::{Timestamp, User, UserId};
+use confab_proto::{Privacy, PrivacyChange, Timestamp, User, UserId};
 use deadpool_sqlite::rusqlite::{ErrorCode, OptionalExtension, params};
 
 #[async_trait]
@@ -119,5 +119,51 @@ impl Users for SqliteStore {
             Ok(out)
         })
         .await
+    }
+
+    async fn privacy(&self, ids: &[UserId]) -> StoreResult<Vec<Privacy>> {
+        let ids = ids.to_vec();
+        self.read(move |c| {
+            let mut select = c.prepare_cached(
+                "SELECT share_last_seen, share_read_receipts FROM users WHERE id = ?1",
+            )?;
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                out.push(
+                    select
+                        .query_row([id.0], |r| {
+                            Ok(Privacy {
+                                last_seen: r.get(0)?,
+                                read_receipts: r.get(1)?,
+                            })
+                        })
+                        .optional()?
+                        .unwrap_or_default(),
+                );
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn change_privacy(&self, id: UserId, change: PrivacyChange) -> StoreResult<Privacy> {
+        self.writer
+            .write(move |tx| {
+                tx.conn
+                    .prepare_cached(
+                        "UPDATE users SET share_last_seen = coalesce(?2, share_last_seen),
+                           share_read_receipts = coalesce(?3, share_read_receipts)
+                         WHERE id = ?1 RETURNING share_last_seen, share_read_receipts",
+                    )?
+                    .query_row(params![id.0, change.last_seen, change.read_receipts], |r| {
+                        Ok(Privacy {
+                            last_seen: r.get(0)?,
+                            read_receipts: r.get(1)?,
+                        })
+                    })
+                    .optional()?
+                    .ok_or(StoreError::NotFound)
+            })
+            .await
     }
 }
