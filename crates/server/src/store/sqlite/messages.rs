@@ -323,7 +323,10 @@ pub(super) fn append(tx: &Tx<'_>, entry: Entry<'_>) -> StoreResult<Appended> {
                 "UPDATE members SET read_seq = ?3 WHERE conversation_id = ?1 AND user_id = ?2 AND read_seq < ?3",
             )?
             .execute(params![conversation_id.0, sender_id.0, seq])?;
-        super::push::refresh_on_read(tx, sender_id, conversation_id, seq)?;
+        // Only a user with push subscriptions can have a notification shown (cached).
+        if tx.hot.has_push(tx.conn, sender_id.0)? {
+            super::push::refresh_on_read(tx, sender_id, conversation_id, seq)?;
+        }
     }
     let mut message = Message::new(
         id,
