@@ -92,6 +92,7 @@ pub async fn change_privacy(
             "nothing to change: give last_seen or read_receipts",
         ));
     }
+    app.messaging.admit(me.user_id)?;
     let privacy = app.store.change_privacy(me.user_id, change).await?;
     Ok(axum::Json(PrivacyResponse { privacy }))
 }

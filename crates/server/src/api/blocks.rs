@@ -20,6 +20,8 @@ pub async fn block(
     me: Authed,
     Path(user): Path<UserId>,
 ) -> ApiResult<StatusCode> {
+    // Each block tells both people's sessions: counted as a write, so it cannot flood.
+    app.messaging.admit(me.user_id)?;
     app.blocks.block(me.user_id, user).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -29,6 +31,7 @@ pub async fn unblock(
     me: Authed,
     Path(user): Path<UserId>,
 ) -> ApiResult<StatusCode> {
+    app.messaging.admit(me.user_id)?;
     app.blocks.unblock(me.user_id, user, &app.presence).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -155,6 +155,7 @@ pub async fn change_settings(
     Path(id): Path<ConversationId>,
     Json(change): Json<SettingsChange>,
 ) -> ApiResult<axum::Json<SettingsResponse>> {
+    app.messaging.admit(me.user_id)?;
     let settings = app
         .settings
         .change(me.user_id, id, change, &app.conversations)

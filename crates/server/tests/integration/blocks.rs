@@ -129,6 +129,42 @@ async fn a_block_stops_every_write_between_the_two_and_lifts_cleanly() {
     assert_eq!(e.code(), Some(ErrorCode::NotFound));
 }
 
+/// Blocking tells both people's sessions: a script flipping a block is held to the write
+/// rate, as settings and privacy changes are.
+#[tokio::test]
+async fn blocks_and_settings_count_against_the_write_rate() {
+    let server = TestServer::with(|c| {
+        c.send_rate_per_sec = 1;
+        c.send_burst = 4;
+    })
+    .await;
+    let ada = server.user("ada").await;
+    let bob = server.user("bob").await;
+    let chat = ada.client.direct(bob.id()).await.unwrap().id;
+    for _ in 0..2 {
+        ada.client.block(bob.id()).await.unwrap();
+        ada.client.unblock(bob.id()).await.unwrap();
+    }
+    let e = ada.client.block(bob.id()).await.unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::RateLimited));
+    let pin = confab_client::SettingsChange {
+        pinned: Some(true),
+        ..Default::default()
+    };
+    let e = ada.client.change_settings(chat, pin).await.unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::RateLimited));
+    let privacy = confab_client::PrivacyChange {
+        last_seen: Some(false),
+        ..Default::default()
+    };
+    let e = ada.client.change_privacy(privacy).await.unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::RateLimited));
+    assert!(
+        ada.client.blocks().await.unwrap().is_empty(),
+        "nothing refused was done"
+    );
+}
+
 #[tokio::test]
 async fn a_blocked_pair_sees_no_presence_or_typing_of_each_other() {
     let server = TestServer::with(|c| {
