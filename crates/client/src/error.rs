@@ -97,6 +97,9 @@ pub enum Error {
         /// The close reason.
         reason: String,
     },
+    /// Writing what the server sent (an export) to the caller's writer failed.
+    #[error("writing the answer: {0}")]
+    Io(#[from] std::io::Error),
     /// The connection was closed (by [`Connection::close`](crate::Connection::close), every
     /// handle being dropped, or a final error) and can no longer be used.
     #[error("the connection is closed")]
@@ -154,6 +157,7 @@ impl Error {
             | Self::InvalidEmoji(_)
             | Self::InvalidClientMsgId(_)
             | Self::MissingToken
+            | Self::Io(_)
             | Self::Closed => false,
         }
     }

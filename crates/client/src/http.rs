@@ -908,7 +908,7 @@ impl Client {
     }
 
     /// Sends the request; a failing status becomes an [`Error`].
-    async fn execute(&self, rb: RequestBuilder) -> Result<Response> {
+    pub(crate) async fn execute(&self, rb: RequestBuilder) -> Result<Response> {
         let resp = rb.send().await?;
         if resp.status().is_success() {
             Ok(resp)
@@ -923,7 +923,7 @@ impl Client {
     }
 
     /// Sends the request and ignores the answer's body (204 routes).
-    async fn empty(&self, rb: RequestBuilder) -> Result<()> {
+    pub(crate) async fn empty(&self, rb: RequestBuilder) -> Result<()> {
         self.execute(rb).await.map(drop)
     }
 }

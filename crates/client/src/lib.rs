@@ -46,6 +46,7 @@
 // The workspace warns on unwrap/expect outside tests; tests may use them.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+mod account;
 mod backoff;
 mod builder;
 mod connection;
@@ -72,9 +73,9 @@ pub use search::SearchQuery;
 /// The wire contract crate, for the types not re-exported here.
 pub use confab_proto as proto;
 pub use confab_proto::{
-    Action, BlockedUser, Body, Conversation, ConversationId, ConversationKind,
-    ConversationSettings, Device, DeviceId, Emoji, ErrorCode, FrameError, LoginResponse, Member,
-    Message, MessageId, MessageKind, NotifyLevel, Presence, PresenceStatus, Privacy, PrivacyChange,
-    Reaction, ReceiptKind, Role, SearchResponse, SearchResult, ServerInfo, SettingsChange,
-    SnippetPart, SyncEntry, SyncResponse, Timestamp, User, UserId,
+    AccountExport, Action, BlockedUser, Body, Conversation, ConversationId, ConversationKind,
+    ConversationSettings, Device, DeviceId, Emoji, ErrorCode, ExportedConversation, FrameError,
+    LoginResponse, Member, Message, MessageId, MessageKind, NotifyLevel, Presence, PresenceStatus,
+    Privacy, PrivacyChange, Reaction, ReceiptKind, Role, SearchResponse, SearchResult, ServerInfo,
+    SettingsChange, SnippetPart, SyncEntry, SyncResponse, Timestamp, User, UserId,
 };

@@ -14,6 +14,10 @@ pub struct User {
     pub display_name: String,
     /// When the account was made.
     pub created_at: Timestamp,
+    /// The account was deleted: its messages stay, from "Deleted user", and nobody can
+    /// write to it, add it to a group or find it by username.
+    #[serde(default)]
+    pub deleted: bool,
 }
 
 /// `POST /v1/auth/signup`.
@@ -72,6 +76,43 @@ pub struct ChangePasswordRequest {
     pub current_password: String,
     /// The password from now on (8-1024 characters).
     pub new_password: String,
+}
+
+/// `DELETE /v1/me`: the password again, so a device left unlocked cannot do it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteAccountRequest {
+    /// The password now.
+    pub password: String,
+}
+
+/// `GET /v1/me/export`: everything the caller can see, as one JSON document.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccountExport {
+    /// `confab-export-1`; a new shape gets a new name.
+    pub format: String,
+    /// When the export was made.
+    pub exported_at: Timestamp,
+    /// The caller's profile.
+    pub user: User,
+    /// What the caller shares.
+    pub privacy: Privacy,
+    /// The caller's logged-in devices.
+    pub devices: Vec<Device>,
+    /// Whom the caller blocked.
+    pub blocks: Vec<BlockedUser>,
+    /// Every conversation the caller is or was in, most recent activity first.
+    pub conversations: Vec<ExportedConversation>,
+}
+
+/// One conversation of an export, with every message the caller may see in it, oldest
+/// first, as `GET .../messages` shows them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExportedConversation {
+    /// The conversation as `GET /v1/conversations/{id}` shows it.
+    pub conversation: Conversation,
+    /// Its messages, oldest first.
+    pub messages: Vec<Message>,
 }
 
 /// One logged-in device.

@@ -34,7 +34,7 @@ impl Blocking {
                 "you cannot block yourself",
             ));
         }
-        if self.store.user(user).await?.is_none() {
+        if self.store.user(user).await?.is_none_or(|u| u.deleted) {
             return Err(ApiError::not_found("user"));
         }
         if self.store.block(me, user, Timestamp::now()).await? {

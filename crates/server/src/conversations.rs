@@ -9,7 +9,9 @@ use crate::store::{
     StoreError,
 };
 use confab_proto::limits::GROUP_MAX_MEMBERS;
-use confab_proto::{Conversation, ConversationId, ErrorCode, Member, Message, UserId};
+use confab_proto::{
+    Conversation, ConversationId, ConversationKind, ErrorCode, Member, Message, UserId,
+};
 
 use std::sync::Arc;
 
@@ -131,6 +133,37 @@ impl Conversations {
         self.messaging.admit(me)?;
         let appended = self.store.remove_member(id, me, user).await?;
         self.messaging.fan_out(&appended);
+        Ok(())
+    }
+
+    /// `me` leaves every group they are in, each with the usual `member_left` message (the
+    /// first step of deleting an account).
+    pub async fn leave_all(&self, me: UserId) -> ApiResult<()> {
+        // Gathered first: leaving moves a group up the list being paged.
+        let mut groups = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self
+                .store
+                .conversations_of(me, ListPage { after, limit: 200 })
+                .await?;
+            groups.extend(
+                page.iter()
+                    .filter(|m| {
+                        m.conversation.kind == ConversationKind::Group
+                            && m.member.left_seq.is_none()
+                    })
+                    .map(|m| m.conversation.id),
+            );
+            match page.last() {
+                Some(last) if page.len() == 200 => after = Some(last.position),
+                _ => break,
+            }
+        }
+        for id in groups {
+            let appended = self.store.remove_member(id, me, me).await?;
+            self.messaging.fan_out(&appended);
+        }
         Ok(())
     }
 

@@ -3,7 +3,7 @@
 //! Layout, one responsibility per module:
 //! - `config`: settings; `state`: the node's parts; `server`: `router` and `run`.
 //! - `api`: HTTP handlers; `gateway`: WebSocket sessions and the node-local hub.
-//! - `accounts`, `blocks`, `conversations`, `messaging`, `search`, `settings`: the
+//! - `accounts`, `blocks`, `conversations`, `export`, `messaging`, `search`, `settings`: the
 //!   services behind both transports.
 //! - `store`: the storage seam and its backends; `bus`: the event seam and its backends.
 //! - `web`: the embedded web client, served at `/`.
@@ -20,6 +20,7 @@ pub mod config;
 mod connections;
 mod conversations;
 pub mod error;
+mod export;
 mod files;
 pub mod gateway;
 pub mod ids;

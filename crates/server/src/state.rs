@@ -10,6 +10,7 @@ use crate::bus::local::LocalBus;
 use crate::bus::nats::NatsBus;
 use crate::config::Config;
 use crate::conversations::Conversations;
+use crate::export::Exports;
 use crate::gateway::{CursorBook, Hub};
 use crate::ids::Snowflake;
 use crate::messaging::Messaging;
@@ -76,6 +77,8 @@ pub struct App {
     pub blocks: Blocking,
     /// Searches, per user.
     pub searches: RateLimiter<UserId>,
+    /// Account exports running.
+    pub exports: Exports,
     /// This node's id, leased in the store.
     pub node: NodeLease,
     /// The nodes discovery offers, this one among them.
@@ -215,6 +218,7 @@ impl App {
             settings: Settings::new(store.clone(), bus.clone()),
             blocks: Blocking::new(store.clone(), bus.clone()),
             searches: RateLimiter::per_minute(config.search_rate_per_min),
+            exports: Exports::default(),
             proxies: TrustedProxies::new(config.trusted_proxies.clone()),
             hellos_pending: PerAddress::new(config.hello_pending_per_ip),
             cursors: CursorBook::default(),

@@ -124,7 +124,8 @@ async fn history_from_before_search_is_indexed_on_upgrade() {
         .batch_execute(
             "DROP TABLE message_search, search_queue, conversation_settings, blocks;
              ALTER TABLE conversations DROP COLUMN blocked;
-             ALTER TABLE users DROP COLUMN share_last_seen, DROP COLUMN share_read_receipts;
+             ALTER TABLE users DROP COLUMN share_last_seen, DROP COLUMN share_read_receipts,
+               DROP COLUMN deleted_at;
              UPDATE confab_schema SET version = 8;",
         )
         .await

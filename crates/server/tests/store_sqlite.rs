@@ -158,6 +158,7 @@ async fn history_from_before_search_is_indexed_on_upgrade() {
          DROP TABLE blocks; ALTER TABLE conversations DROP COLUMN blocked;
          ALTER TABLE users DROP COLUMN share_last_seen;
          ALTER TABLE users DROP COLUMN share_read_receipts;
+         ALTER TABLE users DROP COLUMN deleted_at;
          PRAGMA user_version = 13;",
     )
     .unwrap();

@@ -2,7 +2,11 @@
 // route; errors come back as ApiError with the contract's `code`. No state lives here
 // beyond the token.
 
-/** @typedef {{id: string, username: string, display_name: string, created_at: string}} User */
+/**
+ * `deleted`: the account was deleted ("Deleted user"); its messages stay.
+ * @typedef {{id: string, username: string, display_name: string, created_at: string,
+ *   deleted?: boolean}} User
+ */
 /** @typedef {{emoji: string, count: number, me: boolean, user_ids: string[]}} Reaction */
 /**
  * A message, or a change to one (`target_seq`): docs/protocol.md, "Messages that change".
@@ -97,21 +101,64 @@ export class Api {
       throw new ApiError(0, 'network', 'Cannot reach the server. Check your connection.');
     }
     if (answer.status === 204) return null;
+    if (!answer.ok) throw await this.failure(answer);
+    try {
+      return await answer.json();
+    } catch {
+      return null;
+    }
+  }
+
+  /**
+   * The ApiError of a failing answer (a 401 also tells `onUnauthorized`).
+   * @param {Response} answer @returns {Promise<ApiError>}
+   */
+  async failure(answer) {
     let json = null;
     try {
       json = await answer.json();
     } catch {
       // An answer without a JSON body (a proxy's error page) is reported by status below.
     }
-    if (answer.ok) return json;
     const err = json?.error;
     if (answer.status === 401 && this.token) this.onUnauthorized();
-    throw new ApiError(
+    return new ApiError(
       answer.status,
       err?.code ?? 'internal',
       err?.message ?? `The server answered ${answer.status}.`,
       err?.retry_after_ms,
     );
+  }
+
+  /**
+   * Deletes the account, given its password: it leaves its groups, its messages stay as
+   * from "Deleted user", and every device is logged out.
+   * @param {string} password
+   */
+  async deleteAccount(password) {
+    await this.request('DELETE', '/v1/me', { password });
+  }
+
+  /**
+   * Everything the user can see, as the JSON file the server streams (GET /v1/me/export).
+   * @returns {Promise<Blob>}
+   */
+  async exportFile() {
+    let answer;
+    try {
+      answer = await fetch('/v1/me/export', {
+        headers: this.token ? { authorization: `Bearer ${this.token}` } : {},
+        cache: 'no-store',
+      });
+    } catch {
+      throw new ApiError(0, 'network', 'Cannot reach the server. Check your connection.');
+    }
+    if (!answer.ok) throw await this.failure(answer);
+    try {
+      return await answer.blob();
+    } catch {
+      throw new ApiError(0, 'network', 'The download was cut off. Try again.');
+    }
   }
 
   /** @param {string} username @param {string} password @param {string} [displayName] */

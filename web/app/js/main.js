@@ -61,6 +61,13 @@ function signedIn(session) {
       location.hash = '';
       signedOut();
     },
+    onDeleted: () => {
+      // The server closed this device's sessions already; only the local state is left.
+      sync.stop();
+      store.forget();
+      location.hash = '';
+      signedOut('Your account was deleted.');
+    },
   });
   running = { store, sync, shell };
   // Unread counts in the tab title.

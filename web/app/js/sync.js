@@ -131,6 +131,17 @@ export class Sync {
     return p;
   }
 
+  /** Fetches a user's profile again (a name changed, an account deleted). @param {string} id */
+  refreshUser(id) {
+    this.api
+      .user(id)
+      .then((u) => {
+        this.store.users.set(u.id, u);
+        this.store.emit('users');
+      })
+      .catch(() => {});
+  }
+
   /** Fetches names for ids not known yet. @param {string[]} ids */
   ensureUsers(ids) {
     for (const id of new Set(ids)) {

@@ -1,19 +1,23 @@
 // The account dialog: the devices logged in, with "Log out everywhere else" (the other
 // browser is logged out), a password change (the old password stops working, the new one
-// works), privacy switches kept by the server, and the blocked users with "Unblock". By
-// roles and labels.
+// works), privacy switches kept by the server, the blocked users with "Unblock", a download
+// of the user's data, and deleting the account (on a phone too). By roles and labels.
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { readFile } from 'node:fs/promises';
 import {
   api,
   assertLabelled,
+  composer,
   eventually,
   expectCount,
   expectText,
   launchBrowser,
+  messageWithBody,
   newPerson,
   openApp,
+  openConversation,
   send,
   startChat,
   sessionOf,
@@ -109,3 +113,63 @@ test('devices, log out everywhere else, change the password, privacy, unblock', 
   assert.deepEqual(ada.errors.concat(bob.errors, phone.errors), []);
   for (const p of [ada, bob, phone]) await p.context.close();
 });
+
+const PHONE = {
+  viewport: { width: 360, height: 740 },
+  deviceScaleFactor: 2,
+  isMobile: true,
+  hasTouch: true,
+};
+
+for (const [where, options] of /** @type {const} */ ([['desktop', {}], ['phone', PHONE]])) {
+  test(`on a ${where}: download my data, then delete the account`, async () => {
+    const name = `dee${where.length}`;
+    const dee = await newPerson(browser, server, name, options);
+    const bob = await newPerson(browser, server, `bob${where.length}`);
+    await startChat(bob.page, name);
+    await send(bob.page, 'hello dee');
+    const page = dee.page;
+    await openConversation(page, `bob${where.length}`);
+    await send(page, 'my words stay');
+    await page.evaluate(() => {
+      location.hash = '#/';
+    });
+
+    // The download is the export: a JSON file with the conversation and its messages.
+    await page.getByRole('button', { name: 'Account' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Account' });
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      dialog.getByRole('button', { name: 'Download my data' }).click(),
+    ]);
+    assert.equal(download.suggestedFilename(), 'confab-export.json');
+    const file = JSON.parse(await readFile(/** @type {string} */ (await download.path()), 'utf8'));
+    assert.equal(file.format, 'confab-export-1');
+    assert.equal(file.user.username, name);
+    const bodies = file.conversations.flatMap((/** @type {any} */ c) => c.messages.map((/** @type {any} */ m) => m.body));
+    assert.deepEqual(bodies, ['hello dee', 'my words stay']);
+    await expectText(dialog.getByRole('status'), 'Your data was downloaded as confab-export.json.');
+
+    // Deleting asks for the password; a wrong one is refused and nothing happens.
+    const deleteForm = dialog.getByLabel('Password to confirm');
+    await deleteForm.fill('not my password');
+    await dialog.getByRole('button', { name: 'Delete my account' }).click();
+    await expectText(dialog.getByRole('alert'), 'That is not your password.');
+    await deleteForm.fill('correct horse battery');
+    await dialog.getByRole('button', { name: 'Delete my account' }).click();
+    await expectText(page.getByRole('alert').first(), 'Your account was deleted.');
+    await page.getByRole('button', { name: 'Log in' }).waitFor();
+    await logIn(page, name, 'correct horse battery');
+    await expectText(page.getByRole('alert').first(), 'Wrong username or password.');
+
+    // Bob still has the messages, from "Deleted user", and can no longer write there.
+    await bob.page.reload();
+    await bob.page.getByRole('heading', { level: 2, name: 'Deleted user' }).waitFor();
+    await messageWithBody(bob.page, 'my words stay').waitFor();
+    await expectText(bob.page.getByRole('main'), 'This account was deleted.');
+    assert.equal(await composer(bob.page).isVisible(), false);
+
+    assert.deepEqual(dee.errors.concat(bob.errors), []);
+    for (const p of [dee, bob]) await p.context.close();
+  });
+}

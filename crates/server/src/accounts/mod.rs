@@ -143,6 +143,18 @@ impl Accounts {
         new: &str,
     ) -> ApiResult<()> {
         check_password(new)?;
+        self.confirm(user, current).await?;
+        let hash = self.hash(new.to_owned()).await?;
+        self.store.set_password_hash(user, &hash).await?;
+        for other in self.store.delete_other_devices(user, device).await? {
+            self.bus.publish(user, UserEvent::Revoked(other));
+        }
+        Ok(())
+    }
+
+    /// Checks that `password` is `user`'s, counting a wrong one like a failed login
+    /// (`forbidden`, then `rate_limited`).
+    pub async fn confirm(&self, user: UserId, password: &str) -> ApiResult<()> {
         let username = self
             .store
             .user(user)
@@ -156,7 +168,7 @@ impl Accounts {
             .await?
             .ok_or_else(ApiError::unauthorized)?;
         if !self
-            .verify(current.to_owned(), record.password_hash)
+            .verify(password.to_owned(), record.password_hash)
             .await?
         {
             attempt.failed().await?;
@@ -166,10 +178,14 @@ impl Accounts {
             ));
         }
         attempt.succeeded().await?;
-        let hash = self.hash(new.to_owned()).await?;
-        self.store.set_password_hash(user, &hash).await?;
-        for other in self.store.delete_other_devices(user, device).await? {
-            self.bus.publish(user, UserEvent::Revoked(other));
+        Ok(())
+    }
+
+    /// Deletes `user`'s account (see `Users::delete_account` for what goes and what
+    /// stays); every device is logged out at once, its sessions closed with 4001.
+    pub async fn delete(&self, user: UserId) -> ApiResult<()> {
+        for device in self.store.delete_account(user).await? {
+            self.bus.publish(user, UserEvent::Revoked(device));
         }
         Ok(())
     }

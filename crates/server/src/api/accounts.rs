@@ -5,11 +5,14 @@ use crate::addresses::{ClientIp, limit_key};
 use crate::error::{ApiError, ApiResult};
 use crate::names::Name;
 use crate::state::AppState;
+use axum::body::Body;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use confab_proto::{
-    ChangePasswordRequest, Device, DeviceId, DevicesResponse, LoginRequest, LoginResponse,
-    PrivacyChange, PrivacyResponse, SignupRequest, UpdateMeRequest, UserId, UserResponse,
+    ChangePasswordRequest, DeleteAccountRequest, DeviceId, DevicesResponse, LoginRequest,
+    LoginResponse, PrivacyChange, PrivacyResponse, SignupRequest, UpdateMeRequest, UserId,
+    UserResponse,
 };
 use serde::Deserialize;
 
@@ -114,6 +117,36 @@ pub async fn change_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Deletes the caller's account, given its password: first it leaves every group (with the
+/// usual system message), then the account is anonymised and every device logged out.
+pub async fn delete_me(
+    State(app): State<AppState>,
+    me: Authed,
+    Json(req): Json<DeleteAccountRequest>,
+) -> ApiResult<StatusCode> {
+    app.accounts.confirm(me.user_id, &req.password).await?;
+    app.conversations.leave_all(me.user_id).await?;
+    app.accounts.delete(me.user_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Everything the caller can see, as one JSON file (`AccountExport`), streamed.
+pub async fn export(State(app): State<AppState>, me: Authed) -> ApiResult<Response> {
+    let chunks = app.exports.start(app.clone(), me.user_id, me.device_id)?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"confab-export.json\"",
+            ),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        Body::from_stream(chunks),
+    )
+        .into_response())
+}
+
 /// A user the caller shares or shared a conversation with (or the caller): ids cannot be
 /// walked to list every account.
 pub async fn user(
@@ -168,14 +201,7 @@ pub async fn devices(
         .devices(me.user_id)
         .await?
         .into_iter()
-        .map(|d| Device {
-            id: d.id,
-            name: d.name,
-            created_at: d.created_at,
-            last_active_at: d.last_active_at,
-            cursor: d.cursor,
-            current: d.id == me.device_id,
-        })
+        .map(|d| d.shown_to(me.device_id))
         .collect();
     Ok(axum::Json(DevicesResponse { devices }))
 }

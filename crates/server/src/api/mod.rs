@@ -39,7 +39,13 @@ pub fn routes(app: AppState) -> Router {
         .route("/v1/auth/signup", post(accounts::signup))
         .route("/v1/auth/login", post(accounts::login))
         .route("/v1/auth/logout", post(accounts::logout))
-        .route("/v1/me", get(accounts::me).patch(accounts::update_me))
+        .route(
+            "/v1/me",
+            get(accounts::me)
+                .patch(accounts::update_me)
+                .delete(accounts::delete_me),
+        )
+        .route("/v1/me/export", get(accounts::export))
         .route("/v1/me/password", post(accounts::change_password))
         .route(
             "/v1/me/privacy",

@@ -75,6 +75,13 @@ pub trait Users: Send + Sync {
     async fn privacy(&self, ids: &[UserId]) -> StoreResult<Vec<Privacy>>;
     /// Changes what `id` shares; the fields given only.
     async fn change_privacy(&self, id: UserId, change: PrivacyChange) -> StoreResult<Privacy>;
+    /// Deletes `id`'s account, in one transaction: the profile becomes "Deleted user" under
+    /// a username no one can sign up with (the old one is free again), the password and
+    /// every device, push subscription, block (either way), conversation setting and shown
+    /// notification go, and its direct conversations are closed like a blocked pair's.
+    /// Its messages and member rows stay, for the others' history. The devices deleted;
+    /// `NotFound` when there is no such account (or it is deleted already).
+    async fn delete_account(&self, id: UserId) -> StoreResult<Vec<DeviceId>>;
 }
 
 /// Logged-in devices and their tokens.

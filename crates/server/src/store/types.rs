@@ -1,7 +1,7 @@
 //! Records that cross the store seam.
 
 use confab_proto::{
-    Action, ConversationId, ConversationKind, DeviceId, Message, MessageId, MessageKind,
+    Action, ConversationId, ConversationKind, Device, DeviceId, Message, MessageId, MessageKind,
     NotifyLevel, PushSubscriptionId, Reaction, Role, Timestamp, User, UserId,
 };
 
@@ -51,6 +51,20 @@ pub struct DeviceRecord {
     pub last_active_at: Timestamp,
     /// The highest inbox_seq it acknowledged.
     pub cursor: u64,
+}
+
+impl DeviceRecord {
+    /// The device as its user sees it, from the device `asking`.
+    pub fn shown_to(self, asking: DeviceId) -> Device {
+        Device {
+            current: self.id == asking,
+            id: self.id,
+            name: self.name,
+            created_at: self.created_at,
+            last_active_at: self.last_active_at,
+            cursor: self.cursor,
+        }
+    }
 }
 
 /// A device cursor that moved.
@@ -419,4 +433,13 @@ pub enum SearchOrder {
         /// Results of earlier pages.
         offset: usize,
     },
+}
+
+/// The display name of a deleted account.
+pub const DELETED_DISPLAY_NAME: &str = "Deleted user";
+
+/// The username a deleted account keeps: outside what signup allows (`~`), so no one can
+/// take it, while the old username is free again.
+pub fn tombstone_username(id: UserId) -> String {
+    format!("~deleted-{}", id.0)
 }

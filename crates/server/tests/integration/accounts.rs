@@ -149,7 +149,7 @@ async fn errors_have_the_contract_shape() {
         .unwrap();
     assert!(res.status() == 400 || res.status() == 401);
     let res = http
-        .delete(format!("{}/v1/me", server.url))
+        .put(format!("{}/v1/me", server.url))
         .send()
         .await
         .unwrap();
@@ -243,7 +243,7 @@ async fn removing_a_device_revokes_it() {
 }
 
 /// The close code of the first disconnect, or `None` when the stream ends without one.
-async fn wait_for_close(events: &mut confab_client::Events) -> Option<u16> {
+pub async fn wait_for_close(events: &mut confab_client::Events) -> Option<u16> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
         match tokio::time::timeout_at(deadline, events.recv())

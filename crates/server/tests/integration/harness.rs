@@ -188,6 +188,26 @@ impl TestServer {
 }
 
 impl TestServer {
+    /// The number `sql` (a `SELECT count(*)` written for both backends) counts in the
+    /// server's own database: what a test checks is truly stored, or truly gone.
+    pub async fn count(&self, sql: &str) -> i64 {
+        match &self.dir.db {
+            Some(db) => db.client().await.query_one(sql, &[]).await.unwrap().get(0),
+            None => {
+                let path = self.dir.path().join("confab.db");
+                let sql = sql.to_owned();
+                tokio::task::spawn_blocking(move || {
+                    deadpool_sqlite::rusqlite::Connection::open(path)
+                        .unwrap()
+                        .query_row(&sql, [], |r| r.get(0))
+                        .unwrap()
+                })
+                .await
+                .unwrap()
+            }
+        }
+    }
+
     /// Waits (up to 10 s) until metric `name` satisfies `ok`.
     pub async fn wait_metric(&self, name: &str, ok: impl Fn(f64) -> bool) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);

@@ -10,6 +10,8 @@ mod cluster;
 mod connections;
 mod conversations;
 mod copy;
+mod deletion;
+mod export;
 mod files;
 mod gateway;
 mod harness;

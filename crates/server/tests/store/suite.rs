@@ -50,6 +50,7 @@ where
     settings_are_each_members_own_and_changes_merge(make().await).await;
     blocks_close_the_direct_conversation_either_way(make().await).await;
     privacy_defaults_to_sharing_and_changes_merge(make().await).await;
+    a_deleted_account_is_anonymised_and_its_direct_conversations_closed(make().await).await;
 }
 
 /// A change to the message at `target`.
@@ -2032,6 +2033,79 @@ async fn privacy_defaults_to_sharing_and_changes_merge(store: Arc<dyn Store>) {
         .change_privacy(UserId(999_999), PrivacyChange::default())
         .await;
     assert!(matches!(nobody, Err(StoreError::NotFound)), "{nobody:?}");
+}
+
+/// Deleting an account: anonymised, its devices gone, its direct conversations closed for
+/// good (unblocking does not reopen them), nowhere to be added; its username free again.
+async fn a_deleted_account_is_anonymised_and_its_direct_conversations_closed(
+    store: Arc<dyn Store>,
+) {
+    let ada = user(&*store, "ada").await;
+    let bob = user(&*store, "bob").await;
+    let carol = user(&*store, "carol").await;
+    let phone = device(&*store, ada, 1).await;
+    let laptop = device(&*store, ada, 2).await;
+    let (conv, _) = store.direct(ada, bob).await.unwrap();
+    store.append(text(conv.id, ada, "m1", "bye")).await.unwrap();
+    store.block(ada, carol, Timestamp::now()).await.unwrap();
+
+    let mut gone = store.delete_account(ada).await.unwrap();
+    gone.sort_unstable();
+    assert_eq!(gone, [phone, laptop]);
+    let shown = store.user(ada).await.unwrap().unwrap();
+    assert!(shown.deleted);
+    assert_eq!(shown.display_name, "Deleted user");
+    assert_eq!(shown.username, format!("~deleted-{}", ada.0));
+    assert!(store.user_by_username("ada").await.unwrap().is_none());
+    assert!(
+        store
+            .user_by_username(&shown.username)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(store.device_by_token(&[1; 32]).await.unwrap().is_none());
+    assert!(store.devices(ada).await.unwrap().is_empty());
+    assert!(store.blocked_by(ada).await.unwrap().is_empty());
+    let hidden = store.privacy(&[ada]).await.unwrap()[0];
+    assert!(!hidden.last_seen && !hidden.read_receipts);
+    assert!(!store.user(bob).await.unwrap().unwrap().deleted);
+
+    assert_eq!(
+        refused(store.append(text(conv.id, bob, "m2", "hello?")).await),
+        Refusal::Blocked
+    );
+    store.unblock(bob, ada).await.unwrap();
+    assert_eq!(
+        refused(store.append(text(conv.id, bob, "m3", "hello??")).await),
+        Refusal::Blocked,
+        "closed for good"
+    );
+    assert!(store.contacts_of(bob).await.unwrap().is_empty());
+    assert!(matches!(
+        store.direct(carol, ada).await,
+        Err(StoreError::NotFound)
+    ));
+    let group = NewGroup {
+        creator: carol,
+        title: "g".into(),
+        members: vec![ada],
+        groups_per_day: 10,
+    };
+    assert!(matches!(
+        store.create_group(group).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.delete_account(ada).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.delete_account(UserId(999_999)).await,
+        Err(StoreError::NotFound)
+    ));
+    let again = user(&*store, "ada").await;
+    assert_ne!(again, ada, "the username is free, under a new id");
 }
 
 /// What `user` finds for `q`, newest first.

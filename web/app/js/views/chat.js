@@ -114,6 +114,7 @@ export class ChatView {
     on('users', () => {
       this.scheduleMessages();
       this.renderHeader();
+      this.renderComposerState();
     });
     on('presence', () => this.renderHeader());
     on('typing', (id) => id === this.id && this.renderTyping());
@@ -157,7 +158,14 @@ export class ChatView {
     this.sync.markOpenRead();
     const c = this.store.conversations.get(id);
     if (c?.kind === 'group') this.sync.refreshPresence(c.members.map((m) => m.user_id));
-    if (!c) this.sync.fetchConversation(id);
+    // The peer's profile as it is now: renamed, or deleted since it was fetched.
+    const refreshPeer = () => {
+      const now = this.store.conversations.get(id);
+      const peer = now?.kind === 'direct' ? this.store.peerOf(now) : null;
+      if (peer) this.sync.refreshUser(peer);
+    };
+    if (c) refreshPeer();
+    else this.sync.fetchConversation(id).then(refreshPeer);
   }
 
   empty() {
@@ -358,9 +366,12 @@ export class ChatView {
     // A direct conversation with someone the user blocked takes no writes until they unblock.
     const peer = c?.kind === 'direct' ? this.store.peerOf(c) : null;
     const blocked = peer !== null && this.store.blocked.has(peer);
-    composer.hidden = inactive || blocked;
-    inactiveNote.hidden = !inactive && !blocked;
+    // A deleted account's direct conversations take no more writes.
+    const gone = peer !== null && this.store.users.get(peer)?.deleted === true;
+    composer.hidden = inactive || blocked || gone;
+    inactiveNote.hidden = !inactive && !blocked && !gone;
     if (inactive) inactiveNote.textContent = 'You are no longer a member of this group.';
+    else if (gone) inactiveNote.textContent = 'This account was deleted. Its messages stay here.';
     else if (blocked && peer) {
       inactiveNote.textContent = `You blocked ${this.store.nameOf(peer)}. Unblock them in the conversation settings to write here.`;
     }

@@ -448,10 +448,11 @@ export function settingsDialog(store, sync, id) {
 /**
  * The user's account: change the password (the other devices are logged out), privacy
  * (last seen, read receipts), the devices logged in with "Log out" each and "Log out
- * everywhere else", and the blocked users with "Unblock".
- * @param {Store} store @param {Sync} sync
+ * everywhere else", the blocked users with "Unblock", a download of all their data, and
+ * deleting the account (`onDeleted` runs once it is gone).
+ * @param {Store} store @param {Sync} sync @param {() => void} onDeleted
  */
-export function accountDialog(store, sync) {
+export function accountDialog(store, sync, onDeleted) {
   const listeners = /** @type {[string, EventListener][]} */ ([]);
   const { el, body } = dialog('Account', 'account', () => {
     for (const [type, fn] of listeners) store.removeEventListener(type, fn);
@@ -598,6 +599,64 @@ export function accountDialog(store, sync) {
   sync.blockList().then(drawBlocked, (err) => {
     error.textContent = message(err);
   });
+  // Your data: everything the user can see, as one JSON file.
+  const download = h('button', { type: 'button', class: 'btn' }, 'Download my data');
+  download.addEventListener('click', async () => {
+    error.textContent = '';
+    done.textContent = 'Preparing your data…';
+    download.disabled = true;
+    try {
+      const url = URL.createObjectURL(await sync.api.exportFile());
+      const a = h('a', { href: url, download: 'confab-export.json', hidden: true });
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60_000);
+      done.textContent = 'Your data was downloaded as confab-export.json.';
+    } catch (err) {
+      done.textContent = '';
+      error.textContent = message(err);
+    } finally {
+      download.disabled = false;
+    }
+  });
+  const data = h(
+    'section',
+    { class: 'stack' },
+    h('h3', {}, 'Your data'),
+    h('p', { class: 'hint' }, 'Your profile, devices, settings and every conversation you can see, with its messages, as a JSON file.'),
+    h('div', { class: 'actions' }, download),
+  );
+
+  // Deleting the account, with the password again.
+  const deletePassword = h('input', { id: 'delete-password', type: 'password', autocomplete: 'current-password', required: true });
+  const deleteForm = h(
+    'form',
+    { class: 'stack' },
+    h('h3', {}, 'Delete account'),
+    h(
+      'p',
+      { class: 'hint' },
+      'You leave every group and are logged out everywhere. Your messages stay for the others, from “Deleted user”. This cannot be undone.',
+    ),
+    h('div', { class: 'field' }, h('label', { for: 'delete-password' }, 'Password to confirm'), deletePassword),
+    h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'btn danger' }, 'Delete my account')),
+  );
+  deleteForm.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    error.textContent = '';
+    done.textContent = '';
+    try {
+      await sync.api.deleteAccount(deletePassword.value);
+    } catch (err) {
+      error.textContent =
+        err instanceof ApiError && err.code === 'forbidden' ? 'That is not your password.' : message(err);
+      return;
+    }
+    el.close();
+    onDeleted();
+  });
+
   drawDevices();
   drawBlocked();
   body.append(
@@ -605,6 +664,8 @@ export function accountDialog(store, sync) {
     privacy,
     h('section', { class: 'members' }, h('h3', { id: 'devices-heading' }, 'Devices'), devices, everywhere),
     h('section', { class: 'members' }, h('h3', { id: 'blocked-heading' }, 'Blocked users'), blocked, noneBlocked),
+    data,
+    deleteForm,
     done,
     error,
   );

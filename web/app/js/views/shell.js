@@ -18,9 +18,9 @@ export class Shell {
    * @param {HTMLElement} root
    * @param {Store} store
    * @param {Sync} sync
-   * @param {{onLogout: () => void}} hooks
+   * @param {{onLogout: () => void, onDeleted: () => void}} hooks
    */
-  constructor(root, store, sync, { onLogout }) {
+  constructor(root, store, sync, { onLogout, onDeleted }) {
     this.store = store;
     this.sync = sync;
     const me = store.session.user;
@@ -86,7 +86,7 @@ export class Shell {
             h('span', { class: 'me-name' }, me.display_name || me.username),
             h('span', { class: 'me-sub' }, `@${me.username}`),
           ),
-          h('button', { type: 'button', class: 'icon-btn', 'aria-label': 'Account', title: 'Account: password, devices, blocked users', 'aria-haspopup': 'dialog', onclick: () => accountDialog(store, sync) }, icon('user')),
+          h('button', { type: 'button', class: 'icon-btn', 'aria-label': 'Account', title: 'Account: password, devices, blocked users, your data', 'aria-haspopup': 'dialog', onclick: () => accountDialog(store, sync, onDeleted) }, icon('user')),
           h('button', { type: 'button', class: 'btn subtle small', onclick: onLogout }, icon('logout'), 'Log out'),
         ),
       ),

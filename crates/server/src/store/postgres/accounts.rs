@@ -3,8 +3,8 @@
 use super::rows::{self, DEVICE_COLS, USER_COLS, n, u};
 use super::{PostgresStore, is_unique_violation, pg};
 use crate::store::{
-    CursorMove, DeviceRecord, Devices, NewDevice, NewUser, Refusal, StoreError, StoreResult,
-    UserRecord, Users,
+    CursorMove, DELETED_DISPLAY_NAME, DeviceRecord, Devices, NewDevice, NewUser, Refusal,
+    StoreError, StoreResult, UserRecord, Users, tombstone_username,
 };
 use async_trait::async_trait;
 use confab_proto::{DeviceId, Privacy, PrivacyChange, Timestamp, User, UserId};
@@ -58,14 +58,17 @@ impl Users for PostgresStore {
         self.with_client(|client| async move {
             Ok(client
                 .query_opt(
-                    &format!("SELECT {USER_COLS}, password_hash FROM users WHERE username = $1"),
+                    &format!(
+                        "SELECT {USER_COLS}, password_hash FROM users
+                         WHERE username = $1 AND deleted_at IS NULL"
+                    ),
                     &[&username],
                 )
                 .await
                 .map_err(pg)?
                 .map(|r| UserRecord {
                     user: rows::user(&r),
-                    password_hash: r.get(4),
+                    password_hash: r.get(5),
                 }))
         })
         .await
@@ -196,6 +199,74 @@ impl Users for PostgresStore {
             Ok(Privacy {
                 last_seen: row.get(0),
                 read_receipts: row.get(1),
+            })
+        })
+        .await
+    }
+
+    async fn delete_account(&self, id: UserId) -> StoreResult<Vec<DeviceId>> {
+        self.write(move |tx| {
+            Box::pin(async move {
+                // The store's lock order: conversations by id, then users rows.
+                tx.execute(
+                    "SELECT 1 FROM conversations WHERE id IN (
+                       SELECT conversation_id FROM direct_pairs WHERE user_lo = $1
+                       UNION SELECT conversation_id FROM direct_pairs WHERE user_hi = $1)
+                     ORDER BY id FOR NO KEY UPDATE",
+                    &[&id.0],
+                )
+                .await
+                .map_err(pg)?;
+                let changed = tx
+                    .execute(
+                        "UPDATE users SET username = $2, display_name = $3, password_hash = '',
+                           deleted_at = $4, last_seen_at = NULL, share_last_seen = FALSE,
+                           share_read_receipts = FALSE
+                         WHERE id = $1 AND deleted_at IS NULL",
+                        &[
+                            &id.0,
+                            &tombstone_username(id),
+                            &DELETED_DISPLAY_NAME,
+                            &Timestamp::now().0,
+                        ],
+                    )
+                    .await
+                    .map_err(pg)?;
+                if changed == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                // Closed for good: `blocked` is recomputed from blocks and deleted accounts.
+                tx.execute(
+                    "UPDATE conversations SET blocked = TRUE WHERE id IN (
+                       SELECT conversation_id FROM direct_pairs WHERE user_lo = $1
+                       UNION SELECT conversation_id FROM direct_pairs WHERE user_hi = $1)",
+                    &[&id.0],
+                )
+                .await
+                .map_err(pg)?;
+                // Push subscriptions go with the devices (ON DELETE CASCADE).
+                let devices = tx
+                    .query(
+                        "DELETE FROM devices WHERE user_id = $1 RETURNING id",
+                        &[&id.0],
+                    )
+                    .await
+                    .map_err(pg)?
+                    .iter()
+                    .map(|r| DeviceId(r.get(0)))
+                    .collect();
+                tx.execute(
+                    "DELETE FROM blocks WHERE blocker_id = $1 OR blocked_id = $1",
+                    &[&id.0],
+                )
+                .await
+                .map_err(pg)?;
+                for table in ["conversation_settings", "push_outbox", "push_shown"] {
+                    tx.execute(&format!("DELETE FROM {table} WHERE user_id = $1"), &[&id.0])
+                        .await
+                        .map_err(pg)?;
+                }
+                Ok(devices)
             })
         })
         .await

@@ -7,12 +7,13 @@ use confab_proto::{ConversationId, Timestamp, UserId};
 use tokio_postgres::Transaction;
 
 /// Marks the direct conversation of `a` and `b`, if they have one, blocked while a block
-/// stands between them either way.
+/// stands between them either way, or for good once either account is deleted.
 pub(super) async fn mark_direct(tx: &Transaction<'_>, a: UserId, b: UserId) -> StoreResult<()> {
     let (lo, hi) = if a < b { (a, b) } else { (b, a) };
     tx.execute(
         "UPDATE conversations SET blocked = EXISTS (SELECT 1 FROM blocks
            WHERE (blocker_id = $1 AND blocked_id = $2) OR (blocker_id = $2 AND blocked_id = $1))
+           OR EXISTS (SELECT 1 FROM users WHERE id IN ($1, $2) AND deleted_at IS NOT NULL)
          WHERE id = (SELECT conversation_id FROM direct_pairs WHERE user_lo = $1 AND user_hi = $2)",
         &[&lo.0, &hi.0],
     )

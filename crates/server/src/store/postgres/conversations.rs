@@ -652,12 +652,12 @@ async fn require_admin(tx: &Transaction<'_>, id: ConversationId, by: UserId) -> 
     }
 }
 
-/// Fails with `NotFound` unless every user exists.
+/// Fails with `NotFound` unless every user exists and is not deleted.
 async fn require_users(tx: &Transaction<'_>, users: &[UserId]) -> StoreResult<()> {
     let wanted: Vec<i64> = users.iter().map(|u| u.0).collect();
     let found: i64 = tx
         .query_one(
-            "SELECT count(DISTINCT id) FROM users WHERE id = ANY($1)",
+            "SELECT count(DISTINCT id) FROM users WHERE id = ANY($1) AND deleted_at IS NULL",
             &[&wanted],
         )
         .await

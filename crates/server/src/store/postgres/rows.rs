@@ -18,7 +18,7 @@ pub fn u(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
-pub const USER_COLS: &str = "id, username, display_name, created_at";
+pub const USER_COLS: &str = "id, username, display_name, created_at, deleted_at IS NOT NULL";
 
 pub fn user(r: &Row) -> User {
     User {
@@ -26,6 +26,7 @@ pub fn user(r: &Row) -> User {
         username: r.get(1),
         display_name: r.get(2),
         created_at: Timestamp(r.get(3)),
+        deleted: r.get(4),
     }
 }
 

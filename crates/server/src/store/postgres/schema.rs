@@ -271,6 +271,8 @@ const MIGRATIONS: &[&str] = &[
     // 13: what each user shares: last seen, read receipts (postgres/accounts.rs).
     "ALTER TABLE users ADD COLUMN share_last_seen BOOLEAN NOT NULL DEFAULT TRUE,
        ADD COLUMN share_read_receipts BOOLEAN NOT NULL DEFAULT TRUE;",
+    // 14: deleted accounts (postgres/accounts.rs): the row stays for the messages' sake.
+    "ALTER TABLE users ADD COLUMN deleted_at BIGINT;",
 ];
 
 /// The step that adds search: history is indexed right after it.

@@ -225,11 +225,11 @@ pub(super) fn require_admin(tx: &Tx<'_>, id: ConversationId, by: UserId) -> Stor
     }
 }
 
-/// Fails with `NotFound` unless every user exists.
+/// Fails with `NotFound` unless every user exists and is not deleted.
 pub(super) fn require_users(tx: &Tx<'_>, users: &[UserId]) -> StoreResult<()> {
     let mut exists = tx
         .conn
-        .prepare_cached("SELECT 1 FROM users WHERE id = ?1")?;
+        .prepare_cached("SELECT 1 FROM users WHERE id = ?1 AND deleted_at IS NULL")?;
     for user in users {
         if exists.query_row([user.0], |_| Ok(())).optional()?.is_none() {
             return Err(StoreError::NotFound);

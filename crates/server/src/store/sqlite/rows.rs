@@ -7,7 +7,7 @@ use confab_proto::{
 };
 use deadpool_sqlite::rusqlite::{Result, Row};
 
-pub const USER_COLS: &str = "id, username, display_name, created_at";
+pub const USER_COLS: &str = "id, username, display_name, created_at, deleted_at IS NOT NULL";
 
 pub fn user(r: &Row<'_>) -> Result<User> {
     Ok(User {
@@ -15,6 +15,7 @@ pub fn user(r: &Row<'_>) -> Result<User> {
         username: r.get(1)?,
         display_name: r.get(2)?,
         created_at: Timestamp(r.get(3)?),
+        deleted: r.get(4)?,
     })
 }
 

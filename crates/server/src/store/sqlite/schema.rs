@@ -258,6 +258,8 @@ const MIGRATIONS: &[&str] = &[
     // 18: what each user shares: last seen, read receipts (sqlite/users.rs).
     "ALTER TABLE users ADD COLUMN share_last_seen INTEGER NOT NULL DEFAULT 1;
     ALTER TABLE users ADD COLUMN share_read_receipts INTEGER NOT NULL DEFAULT 1;",
+    // 19: deleted accounts (sqlite/users.rs): the row stays for the messages' sake.
+    "ALTER TABLE users ADD COLUMN deleted_at INTEGER;",
 ];
 
 /// The step that adds search: history is indexed right after it.

@@ -2,9 +2,12 @@
 
 use super::SqliteStore;
 use super::rows::{self, USER_COLS};
-use crate::store::{NewUser, Refusal, StoreError, StoreResult, UserRecord, Users};
+use crate::store::{
+    DELETED_DISPLAY_NAME, NewUser, Refusal, StoreError, StoreResult, UserRecord, Users,
+    tombstone_username,
+};
 use async_trait::async_trait;
-use confab_proto::{Privacy, PrivacyChange, Timestamp, User, UserId};
+use confab_proto::{DeviceId, Privacy, PrivacyChange, Timestamp, User, UserId};
 use deadpool_sqlite::rusqlite::{ErrorCode, OptionalExtension, params};
 
 #[async_trait]
@@ -45,12 +48,13 @@ impl Users for SqliteStore {
         let username = username.to_owned();
         self.read(move |c| {
             Ok(c.prepare_cached(&format!(
-                "SELECT {USER_COLS}, password_hash FROM users WHERE username = ?1"
+                "SELECT {USER_COLS}, password_hash FROM users
+                 WHERE username = ?1 AND deleted_at IS NULL"
             ))?
             .query_row([username], |r| {
                 Ok(UserRecord {
                     user: rows::user(r)?,
-                    password_hash: r.get(4)?,
+                    password_hash: r.get(5)?,
                 })
             })
             .optional()?)
@@ -163,6 +167,49 @@ impl Users for SqliteStore {
                     })
                     .optional()?
                     .ok_or(StoreError::NotFound)
+            })
+            .await
+    }
+
+    async fn delete_account(&self, id: UserId) -> StoreResult<Vec<DeviceId>> {
+        self.writer
+            .write(move |tx| {
+                let c = tx.conn;
+                let changed = c
+                    .prepare_cached(
+                        "UPDATE users SET username = ?2, display_name = ?3, password_hash = '',
+                           deleted_at = ?4, last_seen_at = NULL, share_last_seen = 0,
+                           share_read_receipts = 0
+                         WHERE id = ?1 AND deleted_at IS NULL",
+                    )?
+                    .execute(params![
+                        id.0,
+                        tombstone_username(id),
+                        DELETED_DISPLAY_NAME,
+                        Timestamp::now().0
+                    ])?;
+                if changed == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                // Push subscriptions go with the devices (ON DELETE CASCADE).
+                let devices = c
+                    .prepare_cached("DELETE FROM devices WHERE user_id = ?1 RETURNING id")?
+                    .query_map([id.0], |r| Ok(DeviceId(r.get(0)?)))?
+                    .collect::<Result<Vec<_>, _>>()?;
+                tx.hot.forget_push_user(id.0);
+                c.prepare_cached("DELETE FROM blocks WHERE blocker_id = ?1 OR blocked_id = ?1")?
+                    .execute([id.0])?;
+                for table in ["conversation_settings", "push_outbox", "push_shown"] {
+                    c.execute(&format!("DELETE FROM {table} WHERE user_id = ?1"), [id.0])?;
+                }
+                // Closed for good: `blocked` is recomputed from blocks and deleted accounts.
+                c.prepare_cached(
+                    "UPDATE conversations SET blocked = 1 WHERE id IN (
+                       SELECT conversation_id FROM direct_pairs WHERE user_lo = ?1
+                       UNION SELECT conversation_id FROM direct_pairs WHERE user_hi = ?1)",
+                )?
+                .execute([id.0])?;
+                Ok(devices)
             })
             .await
     }
