@@ -51,6 +51,7 @@ where
     blocks_close_the_direct_conversation_either_way(make().await).await;
     privacy_defaults_to_sharing_and_changes_merge(make().await).await;
     a_deleted_account_is_anonymised_and_its_direct_conversations_closed(make().await).await;
+    a_user_in_over_a_thousand_conversations_finds_the_newest_and_best(make().await).await;
 }
 
 /// A change to the message at `target`.
@@ -2106,6 +2107,104 @@ async fn a_deleted_account_is_anonymised_and_its_direct_conversations_closed(
     ));
     let again = user(&*store, "ada").await;
     assert_ne!(again, ada, "the username is free, under a new id");
+}
+
+/// A user in more conversations than one index query names (500) still gets the newest
+/// matches of all of them, pages that follow on, and the best by relevance, only theirs.
+async fn a_user_in_over_a_thousand_conversations_finds_the_newest_and_best(store: Arc<dyn Store>) {
+    use confab_server::store::{SearchOrder, SearchRequest, search::parse};
+    let hub = user(&*store, "hub").await;
+    let stranger = user(&*store, "stranger").await;
+    let mut marked = Vec::new();
+    for i in 0..1_100 {
+        let peer = user(&*store, &format!("peer{i}")).await;
+        let (conv, _) = store.direct(hub, peer).await.unwrap();
+        // Every 100th conversation has the word, so matches fall in each chunk of 500.
+        let body = if i % 100 == 0 {
+            format!("comet {i}")
+        } else {
+            format!("hello {i}")
+        };
+        store.append(text(conv.id, peer, "m", &body)).await.unwrap();
+        if i % 100 == 0 {
+            marked.push(body);
+        }
+    }
+    let (theirs, _) = store
+        .direct(stranger, user(&*store, "other").await)
+        .await
+        .unwrap();
+    store
+        .append(text(
+            theirs.id,
+            stranger,
+            "m",
+            "comet comet comet elsewhere",
+        ))
+        .await
+        .unwrap();
+    // The best match: the word twice.
+    let (best, _) = store.direct(hub, stranger).await.unwrap();
+    store
+        .append(text(best.id, stranger, "b", "comet comet"))
+        .await
+        .unwrap();
+    while store.index_queued(1_000).await.unwrap().messages > 0 {}
+    let ask = |order| SearchRequest {
+        user: hub,
+        query: parse("comet").unwrap(),
+        conversation: None,
+        order,
+        limit: 5,
+    };
+    let bodies = |found: &[confab_proto::Message]| -> Vec<String> {
+        found.iter().map(|m| m.body.clone()).collect()
+    };
+    let mut newest: Vec<String> = vec!["comet comet".into()];
+    newest.extend(marked.iter().rev().cloned());
+    let first = store
+        .search(ask(SearchOrder::Newest { before: None }))
+        .await
+        .unwrap();
+    assert_eq!(bodies(&first), newest[..5]);
+    let before = first.last().map(|m| m.id);
+    let second = store
+        .search(ask(SearchOrder::Newest { before }))
+        .await
+        .unwrap();
+    assert_eq!(bodies(&second), newest[5..10]);
+    let third = store
+        .search(ask(SearchOrder::Newest {
+            before: second.last().map(|m| m.id),
+        }))
+        .await
+        .unwrap();
+    assert_eq!(
+        bodies(&third),
+        newest[10..],
+        "and nothing of the stranger's own"
+    );
+    let ranked = store
+        .search(ask(SearchOrder::Relevance { offset: 0 }))
+        .await
+        .unwrap();
+    assert_eq!(ranked[0].body, "comet comet");
+    let mut all = bodies(&ranked);
+    all.extend(bodies(
+        &store
+            .search(ask(SearchOrder::Relevance { offset: 5 }))
+            .await
+            .unwrap(),
+    ));
+    all.extend(bodies(
+        &store
+            .search(ask(SearchOrder::Relevance { offset: 10 }))
+            .await
+            .unwrap(),
+    ));
+    all.sort();
+    newest.sort();
+    assert_eq!(all, newest, "pages by relevance cover every match once");
 }
 
 /// What `user` finds for `q`, newest first.
