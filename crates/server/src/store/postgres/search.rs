@@ -19,8 +19,8 @@ use confab_proto::{ConversationId, Message, Timestamp, UserId};
 use std::fmt::Write as _;
 use tokio_postgres::{Client, Row, Transaction};
 
-/// Conversations a search names in one index query, at most; a user in more is searched
-/// with a query per chunk of theirs, and the pages merged.
+/// Conversations a search names in its index query, at most; a user in more is searched
+/// across all conversations, their own picked out per hit.
 const NAMED_CONVERSATIONS_MAX: usize = 500;
 /// The highest word position a `tsvector` keeps; later words share it.
 const POSITION_MAX: usize = 16_383;
@@ -47,8 +47,8 @@ pub(super) fn document(conversation: i64, body: &str) -> String {
     doc
 }
 
-/// The `tsquery` literal of `query`, within `conversations`.
-fn tsquery(query: &Query, conversations: &[i64]) -> String {
+/// The `tsquery` literal of `query`, within `conversations` if given.
+fn tsquery(query: &Query, conversations: Option<&[i64]>) -> String {
     let terms: Vec<String> = query
         .terms
         .iter()
@@ -66,8 +66,12 @@ fn tsquery(query: &Query, conversations: &[i64]) -> String {
             format!("( {} )", words.join(" <-> "))
         })
         .collect();
-    let named: Vec<String> = conversations.iter().map(|id| format!("'#{id}'")).collect();
-    format!("{} & ( {} )", terms.join(" & "), named.join(" | "))
+    let mut q = terms.join(" & ");
+    if let Some(ids) = conversations {
+        let named: Vec<String> = ids.iter().map(|id| format!("'#{id}'")).collect();
+        let _ = write!(q, " & ( {} )", named.join(" | "));
+    }
+    q
 }
 
 /// Takes the message at `seq` off the queue and out of the index, or (edited) gives it
@@ -186,101 +190,54 @@ impl Search for PostgresStore {
 
     async fn search(&self, request: SearchRequest) -> StoreResult<Vec<Message>> {
         self.with_client(|client| async move {
+            let user = request.user;
             let conversations: Vec<i64> = match request.conversation {
                 Some(id) => vec![id.0],
-                None => theirs(&client, request.user).await?,
+                None => theirs(&client, user).await?,
             };
-            // A query per chunk of conversations, pipelined on the one connection; each
-            // walks only its conversations' matches.
-            let mut found: Vec<Found> = futures_util::future::try_join_all(
-                conversations
-                    .chunks(NAMED_CONVERSATIONS_MAX)
-                    .map(|chunk| search_in(&client, &request, chunk)),
-            )
-            .await?
-            .into_iter()
-            .flatten()
-            .collect();
-            let offset = match request.order {
-                SearchOrder::Newest { .. } => {
-                    found.sort_by_key(|f| std::cmp::Reverse(f.message.id));
-                    0
+            if conversations.is_empty() {
+                return Ok(Vec::new());
+            }
+            let named =
+                (conversations.len() <= NAMED_CONVERSATIONS_MAX).then_some(&conversations[..]);
+            let q = tsquery(&request.query, named);
+            let (order, before, offset) = match request.order {
+                SearchOrder::Newest { before } => {
+                    ("s.id DESC", before.map_or(i64::MAX, |id| id.0), 0)
                 }
-                SearchOrder::Relevance { offset } => {
-                    found.sort_by(|a, b| {
-                        b.rank
-                            .total_cmp(&a.rank)
-                            .then(b.message.id.cmp(&a.message.id))
-                    });
-                    offset
-                }
+                SearchOrder::Relevance { offset } => (
+                    "ts_rank_cd(s.doc, $1::text::tsquery) DESC, s.id DESC",
+                    i64::MAX,
+                    offset,
+                ),
             };
-            Ok(found
-                .into_iter()
-                .skip(offset)
-                .take(request.limit)
-                .map(|f| f.message)
+            let sql = format!(
+                "SELECT {MESSAGE_COLS} FROM message_search s
+                 JOIN messages x ON x.conversation_id = s.conversation_id AND x.seq = s.seq
+                 WHERE s.doc @@ $1::text::tsquery AND s.id < $2
+                   AND x.kind = 'text' AND x.deleted_at IS NULL
+                   AND (EXISTS (SELECT 1 FROM members w WHERE w.conversation_id = x.conversation_id
+                                  AND w.user_id = $3 AND w.joined_seq <= x.seq
+                                  AND (w.left_seq IS NULL OR w.left_seq >= x.seq))
+                        OR EXISTS (SELECT 1 FROM member_periods w
+                                   WHERE w.conversation_id = x.conversation_id AND w.user_id = $3
+                                     AND w.joined_seq <= x.seq AND w.left_seq >= x.seq))
+                   AND NOT EXISTS (SELECT 1 FROM hidden h WHERE h.user_id = $3
+                                   AND h.conversation_id = x.conversation_id AND h.seq = x.seq)
+                 ORDER BY {order} LIMIT $4 OFFSET $5"
+            );
+            let limit = i64::try_from(request.limit).unwrap_or(i64::MAX);
+            let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+            Ok(client
+                .query(&sql, &[&q, &before, &user.0, &limit, &offset])
+                .await
+                .map_err(pg)?
+                .iter()
+                .map(|r| rows::message_at(r, 0))
                 .collect())
         })
         .await
     }
-}
-
-/// A match, with its rank when searching by relevance.
-struct Found {
-    rank: f32,
-    message: Message,
-}
-
-/// The best page of what `request` finds within `conversations` (at most
-/// [`NAMED_CONVERSATIONS_MAX`]): `limit` of them, after `offset` by relevance, and so as
-/// many as any merge of chunks can use.
-async fn search_in(
-    client: &Client,
-    request: &SearchRequest,
-    conversations: &[i64],
-) -> StoreResult<Vec<Found>> {
-    let q = tsquery(&request.query, conversations);
-    let (rank, order, before, take) = match request.order {
-        SearchOrder::Newest { before } => (
-            "0::real",
-            "s.id DESC",
-            before.map_or(i64::MAX, |id| id.0),
-            request.limit,
-        ),
-        SearchOrder::Relevance { offset } => (
-            "ts_rank_cd(s.doc, $1::text::tsquery)",
-            "1 DESC, s.id DESC",
-            i64::MAX,
-            offset.saturating_add(request.limit),
-        ),
-    };
-    let sql = format!(
-        "SELECT {rank}, {MESSAGE_COLS} FROM message_search s
-         JOIN messages x ON x.conversation_id = s.conversation_id AND x.seq = s.seq
-         WHERE s.doc @@ $1::text::tsquery AND s.id < $2
-           AND x.kind = 'text' AND x.deleted_at IS NULL
-           AND (EXISTS (SELECT 1 FROM members w WHERE w.conversation_id = x.conversation_id
-                          AND w.user_id = $3 AND w.joined_seq <= x.seq
-                          AND (w.left_seq IS NULL OR w.left_seq >= x.seq))
-                OR EXISTS (SELECT 1 FROM member_periods w
-                           WHERE w.conversation_id = x.conversation_id AND w.user_id = $3
-                             AND w.joined_seq <= x.seq AND w.left_seq >= x.seq))
-           AND NOT EXISTS (SELECT 1 FROM hidden h WHERE h.user_id = $3
-                           AND h.conversation_id = x.conversation_id AND h.seq = x.seq)
-         ORDER BY {order} LIMIT $4"
-    );
-    let take = i64::try_from(take).unwrap_or(i64::MAX);
-    Ok(client
-        .query(&sql, &[&q, &before, &request.user.0, &take])
-        .await
-        .map_err(pg)?
-        .iter()
-        .map(|r| Found {
-            rank: r.get(0),
-            message: rows::message_at(r, 1),
-        })
-        .collect())
 }
 
 /// The conversations `user` is or was in.
@@ -310,8 +267,12 @@ mod tests {
         );
         let query = search::parse(r#"meet "north gate" cha*"#).unwrap();
         assert_eq!(
-            tsquery(&query, &[3, 42]),
+            tsquery(&query, Some(&[3, 42])),
             "( 'meet' ) & ( 'north' <-> 'gate' ) & ( 'cha':* ) & ( '#3' | '#42' )"
+        );
+        assert_eq!(
+            tsquery(&query, None),
+            "( 'meet' ) & ( 'north' <-> 'gate' ) & ( 'cha':* )"
         );
     }
 }
