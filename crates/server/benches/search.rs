@@ -314,7 +314,7 @@ async fn main() {
     eprintln!("filled in {took:?}");
     // What the indexer does behind the sends, here all at once.
     let started = std::time::Instant::now();
-    while store.index_queued(INDEX_BATCH).await.unwrap().messages > 0 {}
+    while store.index_next(INDEX_BATCH).await.unwrap().more {}
     let indexing = started.elapsed();
     eprintln!("indexed in {indexing:?}");
 

@@ -38,6 +38,15 @@ impl Snowflake {
             .store(u64::from(node) & ((1 << NODE_BITS) - 1), Ordering::Relaxed);
     }
 
+    /// Makes every later id greater than `id`, one already stored: ids keep increasing
+    /// across restarts even if the clock stepped back meanwhile (from the millisecond
+    /// after `id`'s, whatever node made it).
+    pub fn follow(&self, id: i64) {
+        let ms = u64::try_from(id).unwrap_or(0) >> (NODE_BITS + COUNTER_BITS);
+        self.last
+            .fetch_max(((ms + 1) << COUNTER_BITS) - 1, Ordering::Relaxed);
+    }
+
     /// The next id.
     pub fn next(&self) -> i64 {
         let now = SystemTime::now()
@@ -92,6 +101,18 @@ mod tests {
             assert_eq!((id >> COUNTER_BITS) & 0x3ff, 5);
             prev = id;
         }
+    }
+
+    #[test]
+    fn ids_follow_a_stored_one_made_after_the_clock() {
+        let ids = Snowflake::new(0);
+        // Made an hour ahead of this clock, by the highest node id.
+        let ms = ids.next() >> (NODE_BITS + COUNTER_BITS);
+        let stored = ((ms + 3_600_000) << (NODE_BITS + COUNTER_BITS)) | (1023 << COUNTER_BITS) | 7;
+        ids.follow(stored);
+        assert!(ids.next() > stored);
+        ids.follow(1); // an older one changes nothing
+        assert!(ids.next() > stored);
     }
 
     #[test]

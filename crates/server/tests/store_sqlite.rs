@@ -117,7 +117,7 @@ async fn text_deleted_for_everyone_leaves_the_database_files() {
         .append(write("kept", text("kept text".into())))
         .await
         .unwrap();
-    store.index_queued(100).await.unwrap();
+    store.index_next(100).await.unwrap();
     let edit = Action::parse(MessageKind::Edit, format!("{short} edited"), Some(1), None).unwrap();
     store.append(write("e1", edit)).await.unwrap();
     for (id, seq) in [("d1", 1), ("d2", 2)] {
@@ -126,11 +126,25 @@ async fn text_deleted_for_everyone_leaves_the_database_files() {
     }
     store.close().await;
     drop(store);
+    // Reader connections close on threads of their own after `close`; the last one
+    // checkpoints the WAL into the database file and removes it. Scan after that.
+    let wal = dir.path().join("confab.db-wal");
+    for _ in 0..500 {
+        if !wal.exists() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     let mut seen = Vec::new();
     for entry in std::fs::read_dir(dir.path()).unwrap() {
         let path = entry.unwrap().path();
-        if path.is_file() {
-            seen.extend(std::fs::read(&path).unwrap());
+        if !path.is_file() {
+            continue;
+        }
+        match std::fs::read(&path) {
+            Ok(bytes) => seen.extend(bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {} // the WAL, just removed
+            Err(e) => panic!("cannot read {}: {e}", path.display()),
         }
     }
     let holds = |needle: &[u8]| seen.windows(needle.len()).any(|w| w == needle);
@@ -139,6 +153,45 @@ async fn text_deleted_for_everyone_leaves_the_database_files() {
     assert!(
         !holds(b"zqxjvgone"),
         "a deleted word is still in the search index"
+    );
+}
+
+/// Committed pages reach the database file while the writer only commits: the checkpointer
+/// copies the WAL beside it (the writer itself would only past 64 MiB, or after 10 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wal_is_copied_into_the_database_beside_the_writer() {
+    use confab_proto::{Action, Body};
+    use confab_server::store::NewMessage;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path()).await;
+    let (ids, conv) = ada_and_bob(&*store).await;
+    let db = dir.path().join("confab.db");
+    let size = || std::fs::metadata(&db).unwrap().len();
+    let before = size();
+    for i in 0..300 {
+        let message = NewMessage {
+            conversation_id: conv.id,
+            sender_id: ids[0],
+            client_msg_id: format!("m{i}"),
+            action: Action::Text {
+                body: Body::new(format!("{i} {}", "x".repeat(1_000))).unwrap(),
+                reply_to: None,
+            },
+            mentions: Vec::new(),
+            quota_bytes: u64::MAX,
+        };
+        store.append(message).await.unwrap();
+    }
+    for _ in 0..50 {
+        if size() > before + 300_000 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        size() > before + 300_000,
+        "300 KB committed, but the database file grew by {} bytes",
+        size() - before
     );
 }
 
@@ -154,7 +207,7 @@ async fn history_from_before_search_is_indexed_on_upgrade() {
     // later step made goes too.
     let db = deadpool_sqlite::rusqlite::Connection::open(dir.path().join("confab.db")).unwrap();
     db.execute_batch(
-        "DROP TABLE message_search; DROP TABLE search_queue; DROP TABLE conversation_settings;
+        "DROP TABLE message_search; DROP TABLE search_progress; DROP TABLE conversation_settings;
          DROP TABLE blocks; ALTER TABLE conversations DROP COLUMN blocked;
          ALTER TABLE users DROP COLUMN share_last_seen;
          ALTER TABLE users DROP COLUMN share_read_receipts;
@@ -164,4 +217,35 @@ async fn history_from_before_search_is_indexed_on_upgrade() {
     .unwrap();
     drop(db);
     store::suite::history_is_found(&*open(dir.path()).await, bob).await;
+}
+
+/// The first start on a store whose indexer still had a queue indexes what was queued, and
+/// only that: the indexer then carries on after the newest message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_queued_for_the_index_are_indexed_on_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path()).await;
+    let bob = store::suite::history_to_search(&*store).await;
+    // The first message was indexed before the upgrade; the other two still queued.
+    assert_eq!(store.index_next(1).await.unwrap().messages, 1);
+    store.close().await;
+    drop(store);
+    let db = deadpool_sqlite::rusqlite::Connection::open(dir.path().join("confab.db")).unwrap();
+    db.execute_batch(
+        "CREATE TABLE search_queue (id INTEGER PRIMARY KEY);
+         INSERT INTO search_queue SELECT id FROM messages WHERE kind = 'text'
+           AND id > (SELECT after_id FROM search_progress);
+         DROP TABLE search_progress;
+         PRAGMA user_version = 19;",
+    )
+    .unwrap();
+    drop(db);
+    let store = open(dir.path()).await;
+    store::suite::history_is_found(&*store, bob).await;
+    assert_eq!(
+        store.index_next(100).await.unwrap(),
+        confab_server::store::Indexed::default(),
+        "nothing left to index"
+    );
+    store::suite::history_is_found(&*store, bob).await;
 }

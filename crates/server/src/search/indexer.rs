@@ -1,7 +1,8 @@
-//! The indexer: follows the messages into the search index. A text message is queued in
-//! the transaction that stores it; each round takes a batch off the queue, so the send
-//! path pays for a queue row and the index is written in big batches, at most a round
-//! (plus the batch's time) behind. Every node runs one; on PostgreSQL they share the queue.
+//! The indexer: follows the messages into the search index. Each round takes the next
+//! batch of messages the index has not seen (on SQLite the log after the last one read;
+//! on PostgreSQL a queue row each message's transaction wrote, which the nodes share), so
+//! the send path pays little or nothing for search and the index is written in big
+//! batches, at most a round (plus the batch's time) behind. Every node runs one.
 //! Sends come first: while many wait for their commit, a round is put off (for a few
 //! seconds at most, so that the index lags boundedly under sustained load).
 
@@ -44,15 +45,14 @@ pub async fn run(
             }
         }
         deferred = 0;
-        let wait = match store.index_queued(BATCH).await {
+        let wait = match store.index_next(BATCH).await {
             Ok(round) => {
                 metrics.search_indexed.inc_by(round.messages as u64);
                 if let Some(oldest) = round.oldest {
                     let behind = Timestamp::now().0.saturating_sub(oldest.0).max(0);
                     metrics.search_lag_seconds.observe(behind as f64 / 1000.0);
                 }
-                // A full batch: more may be waiting right now.
-                if round.messages == BATCH {
+                if round.more {
                     tokio::task::yield_now().await;
                     continue;
                 }

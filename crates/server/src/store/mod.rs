@@ -338,10 +338,11 @@ pub trait Search: Send + Sync {
     /// membership windows, not deleted for everyone, not deleted for them, by their text
     /// as it stands now.
     async fn search(&self, request: SearchRequest) -> StoreResult<Vec<Message>>;
-    /// Indexes up to `max` of the text messages waiting for the index, oldest first. A
-    /// message waits from its commit until then; an edit or delete for everyone takes it
-    /// off the queue and updates the index in its own transaction.
-    async fn index_queued(&self, max: usize) -> StoreResult<Indexed>;
+    /// Indexes the next text messages waiting for the index, oldest first, taking at most
+    /// `max` (embedded store: reading at most `max` entries of the log). A message waits
+    /// from its commit until then; an edit or delete for everyone updates the index in its
+    /// own transaction, and the indexer passes over the messages they changed.
+    async fn index_next(&self, max: usize) -> StoreResult<Indexed>;
 }
 
 /// What the nodes sharing a store must agree on: secrets, and which node has which

@@ -414,10 +414,12 @@ impl SettingsRecord {
 /// What one round of indexing did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Indexed {
-    /// Messages taken off the queue (into the index, unless changed meanwhile).
+    /// Text messages taken into the index (unless changed meanwhile).
     pub messages: usize,
     /// When the oldest of them was sent: how far behind the index was.
     pub oldest: Option<Timestamp>,
+    /// Whether the round was full: more may be waiting right now.
+    pub more: bool,
 }
 
 /// The order of search results, and where a page starts.

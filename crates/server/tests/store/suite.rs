@@ -2149,7 +2149,7 @@ async fn a_user_in_over_a_thousand_conversations_finds_the_newest_and_best(store
         .append(text(best.id, stranger, "b", "comet comet"))
         .await
         .unwrap();
-    while store.index_queued(1_000).await.unwrap().messages > 0 {}
+    while store.index_next(1_000).await.unwrap().more {}
     let ask = |order| SearchRequest {
         user: hub,
         query: parse("comet").unwrap(),
@@ -2270,7 +2270,7 @@ async fn the_index_follows_the_queue_and_changes_win(store: Arc<dyn Store>) {
         .unwrap();
     assert_eq!(found(&*store, bob, "lamp").await, ["lamp two"]);
 
-    let round = store.index_queued(1).await.unwrap();
+    let round = store.index_next(1).await.unwrap();
     assert_eq!(round.messages, 1, "a round takes at most what it is asked");
     assert!(
         round
@@ -2282,7 +2282,7 @@ async fn the_index_follows_the_queue_and_changes_win(store: Arc<dyn Store>) {
         ["lantern one"],
         "oldest first"
     );
-    let round = store.index_queued(100).await.unwrap();
+    let round = store.index_next(100).await.unwrap();
     assert_eq!(
         round.messages, 1,
         "the edited and deleted ones left the queue"
@@ -2293,7 +2293,7 @@ async fn the_index_follows_the_queue_and_changes_win(store: Arc<dyn Store>) {
     );
     assert_eq!(found(&*store, bob, "lamp").await, ["lamp two"]);
     assert_eq!(
-        store.index_queued(100).await.unwrap(),
+        store.index_next(100).await.unwrap(),
         confab_server::store::Indexed::default(),
         "nothing left"
     );

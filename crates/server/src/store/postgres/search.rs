@@ -157,7 +157,7 @@ async fn insert(tx: &Transaction<'_>, rows: &[Row]) -> StoreResult<Vec<i64>> {
 
 /// Indexes up to `max` queued messages, oldest first. The rows are locked, skipping those
 /// another node's indexer holds; an edit or delete waits for them (see `reindex`).
-async fn index_queued(tx: &Transaction<'_>, max: i64) -> StoreResult<Indexed> {
+async fn index_next(tx: &Transaction<'_>, max: i64) -> StoreResult<Indexed> {
     let rows = tx
         .query(
             "SELECT q.conversation_id, q.seq, q.id, m.body, m.created_at
@@ -178,14 +178,15 @@ async fn index_queued(tx: &Transaction<'_>, max: i64) -> StoreResult<Indexed> {
     Ok(Indexed {
         messages: rows.len(),
         oldest: rows.iter().map(|r| Timestamp(r.get(4))).min(),
+        more: rows.len() as i64 == max,
     })
 }
 
 #[async_trait]
 impl Search for PostgresStore {
-    async fn index_queued(&self, max: usize) -> StoreResult<Indexed> {
+    async fn index_next(&self, max: usize) -> StoreResult<Indexed> {
         let max = i64::try_from(max).unwrap_or(i64::MAX);
-        self.write(move |tx| Box::pin(index_queued(tx, max))).await
+        self.write(move |tx| Box::pin(index_next(tx, max))).await
     }
 
     async fn search(&self, request: SearchRequest) -> StoreResult<Vec<Message>> {

@@ -306,7 +306,6 @@ pub(super) fn append(tx: &Tx<'_>, entry: Entry<'_>) -> StoreResult<Appended> {
     insert_inbox(tx, &recipients, conversation_id, seq)?;
     let mut push_queued = false;
     if kind == MessageKind::Text {
-        super::search::queue(tx, id)?;
         insert_mentions(tx, conversation_id, seq, entry.mentions)?;
         for &(user, inbox_seq) in &recipients {
             if user != sender_id && tx.hot.has_push(tx.conn, user.0)? {

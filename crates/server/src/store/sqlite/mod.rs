@@ -4,6 +4,7 @@
 
 mod blocks;
 mod changes;
+mod checkpoint;
 mod conversations;
 mod devices;
 mod hot;
@@ -25,6 +26,7 @@ use super::{Store, StoreError, StoreResult};
 use crate::ids::Snowflake;
 use crate::metrics::StoreMetrics;
 use async_trait::async_trait;
+use checkpoint::Checkpointer;
 use deadpool_sqlite::rusqlite::{self, Connection};
 use deadpool_sqlite::{Hook, HookError, Pool, Runtime};
 use std::path::Path;
@@ -34,6 +36,7 @@ use writer::Writer;
 /// The embedded store. Cheap to share behind an `Arc`.
 pub struct SqliteStore {
     writer: Writer,
+    checkpointer: Checkpointer,
     readers: Pool,
     /// Held until the store is closed: one process per data directory (`lock`).
     lock: std::sync::Mutex<Option<std::fs::File>>,
@@ -58,7 +61,22 @@ impl SqliteStore {
         let mut conn = Connection::open(&path).map_err(backend)?;
         configure(&conn).map_err(backend)?;
         schema::migrate(&mut conn)?;
+        // The search indexer follows the messages by id (search.rs): they must keep
+        // increasing across restarts.
+        let newest: i64 = conn
+            .query_row("SELECT coalesce(max(id), 0) FROM messages", [], |r| {
+                r.get(0)
+            })
+            .map_err(backend)?;
+        snowflake.follow(newest);
+        // The checkpointer copies the WAL; the writer does only if it falls far behind.
+        conn.pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)
+            .map_err(backend)?;
         let writer = Writer::start(conn, commit_batch_max, snowflake, metrics)?;
+        let checkpoints = Connection::open(&path).map_err(backend)?;
+        configure(&checkpoints).map_err(backend)?;
+        let checkpointer = Checkpointer::start(checkpoints)
+            .map_err(|e| StoreError::Backend(format!("cannot start the checkpoint thread: {e}")))?;
 
         let readers = deadpool_sqlite::Config::new(&path)
             .builder(Runtime::Tokio1)
@@ -79,6 +97,7 @@ impl SqliteStore {
             .map_err(|e| StoreError::Backend(e.to_string()))?;
         Ok(Self {
             writer,
+            checkpointer,
             readers,
             lock: std::sync::Mutex::new(Some(lock)),
         })
@@ -142,7 +161,12 @@ fn lock(dir: &Path) -> StoreResult<std::fs::File> {
     }
 }
 
-/// Settings every connection of the writer gets. `secure_delete` zeroes what a write frees,
+/// WAL pages after which the writer checkpoints itself: only if the checkpointer
+/// (`checkpoint.rs`) cannot keep up, as it bounds the WAL too (`journal_size_limit`).
+const WRITER_CHECKPOINT_PAGES: i64 = 16_384;
+
+/// Settings every connection that writes gets (the writer's, the checkpointer's, a copy's).
+/// `secure_delete` zeroes what a write frees,
 /// so text deleted for everyone leaves the database file (and the WAL at the next
 /// checkpoint), not only the rows.
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
@@ -176,6 +200,8 @@ impl From<rusqlite::Error> for StoreError {
 #[async_trait]
 impl Store for SqliteStore {
     async fn close(&self) {
+        // The writer's last checkpoint then has the WAL to itself.
+        self.checkpointer.close().await;
         self.writer.close().await;
         self.readers.close();
         // The directory is free for the next process, even while this one winds down.

@@ -260,10 +260,16 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE users ADD COLUMN share_read_receipts INTEGER NOT NULL DEFAULT 1;",
     // 19: deleted accounts (sqlite/users.rs): the row stays for the messages' sake.
     "ALTER TABLE users ADD COLUMN deleted_at INTEGER;",
+    // 20: the indexer follows the messages by id (sqlite/search.rs) instead of a queue row
+    // per message, which dirtied a page of its own in every commit of the send path. What
+    // was queued is indexed by `search::follow` in the same transaction.
+    "CREATE TABLE search_progress (after_id INTEGER NOT NULL);",
 ];
 
 /// The step that adds search: history is indexed right after it.
 const SEARCH_STEP: usize = 14;
+/// The step after which the indexer follows the messages: the queue is indexed right after it.
+const FOLLOW_STEP: usize = 20;
 
 /// Brings the database to the newest schema, one transaction per step.
 pub fn migrate(conn: &mut Connection) -> StoreResult<()> {
@@ -271,8 +277,10 @@ pub fn migrate(conn: &mut Connection) -> StoreResult<()> {
     for (i, step) in MIGRATIONS.iter().enumerate().skip(current) {
         let tx = conn.transaction()?;
         tx.execute_batch(step)?;
-        if i + 1 == SEARCH_STEP {
-            super::search::backfill(&tx)?;
+        match i + 1 {
+            SEARCH_STEP => super::search::backfill(&tx)?,
+            FOLLOW_STEP => super::search::follow(&tx)?,
+            _ => {}
         }
         tx.pragma_update(None, "user_version", i + 1)?;
         tx.commit()?;

@@ -7,8 +7,9 @@
 //! intersection in the index, not a scan of everyone's matches. Visibility (membership
 //! windows, hidden, deleted) is checked per hit.
 //!
-//! A text message is only queued in its own transaction (`search_queue`); the indexer's
-//! next round indexes it in a batch, so the send path pays for one row, not for the index.
+//! The send path writes nothing for the index: the indexer follows the messages by id
+//! (ids grow in commit order: one writer assigns them), remembering in `search_progress`
+//! the last one it read, and indexes a round's text messages in batches behind it.
 
 use super::SqliteStore;
 use super::rows::{self, MESSAGE_COLS};
@@ -25,16 +26,9 @@ const WRITE_CHUNK: usize = 50;
 /// across all conversations, their own picked out per hit.
 const NAMED_CONVERSATIONS_MAX: usize = 500;
 
-/// Queues a new text message for the index (inside its transaction).
-pub(super) fn queue(tx: &Tx<'_>, id: MessageId) -> StoreResult<()> {
-    tx.conn
-        .prepare_cached("INSERT INTO search_queue (id) VALUES (?1)")?
-        .execute([id.0])?;
-    Ok(())
-}
-
-/// Takes the message at `seq` off the queue and out of the index (edited: `then` its new
-/// text goes in), so the indexer cannot put back words read before the change.
+/// Takes the message at `seq` out of the index (edited: `then` its new text goes in). An
+/// edited or deleted message is the change's to index: the indexer passes over it, so it
+/// cannot put back words read before the change.
 pub(super) fn reindex(
     tx: &Tx<'_>,
     conversation: ConversationId,
@@ -45,9 +39,6 @@ pub(super) fn reindex(
         .conn
         .prepare_cached("SELECT id FROM messages WHERE conversation_id = ?1 AND seq = ?2")?
         .query_row(params![conversation.0, seq], |r| r.get(0))?;
-    tx.conn
-        .prepare_cached("DELETE FROM search_queue WHERE id = ?1")?
-        .execute([id])?;
     tx.conn
         .prepare_cached("DELETE FROM message_search WHERE rowid = ?1")?
         .execute([id])?;
@@ -83,53 +74,73 @@ fn words(body: &str) -> String {
     search::document(body).join(" ")
 }
 
-/// Indexes up to `max` queued messages. The words are cut on a reader, off the writer;
-/// the writer then indexes each message still queued (an edit or delete meanwhile took it
-/// off the queue and saw to the index itself).
-async fn index_queued(store: &SqliteStore, max: usize) -> StoreResult<Indexed> {
+/// An entry of the log read for the index: a text message's words, or nothing to index
+/// (a change, a system message, an edited or deleted message).
+struct Read {
+    id: MessageId,
+    conversation: ConversationId,
+    words: Option<String>,
+    created_at: Timestamp,
+}
+
+/// Indexes the text messages among the next `max` entries after the last one read. The
+/// words are cut on a reader, off the writer; the writer then indexes each message not
+/// edited or deleted meanwhile (the change saw to the index itself) and moves the progress.
+async fn index_next(store: &SqliteStore, max: usize) -> StoreResult<Indexed> {
     let limit = i64::try_from(max).unwrap_or(i64::MAX);
-    let batch: Vec<(MessageId, ConversationId, String, Timestamp)> = store
+    let (from, batch): (i64, Vec<Read>) = store
         .read(move |c| {
+            let from = progress(c)?;
             let mut read = c.prepare_cached(
-                "SELECT m.id, m.conversation_id, m.body, m.created_at
-                 FROM search_queue q JOIN messages m ON m.id = q.id
-                 ORDER BY q.id LIMIT ?1",
+                "SELECT id, conversation_id, created_at,
+                   CASE WHEN kind = 'text' AND edited_at IS NULL AND deleted_at IS NULL
+                        THEN body END
+                 FROM messages WHERE id > ?1 ORDER BY id LIMIT ?2",
             )?;
-            let rows = read.query_map([limit], |r| {
-                let body: String = r.get(2)?;
-                Ok((
-                    MessageId(r.get(0)?),
-                    ConversationId(r.get(1)?),
-                    words(&body),
-                    Timestamp(r.get(3)?),
-                ))
+            let rows = read.query_map([from, limit], |r| {
+                let body: Option<String> = r.get(3)?;
+                Ok(Read {
+                    id: MessageId(r.get(0)?),
+                    conversation: ConversationId(r.get(1)?),
+                    created_at: Timestamp(r.get(2)?),
+                    words: body.as_deref().map(words),
+                })
             })?;
-            Ok(rows.collect::<Result<_, _>>()?)
+            Ok((from, rows.collect::<Result<_, _>>()?))
         })
         .await?;
+    let texts = batch.iter().filter(|r| r.words.is_some());
     let indexed = Indexed {
-        messages: batch.len(),
-        oldest: batch.iter().map(|b| b.3).min(),
+        messages: texts.clone().count(),
+        oldest: texts.map(|r| r.created_at).min(),
+        more: batch.len() == max,
     };
-    if batch.is_empty() {
-        return Ok(indexed);
-    }
-    // A few messages per write: the writer commits sends between them, so indexing never
+    // A few entries per write: the writer commits sends between them, so indexing never
     // holds the sends up for long (nor looks like a stalled store to admission).
+    let mut after = from;
     let mut batch = batch.into_iter().peekable();
     while batch.peek().is_some() {
-        let chunk: Vec<_> = batch.by_ref().take(WRITE_CHUNK).collect();
+        let chunk: Vec<Read> = batch.by_ref().take(WRITE_CHUNK).collect();
+        let (from, to) = (after, chunk.last().map_or(after, |r| r.id.0));
+        after = to;
         store
             .writer
             .write(move |tx| {
-                let mut take = tx
-                    .conn
-                    .prepare_cached("DELETE FROM search_queue WHERE id = ?1")?;
-                for (id, conversation, words, _) in &chunk {
-                    if take.execute([id.0])? == 1 {
-                        insert_words(tx.conn, *id, *conversation, words)?;
+                if progress(tx.conn)? != from {
+                    return Ok(()); // another round got here first
+                }
+                let mut unchanged = tx.conn.prepare_cached(
+                    "SELECT edited_at IS NULL AND deleted_at IS NULL FROM messages WHERE id = ?1",
+                )?;
+                for read in &chunk {
+                    let Some(words) = &read.words else { continue };
+                    if unchanged.query_row([read.id.0], |r| r.get::<_, bool>(0))? {
+                        insert_words(tx.conn, read.id, read.conversation, words)?;
                     }
                 }
+                tx.conn
+                    .prepare_cached("UPDATE search_progress SET after_id = ?1")?
+                    .execute([to])?;
                 Ok(())
             })
             .await?;
@@ -137,12 +148,40 @@ async fn index_queued(store: &SqliteStore, max: usize) -> StoreResult<Indexed> {
     Ok(indexed)
 }
 
+/// The id of the last entry the indexer read: every text message after it is still to index.
+fn progress(c: &Connection) -> StoreResult<i64> {
+    Ok(c.prepare_cached("SELECT after_id FROM search_progress")?
+        .query_row([], |r| r.get(0))?)
+}
+
 /// Indexes every text message there is (the migration that adds search).
 pub(super) fn backfill(tx: &Transaction<'_>) -> StoreResult<()> {
-    let mut read = tx.prepare(
+    index_all(
+        tx,
         "SELECT id, conversation_id, body FROM messages
          WHERE kind = 'text' AND deleted_at IS NULL",
+    )
+}
+
+/// Moves the index from a queue row per message to following the messages by id (the
+/// migration that does it): what was queued is indexed now, and the indexer starts after
+/// the newest message. A queued message was never edited or deleted (a change took its
+/// message off the queue).
+pub(super) fn follow(tx: &Transaction<'_>) -> StoreResult<()> {
+    index_all(
+        tx,
+        "SELECT m.id, m.conversation_id, m.body FROM search_queue q JOIN messages m ON m.id = q.id",
     )?;
+    tx.execute_batch(
+        "INSERT INTO search_progress (after_id) SELECT coalesce(max(id), 0) FROM messages;
+         DROP TABLE search_queue;",
+    )?;
+    Ok(())
+}
+
+/// Indexes the messages `select` gives as (id, conversation id, body).
+fn index_all(tx: &Transaction<'_>, select: &str) -> StoreResult<()> {
+    let mut read = tx.prepare(select)?;
     let mut rows = read.query([])?;
     while let Some(row) = rows.next()? {
         let body: String = row.get(2)?;
@@ -177,8 +216,8 @@ fn fts_query(query: &Query, conversations: Option<&[i64]>) -> String {
 
 #[async_trait]
 impl Search for SqliteStore {
-    async fn index_queued(&self, max: usize) -> StoreResult<Indexed> {
-        index_queued(self, max).await
+    async fn index_next(&self, max: usize) -> StoreResult<Indexed> {
+        index_next(self, max).await
     }
 
     async fn search(&self, request: SearchRequest) -> StoreResult<Vec<Message>> {
